@@ -1,0 +1,165 @@
+"""Datasets read from files on disk: torchvision-format MNIST, Fashion-MNIST, CIFAR-10,
+and image folders. Nothing is downloaded: a missing file is an error that says where to
+put it."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.data import (
+    ImageDataset,
+    Split,
+    register_dataset,
+    register_dataset_prefix,
+    stratified_split,
+)
+from bench.errors import UserError
+
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) of unsigned bytes, as MNIST ships."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes; re-download it")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise UserError(f"{path} is truncated ({body.size} of {int(np.prod(dims))} bytes)")
+    return body.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def idx_dataset(name: str, folder: Path, how_to_get: str) -> ImageDataset:
+    splits = {}
+    for split, (img_stem, lbl_stem) in IDX_FILES.items():
+        img, lbl = _find(folder, img_stem), _find(folder, lbl_stem)
+        if img is None or lbl is None:
+            missing = img_stem if img is None else lbl_stem
+            raise UserError(f"dataset {name!r}: {folder / missing}[.gz] not found; {how_to_get}")
+        x = read_idx(img)
+        y = read_idx(lbl).astype(np.int64)
+        if len(x) != len(y):
+            raise UserError(f"dataset {name!r}: {img} and {lbl} hold different counts")
+        splits[split] = Split(torch.from_numpy(x.copy())[:, None], torch.from_numpy(y))
+    return ImageDataset(name, "images", splits["train"], splits["test"], 10)
+
+
+def _need_root(name: str, root: Path | None, how_to_get: str) -> Path:
+    if root is None:
+        raise UserError(f"dataset {name!r} reads files from --data-root DIR; {how_to_get}")
+    return root
+
+
+MNIST_HINT = (
+    "put the torchvision MNIST files in DATA_ROOT/MNIST/raw (e.g. run "
+    "`python -c \"import torchvision; torchvision.datasets.MNIST('DATA_ROOT', download=True)\"` "
+    "on a machine with internet and copy the folder)"
+)
+
+
+@register_dataset("mnist")
+def mnist(root: Path | None) -> ImageDataset:
+    root = _need_root("mnist", root, MNIST_HINT)
+    return idx_dataset("mnist", root / "MNIST" / "raw", MNIST_HINT)
+
+
+FASHION_HINT = (
+    "install the Debian package (`apt-get install dataset-fashion-mnist`) or put the "
+    "torchvision FashionMNIST files in DATA_ROOT/FashionMNIST/raw"
+)
+
+
+@register_dataset("fashion-mnist")
+def fashion_mnist(root: Path | None) -> ImageDataset:
+    if root is not None and (root / "FashionMNIST" / "raw").is_dir():
+        return idx_dataset("fashion-mnist", root / "FashionMNIST" / "raw", FASHION_HINT)
+    if FASHION_DEBIAN_DIR.is_dir():
+        return idx_dataset("fashion-mnist", FASHION_DEBIAN_DIR, FASHION_HINT)
+    raise UserError(f"dataset 'fashion-mnist' not found; {FASHION_HINT}")
+
+
+CIFAR_HINT = (
+    "put the python-format batches in DATA_ROOT/cifar-10-batches-py (e.g. run "
+    "`python -c \"import torchvision; torchvision.datasets.CIFAR10('DATA_ROOT', download=True)\"` "
+    "on a machine with internet and copy the folder)"
+)
+
+
+def _read_cifar_batches(folder: Path, names: list[str]) -> Split:
+    xs, ys = [], []
+    for n in names:
+        path = folder / n
+        if not path.is_file():
+            raise UserError(f"dataset 'cifar10': {path} not found; {CIFAR_HINT}")
+        try:
+            with open(path, "rb") as f:
+                # The CIFAR-10 distribution format is a pickle; only load files you trust.
+                batch = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch["labels"], dtype=np.int64))
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+            raise UserError(f"dataset 'cifar10': {path} is corrupt ({e}); re-download it") from e
+    return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+
+
+@register_dataset("cifar10")
+def cifar10(root: Path | None) -> ImageDataset:
+    root = _need_root("cifar10", root, CIFAR_HINT)
+    folder = root / "cifar-10-batches-py"
+    train = _read_cifar_batches(folder, [f"data_batch_{i}" for i in range(1, 6)])
+    test = _read_cifar_batches(folder, ["test_batch"])
+    return ImageDataset("cifar10", "images", train, test, 10)
+
+
+def read_image_folder(path: Path) -> np.ndarray:
+    """All images under `path` (sorted by name) as uint8 NCHW; they must share one size."""
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    arrays = []
+    for f in files:
+        with Image.open(f) as im:
+            a = np.asarray(im.convert("L") if im.mode in ("L", "1", "P", "I;16") else im.convert("RGB"))
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise UserError(f"{path}: images differ in size or channels {sorted(shapes)}; resize them")
+    return np.stack(arrays)
+
+
+@register_dataset_prefix("folder")
+def folder(path: str, root: Path | None) -> ImageDataset:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise UserError(f"dataset 'folder:{path}': {p} is not a directory")
+    images = read_image_folder(p)
+    dummy = np.zeros(len(images), dtype=np.int64)
+    tr, te = stratified_split(images, dummy, 0.2)
+    return ImageDataset(
+        f"folder:{path}",
+        "images",
+        Split(torch.from_numpy(images[tr])),
+        Split(torch.from_numpy(images[te])),
+    )

@@ -1,0 +1,123 @@
+"""The model plug-in contract, the model registry, and how a suite's model name resolves.
+
+A model is found, in order: the registry (`@register_model("name")` in baselines/), the
+entry-point group `genbench.models` of any installed package, or a `package.module:Class`
+reference (which imports and runs that module's code).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from bench.data import ImageDataset
+from bench.errors import UserError
+
+ENTRY_POINT_GROUP = "genbench.models"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Training budget, the same for every family in a suite."""
+
+    steps: int
+    seconds: float | None = None  # optional wall-clock cap on top of the steps
+
+
+@dataclass
+class Spent:
+    """What a fit actually used; families fill it in, the runner records it."""
+
+    steps: int = 0
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, dict[str, float]], None]
+"""Called by fit after each optimizer step with (step, {"loss": ...})."""
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
+        ...
+
+    def sample(self, n: int, *, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        """uint8 NCHW images of the dataset's shape (or float in [0, 1], which the harness
+        quantizes); for point datasets float32 (n, D)."""
+        ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, sd: dict) -> Any: ...
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_model(name: str) -> Callable[[type], type]:
+    def wrap(cls: type) -> type:
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def registered_models() -> dict[str, type]:
+    import baselines  # noqa: F401  (registers the built-in families)
+
+    return dict(_REGISTRY)
+
+
+def _entry_point_models() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def model_names() -> list[str]:
+    return sorted(set(registered_models()) | set(_entry_point_models()))
+
+
+def resolve_model(ref: str) -> type:
+    """Find the class for a registry name, an entry-point name or `module:Class`."""
+    registry = registered_models()
+    if ref in registry:
+        return registry[ref]
+    eps = _entry_point_models()
+    if ref in eps:
+        try:
+            return eps[ref].load()
+        except Exception as e:
+            raise UserError(f"model {ref!r}: entry point {eps[ref].value} failed to load: {e}")
+    if ":" in ref:
+        module_name, _, attr = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise UserError(f"model {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH")
+        if not hasattr(module, attr):
+            raise UserError(f"model {ref!r}: module {module_name!r} has no attribute {attr!r}")
+        return getattr(module, attr)
+    raise UserError(
+        f"unknown model {ref!r}; choose one of: {', '.join(model_names())}, or give module:Class"
+    )
+
+
+def build_model(cls: type, data: ImageDataset, options: dict) -> GenerativeModel:
+    """Instantiate a family; `shape` and `kind` are passed when its __init__ accepts them."""
+    params = inspect.signature(cls).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in (("shape", data.shape), ("kind", data.kind))
+             if k in params or accepts_any}
+    try:
+        model = cls(**extra, **options)
+    except TypeError as e:
+        raise UserError(f"model {cls.__name__}: bad options {options}: {e}")
+    missing = [m for m in ("fit", "sample", "state_dict", "load_state_dict") if not hasattr(model, m)]
+    if missing:
+        raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see GenerativeModel)")
+    return model
