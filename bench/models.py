@@ -44,8 +44,9 @@ Progress = Callable[[int, dict[str, float]], None]
 
 @runtime_checkable
 class GenerativeModel(Protocol):
-    def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
-        ...
+    def fit(
+        self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress
+    ) -> Spent: ...
 
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         """uint8 NCHW images of the dataset's shape (or float in [0, 1], which the harness
@@ -92,13 +93,15 @@ def resolve_model(ref: str) -> type:
         try:
             return eps[ref].load()
         except Exception as e:
-            raise UserError(f"model {ref!r}: entry point {eps[ref].value} failed to load: {e}")
+            msg = f"model {ref!r}: entry point {eps[ref].value} failed to load: {e}"
+            raise UserError(msg) from None
     if ":" in ref:
         module_name, _, attr = ref.partition(":")
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise UserError(f"model {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH")
+            msg = f"model {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
+            raise UserError(msg) from None
         if not hasattr(module, attr):
             raise UserError(f"model {ref!r}: module {module_name!r} has no attribute {attr!r}")
         return getattr(module, attr)
@@ -107,17 +110,24 @@ def resolve_model(ref: str) -> type:
     )
 
 
-def build_model(cls: type, data: ImageDataset, options: dict) -> GenerativeModel:
-    """Instantiate a family; `shape` and `kind` are passed when its __init__ accepts them."""
+def build_model(
+    cls: type, data: ImageDataset, options: dict, device: torch.device | None = None
+) -> GenerativeModel:
+    """Instantiate a family; `shape`, `kind` and `device` are passed when its __init__
+    accepts them (an explicit `device` option wins)."""
     params = inspect.signature(cls).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    extra = {k: v for k, v in (("shape", data.shape), ("kind", data.kind))
-             if k in params or accepts_any}
+    offered = {"shape": data.shape, "kind": data.kind}
+    if device is not None:
+        offered["device"] = str(device)
+    extra = {k: v for k, v in offered.items() if (k in params or accepts_any) and k not in options}
     try:
         model = cls(**extra, **options)
     except TypeError as e:
-        raise UserError(f"model {cls.__name__}: bad options {options}: {e}")
-    missing = [m for m in ("fit", "sample", "state_dict", "load_state_dict") if not hasattr(model, m)]
+        raise UserError(f"model {cls.__name__}: bad options {options}: {e}") from None
+    missing = [
+        m for m in ("fit", "sample", "state_dict", "load_state_dict") if not hasattr(model, m)
+    ]
     if missing:
         raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see GenerativeModel)")
     return model

@@ -86,7 +86,9 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> ImageDataset
             prefix, arg = name.split(":", 1)
             ds = _PREFIX_LOADERS[prefix](arg, root)
         else:
-            raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
+            raise UserError(
+                f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
+            )
         _CACHE[key] = finalize(ds)
     return _CACHE[key]
 

@@ -141,7 +141,9 @@ def read_image_folder(path: Path) -> np.ndarray:
     arrays = []
     for f in files:
         with Image.open(f) as im:
-            a = np.asarray(im.convert("L") if im.mode in ("L", "1", "P", "I;16") else im.convert("RGB"))
+            a = np.asarray(
+                im.convert("L") if im.mode in ("L", "1", "P", "I;16") else im.convert("RGB")
+            )
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:

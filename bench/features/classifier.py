@@ -1,0 +1,162 @@
+"""A small per-dataset CNN classifier: penultimate-layer features for Fréchet distance and
+nearest-neighbour metrics, predicted labels for class coverage.
+
+It is trained once per dataset (keyed by the dataset's content hash and this recipe) and
+cached; its test accuracy is recorded with every result that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.cache import Cache, default_cache_dir, hash_key
+from bench.data import ImageDataset
+from bench.errors import UserError
+
+RECIPE = {
+    "version": 1,
+    "width": 64,
+    "feature_dim": 128,
+    "epochs": 30,
+    "max_steps": 3000,
+    "batch": 64,
+    "lr": 2e-3,
+}
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks, global average pooling, a 128-d feature layer, then the logits."""
+
+    def __init__(self, channels: int, num_classes: int, width: int, feature_dim: int):
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+            )
+
+        self.body = nn.Sequential(
+            block(channels, width, 1),
+            block(width, width, 1),
+            block(width, 2 * width, 2),
+            block(2 * width, 2 * width, 1),
+            block(2 * width, 4 * width, 2),
+        )
+        self.features = nn.Sequential(nn.Linear(4 * width, feature_dim), nn.ReLU())
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.body(x).mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+@dataclass
+class Classifier:
+    net: SmallCNN
+    test_accuracy: float
+    weights_sha256: str
+    device: torch.device
+
+    @torch.inference_mode()
+    def _run(self, images: torch.Tensor, batch_size: int, head: bool) -> np.ndarray:
+        check_images(images, self.net.body[0][0].in_channels)
+        self.net.eval()
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = to_input(images[i : i + batch_size].to(self.device))
+            out.append((self.net(x) if head else self.net.embed(x)).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+    def features(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        """Penultimate (128-d) features as float32."""
+        return self._run(images, batch_size, head=False)
+
+    def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        return self._run(images, batch_size, head=True)
+
+    def predict(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        return self.logits(images, batch_size).argmax(1)
+
+
+def check_images(images: torch.Tensor, channels: int) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != channels:
+        raise UserError(
+            f"classifier features need uint8 NCHW images with {channels} channel(s), "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
+
+
+def to_input(x_uint8: torch.Tensor) -> torch.Tensor:
+    return x_uint8.float().div(127.5).sub(1.0)
+
+
+def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) -> dict:
+    """Train on the training split; returns a state dict plus the test accuracy."""
+    if data.kind != "images" or data.train.y is None or not data.num_classes:
+        raise UserError(f"dataset {data.name!r} has no labels: the classifier extractor needs them")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    r = RECIPE
+    net = SmallCNN(data.shape[0], data.num_classes, r["width"], r["feature_dim"]).to(device)
+    steps_per_epoch = -(-len(data.train.x) // r["batch"])
+    total = min(r["epochs"] * steps_per_epoch, r["max_steps"])
+    opt = torch.optim.AdamW(net.parameters(), lr=r["lr"], weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, r["lr"], total_steps=total)
+    x_all, y_all = data.train.x, data.train.y
+    net.train()
+    bar = tqdm(
+        total=total,
+        desc=f"training the {data.name} classifier",
+        unit="step",
+        leave=False,
+        disable=None,
+    )
+    while bar.n < total:
+        perm = torch.randperm(len(x_all), generator=g)
+        for i in range(0, len(perm), r["batch"]):
+            if bar.n == total:
+                break
+            idx = perm[i : i + r["batch"]]
+            x = augment(to_input(x_all[idx]), g).to(device)
+            loss = F.cross_entropy(net(x), y_all[idx].to(device), label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+    bar.close()
+    clf = Classifier(net, 0.0, "", device)
+    accuracy = float((clf.predict(data.test.x) == data.test.y.numpy()).mean())
+    return {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "test_accuracy": accuracy}
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to 1/8 of the side, a cheap regularizer for small datasets."""
+    pad = max(1, x.shape[-1] // 8)
+    padded = F.pad(x, (pad,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=g).tolist()
+    return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+
+
+def load_classifier(data: ImageDataset, device: torch.device | str = "cpu") -> Classifier:
+    """The cached classifier for this dataset, trained on first use."""
+    device = torch.device(device)
+    cache = Cache(default_cache_dir())
+    key = hash_key("classifier", data.content_hash, RECIPE)
+    entry = cache.get_or_compute("classifier", key, lambda: train_classifier(data, device))
+    net = SmallCNN(data.shape[0], data.num_classes, RECIPE["width"], RECIPE["feature_dim"])
+    net.load_state_dict(entry["state"])
+    buf = io.BytesIO()
+    torch.save(entry["state"], buf)
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    return Classifier(net.to(device).eval(), entry["test_accuracy"], sha, device)

@@ -1,0 +1,1 @@
+"""Leaderboards rebuilt from MLflow alone: tables (pandas) rendered as Markdown, CSV, HTML."""

@@ -1,0 +1,178 @@
+"""Suite files: YAML -> a validated, fully resolved Suite -> one Job per (dataset, model, seed).
+
+Any mistake becomes one UserError line naming the file, the field and the valid choices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bench.data import dataset_names, is_known_dataset
+from bench.errors import UserError
+from bench.models import model_names, resolve_model
+from bench.scoring import metric_names
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetSpec(Strict):
+    steps: int = Field(ge=0, description="optimizer steps, the same for every family")
+    seconds: float | None = Field(default=None, gt=0, description="optional wall-clock cap")
+
+
+class ModelEntry(Strict):
+    name: str = Field(pattern=r"^[\w.\-+]+$", description="label on the leaderboard")
+    model: str | None = Field(default=None, description="registry name or module:Class")
+    options: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: Path | None = Field(default=None, description="load these weights, skip training")
+    samples: Path | None = Field(default=None, description="score these samples (.npz or folder)")
+
+    @property
+    def ref(self) -> str:
+        return self.model or self.name
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str | None) -> str | None:
+        if v is not None:
+            resolve_model(v)
+        return v
+
+
+class Suite(Strict):
+    name: str = Field(pattern=r"^[\w.\-]+$")
+    version: str = "1"
+    description: str = ""
+    datasets: list[str] = Field(min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
+    seeds: list[int] = Field(default=[0], min_length=1)
+    n_samples: int = Field(default=1000, ge=2)
+    sample_batch_size: int = Field(default=256, ge=1)
+    budget: BudgetSpec
+    metrics: list[str] = Field(min_length=1)
+    throughput_batch_size: int = Field(default=256, ge=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> str:
+        return str(v)
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not is_known_dataset(name):
+                raise ValueError(
+                    f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
+                )
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in metric_names():
+                raise ValueError(
+                    f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}"
+                )
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models_resolve(cls, v: list[ModelEntry]) -> list[ModelEntry]:
+        labels = [m.name for m in v]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"model names must be unique, got {labels}")
+        for m in v:
+            if m.model is None and m.samples is None:
+                resolve_model(m.name)
+        return v
+
+
+@dataclass(frozen=True)
+class Job:
+    suite: Suite
+    dataset: str
+    entry: ModelEntry
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}/{self.entry.name}/seed{self.seed}"
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; relative paths in it resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"suite file {path} not found; see suites/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: a suite file is a YAML mapping (name, datasets, models, ...)")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(err["loc"])
+            msg = f"unknown key; allowed keys: {', '.join(allowed)}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        raise UserError(f"{path}: {_format_loc(err['loc'])}: {msg}") from None
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    return _resolve_paths(suite, path.parent)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    schema = ModelEntry if "models" in loc else BudgetSpec if "budget" in loc else Suite
+    return list(schema.model_fields)
+
+
+def _resolve_paths(suite: Suite, base: Path) -> Suite:
+    models = []
+    for m in suite.models:
+        update = {}
+        for field in ("checkpoint", "samples"):
+            p = getattr(m, field)
+            if p is not None:
+                p = p if p.is_absolute() else (base / p).resolve()
+                if not p.exists():
+                    raise UserError(f"models[{m.name}].{field}: {p} not found")
+                update[field] = p
+        models.append(m.model_copy(update=update))
+    return suite.model_copy(update={"models": models})
+
+
+def expand_jobs(suite: Suite) -> list[Job]:
+    return [
+        Job(suite, dataset, entry, seed)
+        for dataset in suite.datasets
+        for entry in suite.models
+        for seed in suite.seeds
+    ]
+
+
+def known_names() -> dict[str, list[str]]:
+    return {"models": model_names(), "datasets": dataset_names(), "metrics": metric_names()}
