@@ -1,5 +1,8 @@
 """User-facing errors: the CLI prints them as one line and exits with code 2."""
 
 
-class UserError(Exception):
-    """Bad input the user can fix; the message says what is wrong and what to do."""
+class UserError(ValueError):
+    """Bad input the user can fix; the message says what is wrong and what to do.
+
+    A ValueError, so library callers can catch it as one and pydantic validators report
+    it against the field that caused it."""

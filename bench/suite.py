@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
@@ -39,12 +39,11 @@ class ModelEntry(Strict):
     def ref(self) -> str:
         return self.model or self.name
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str | None) -> str | None:
-        if v is not None:
-            resolve_model(v)
-        return v
+    @model_validator(mode="after")
+    def _known_model(self) -> ModelEntry:
+        if self.samples is None:
+            resolve_model(self.ref)
+        return self
 
 
 class Suite(Strict):
@@ -91,9 +90,6 @@ class Suite(Strict):
         labels = [m.name for m in v]
         if len(set(labels)) != len(labels):
             raise ValueError(f"model names must be unique, got {labels}")
-        for m in v:
-            if m.model is None and m.samples is None:
-                resolve_model(m.name)
         return v
 
 
@@ -132,17 +128,19 @@ def load_suite(path: str | Path) -> Suite:
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
-        if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(err["loc"])
-            msg = f"unknown key; allowed keys: {', '.join(allowed)}"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        raise UserError(f"{path}: {_format_loc(err['loc'])}: {msg}") from None
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
+        # A misspelt key also shows up as a missing field: name the unknown key first.
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        raise UserError(f"{path}: " + "; ".join(_describe(err) for err in errors[:3])) from None
     return _resolve_paths(suite, path.parent)
+
+
+def _describe(err: dict) -> str:
+    msg = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key; allowed keys: {', '.join(_allowed_keys(err['loc']))}"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    return f"{_format_loc(err['loc'])}: {msg}"
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

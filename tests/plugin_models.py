@@ -1,0 +1,72 @@
+"""Models defined only in the tests, to exercise every way of plugging a model in."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import torch
+
+from bench.models import Spent, register_model
+
+
+class MeanModel:
+    """Per-pixel training mean plus a little noise; counts fits so tests can see caching."""
+
+    fits = 0
+
+    def __init__(self, shape, noise: float = 8.0):
+        self.shape = tuple(shape)
+        self.noise = noise
+        self.mean = torch.zeros(self.shape)
+
+    def fit(self, data, budget, *, seed, progress):
+        MeanModel.fits += 1
+        self.mean = data.train.x.float().mean(0)
+        for step in range(1, budget.steps + 1):
+            progress(step, {"loss": 1.0 / step})
+        return Spent(steps=budget.steps)
+
+    def sample(self, n, *, generator, batch_size):
+        x = self.mean + self.noise * torch.randn((n, *self.shape), generator=generator)
+        return x.clamp(0, 255).round().to(torch.uint8)
+
+    def state_dict(self):
+        return {"mean": self.mean}
+
+    def load_state_dict(self, sd):
+        if set(sd) != {"mean"} or tuple(sd["mean"].shape) != self.shape:
+            raise RuntimeError(f"expected {{'mean': {self.shape}}}")
+        self.mean = sd["mean"]
+
+
+@register_model("test-mean")
+class RegisteredMeanModel(MeanModel):
+    pass
+
+
+class NaNModel(MeanModel):
+    def sample(self, n, *, generator, batch_size):
+        return torch.full((n, *self.shape), float("nan"))
+
+
+class WrongShapeModel(MeanModel):
+    def sample(self, n, *, generator, batch_size):
+        return torch.zeros((n, 3, 5, 5), dtype=torch.uint8)
+
+
+class CrashModel(MeanModel):
+    def fit(self, data, budget, *, seed, progress):
+        raise RuntimeError("boom in fit")
+
+
+class KillOnceModel(MeanModel):
+    """SIGKILLs its own process during the first fit (flag file in $GENBENCH_KILL_FLAG)."""
+
+    def fit(self, data, budget, *, seed, progress):
+        flag = Path(os.environ["GENBENCH_KILL_FLAG"])
+        if not flag.exists():
+            flag.write_text("killed once")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(data, budget, seed=seed, progress=progress)

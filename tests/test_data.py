@@ -1,0 +1,122 @@
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.data import load_dataset
+from bench.data.files import read_idx
+from bench.errors import UserError
+
+
+def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    data = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist(folder, n_train=12, n_test=5, gz=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n, (img, lbl) in [
+        ("train", n_train, ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")),
+        ("test", n_test, ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
+    ]:
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, n, dtype=np.uint8)
+        write_idx(folder / img, x, gz)
+        write_idx(folder / lbl, y, gz)
+        arrays[split] = (x, y)
+    return arrays
+
+
+def test_digits_is_fixed_uint8_with_stratified_split():
+    ds = load_dataset("digits")
+    assert ds.kind == "images" and ds.shape == (1, 8, 8)
+    assert ds.train.x.dtype == torch.uint8 and ds.train.x.max() == 255
+    assert len(ds.train.x) + len(ds.test.x) == 1797
+    assert set(ds.test.y.tolist()) == set(range(10))
+    assert ds.content_hash == "390b1b06acd962e6"  # changes only if the data or split change
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_reads_torchvision_files(tmp_path, gz):
+    arrays = write_mnist(tmp_path / "MNIST" / "raw", gz=gz)
+    ds = load_dataset("mnist", tmp_path)
+    assert ds.train.x.shape == (12, 1, 28, 28) and ds.test.x.shape == (5, 1, 28, 28)
+    np.testing.assert_array_equal(ds.train.x[:, 0].numpy(), arrays["train"][0])
+    np.testing.assert_array_equal(ds.test.y.numpy(), arrays["test"][1])
+
+
+def test_mnist_missing_says_how_to_get_it(tmp_path):
+    with pytest.raises(UserError, match="MNIST/raw"):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(UserError, match="--data-root"):
+        load_dataset("mnist")
+
+
+def test_truncated_idx_is_reported(tmp_path):
+    write_idx(tmp_path / "x", np.zeros((4, 28, 28), np.uint8))
+    (tmp_path / "x").write_bytes((tmp_path / "x").read_bytes()[:-10])
+    with pytest.raises(UserError, match="truncated"):
+        read_idx(tmp_path / "x")
+
+
+def test_cifar10_reads_python_batches(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name, n in [*[(f"data_batch_{i}", 3) for i in range(1, 6)], ("test_batch", 2)]:
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": [1] * n}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    ds = load_dataset("cifar10", tmp_path)
+    assert ds.train.x.shape == (15, 3, 32, 32) and ds.test.x.shape == (2, 3, 32, 32)
+    assert ds.train.x.dtype == torch.uint8
+
+
+def test_cifar10_missing(tmp_path):
+    with pytest.raises(UserError, match="cifar-10-batches-py"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_fashion_mnist_from_root(tmp_path):
+    write_mnist(tmp_path / "FashionMNIST" / "raw", gz=True)
+    ds = load_dataset("fashion-mnist", tmp_path)
+    assert ds.train.x.shape == (12, 1, 28, 28)
+
+
+def test_folder_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert ds.shape == (3, 6, 6)
+    assert len(ds.train.x) + len(ds.test.x) == 10
+
+
+def test_mixtures_are_points_on_their_modes():
+    ring = load_dataset("ring8")
+    assert ring.kind == "points" and ring.shape == (2,)
+    radius = ring.train.x.norm(dim=1)
+    assert abs(float(radius.mean()) - 1.0) < 0.01
+    grid = load_dataset("grid25")
+    assert len(grid.meta["centers"]) == 25 and grid.meta["sigma"] == 0.05
+
+
+def test_unknown_dataset_lists_choices():
+    with pytest.raises(UserError, match="choose one of: .*digits"):
+        load_dataset("nope")
+
+
+def test_mnist5k_is_bundled():
+    ds = load_dataset("mnist5k")
+    assert ds.train.x.shape == (4000, 1, 28, 28) and ds.test.x.shape == (1000, 1, 28, 28)

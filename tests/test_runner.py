@@ -1,0 +1,227 @@
+"""The runner end to end on tiny suites: plug-in paths, caching, resumption, isolation."""
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, run_cli
+
+import plugin_models
+from bench import tracking
+from bench.report.render import write_report
+from bench.runner import RunOptions, Runner
+from bench.suite import load_suite
+
+
+def make_suite(tmp_path, models: str, name="tiny", metrics="[fd_pixels]", seeds="[0]"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        name: {name}
+        datasets: [digits]
+        seeds: {seeds}
+        n_samples: 200
+        budget: {{steps: 3}}
+        metrics: {metrics}
+        models:
+        """)
+        + textwrap.indent(textwrap.dedent(models), "  ")
+    )
+    return path
+
+
+def run(tmp_path, suite_path):
+    runner = Runner(load_suite(suite_path), RunOptions(tmp_path / "out"))
+    results = runner.run()
+    boards = write_report(runner.client, tmp_path / "out", runner.suite.name)
+    return runner, results, boards
+
+
+def job_runs(runner):
+    return tracking.search_runs(runner.client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+
+
+def test_every_plugin_path_and_rerun_trains_nothing(tmp_path, monkeypatch):
+    # entry point: a distribution on sys.path that declares genbench.models
+    dist = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: genbench-test-plugin\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text("[genbench.models]\ntest-ep = plugin_models:MeanModel\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    # checkpoint and samples files
+    ckpt = tmp_path / "mean.pt"
+    torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", rng.integers(0, 256, (300, 1, 8, 8), dtype=np.uint8))
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: registered
+          model: test-mean
+        - name: entry-point
+          model: test-ep
+        - name: by-reference
+          model: plugin_models:MeanModel
+          options: {noise: 4.0}
+        - name: from-checkpoint
+          model: plugin_models:MeanModel
+          checkpoint: mean.pt
+        - name: from-samples
+          samples: s.npz
+        - name: copier
+    """,
+    )
+    plugin_models.MeanModel.fits = 0
+    runner, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["FINISHED"] * 6, [r.error for r in results]
+    # three fits (registered, entry point, module:Class); the checkpoint job trains nothing
+    assert plugin_models.MeanModel.fits == 3
+    table = boards[0].table
+    col = ("fd_pixels_n200_train", "mean")
+    assert set(table.index) == {
+        "registered",
+        "entry-point",
+        "by-reference",
+        "from-checkpoint",
+        "from-samples",
+        "copier",
+    }
+    assert table[col].idxmin() == "copier"
+    assert table.loc["from-checkpoint", col] > table.loc["registered", col]
+    first = {r.info.run_id for r in job_runs(runner)}
+
+    plugin_models.MeanModel.fits = 0
+    runner2, results2, boards2 = run(tmp_path, suite)
+    assert [r.status for r in results2] == ["REUSED"] * 6
+    assert plugin_models.MeanModel.fits == 0
+    assert {r.info.run_id for r in job_runs(runner2)} == first
+    assert boards2[0].table.equals(boards[0].table)
+
+
+def test_changed_options_retrain_only_that_model(tmp_path):
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: a
+          model: plugin_models:MeanModel
+        - name: b
+          model: plugin_models:MeanModel
+    """,
+    )
+    run(tmp_path, suite)
+    suite.write_text(
+        suite.read_text().replace(
+            "- name: b\n    model: plugin_models:MeanModel",
+            "- name: b\n    model: plugin_models:MeanModel\n    options: {noise: 2.0}",
+        )
+    )
+    plugin_models.MeanModel.fits = 0
+    _, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["REUSED", "FINISHED"]
+    assert plugin_models.MeanModel.fits == 1
+    assert len(boards[0].table) == 2  # the newer b replaces the older one
+
+
+def test_failing_jobs_are_isolated_and_recorded(tmp_path):
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: nan
+          model: plugin_models:NaNModel
+        - name: crash
+          model: plugin_models:CrashModel
+        - name: wrong-shape
+          model: plugin_models:WrongShapeModel
+        - name: good
+          model: plugin_models:MeanModel
+    """,
+    )
+    runner, results, boards = run(tmp_path, suite)
+    status = {r.job.entry.name: r for r in results}
+    assert status["good"].status == "FINISHED"
+    assert "NaN" in status["nan"].error
+    assert "boom in fit" in status["crash"].error
+    assert "expected (200, 1, 8, 8)" in status["wrong-shape"].error
+    runs = {r.data.tags["genbench.model"]: r for r in job_runs(runner)}
+    assert runs["nan"].info.status == "FAILED" and "NaN" in runs["nan"].data.tags["genbench.error"]
+    assert {f["model"] for f in boards[0].failures} == {"nan", "crash", "wrong-shape"}
+    assert list(boards[0].table.index) == ["good"]
+
+
+def test_killed_suite_resumes_without_duplicates(tmp_path):
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: first
+          model: plugin_models:MeanModel
+        - name: killer
+          model: plugin_models:KillOnceModel
+        - name: last
+          model: plugin_models:MeanModel
+          options: {noise: 3.0}
+    """,
+    )
+    env = {"GENBENCH_KILL_FLAG": str(tmp_path / "flag")}
+    out = tmp_path / "out"
+    first = run_cli("run", str(suite), "--out", str(out), env=env)
+    assert first.returncode == -9, first.stderr  # SIGKILL mid-suite
+    second = run_cli("run", str(suite), "--out", str(out), env=env)
+    assert second.returncode == 0, second.stderr
+    assert "1 reused" in second.stdout
+    client = tracking.client_for(tracking.default_tracking_uri(out))
+    exp = client.get_experiment_by_name("tiny").experiment_id
+    runs = tracking.search_runs(client, exp, "tags.`genbench.kind` = 'job'")
+    finished = [r.data.tags["genbench.model"] for r in runs if r.info.status == "FINISHED"]
+    assert sorted(finished) == ["first", "killer", "last"]
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert [r.data.tags["genbench.model"] for r in killed] == ["killer"]
+    assert (out / "leaderboard.md").read_text().count("| killer |") == 1
+
+
+def test_cli_run_writes_leaderboard_and_mlflow_store(tmp_path):
+    suite = make_suite(tmp_path, "- name: copier\n- name: pixel-gaussian\n", name="cli")
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "mlruns/mlflow.db"):
+        assert (tmp_path / "o" / f).exists(), f
+    assert "| copier (reference) |" in res.stdout
+    again = run_cli("report", "--out", str(tmp_path / "o"))
+    assert again.returncode == 0 and "| pixel-gaussian (reference) |" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "missing.yaml"], "suite file missing.yaml not found"),
+        (
+            ["run", "suites/digits.yaml", "--device", "cuda:0"]
+            if not torch.cuda.is_available()
+            else ["run", "suites/digits.yaml", "--device", "tpu"],
+            "device",
+        ),
+        (
+            ["run", "suites/digits.yaml", "--tracking-uri", "bogus://nowhere"],
+            "cannot open MLflow tracking URI",
+        ),
+        (["report", "--out", "/nonexistent-dir"], "no MLflow store"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(tmp_path, args, message):
+    res = run_cli(*args, cwd=ROOT)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    if os.geteuid() == 0:
+        target = "/proc/genbench-out"  # not writable even for root
+    else:
+        target = str(tmp_path / "ro" / "out")
+        (tmp_path / "ro").mkdir(mode=0o500)
+    res = run_cli("run", "suites/digits.yaml", "--out", target)
+    assert res.returncode == 2 and "not writable" in res.stderr
