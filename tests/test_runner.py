@@ -4,14 +4,14 @@ import os
 import textwrap
 
 import numpy as np
+import plugin_models
 import pytest
 import torch
 from conftest import ROOT, run_cli
 
-import plugin_models
 from bench import tracking
 from bench.report.render import write_report
-from bench.runner import RunOptions, Runner
+from bench.runner import Runner, RunOptions
 from bench.suite import load_suite
 
 
