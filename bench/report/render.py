@@ -81,10 +81,11 @@ def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
     for b in boards:
         t = b.table.copy()
         t.columns = [f"{m}_{s}" if s else m for m, s in t.columns]
+        t.index.name = "model"
+        t = t.reset_index()
         t.insert(0, "dataset", b.dataset)
         t.insert(0, "suite", b.suite)
-        t.index.name = "model"
-        frames.append(t.reset_index())
+        frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

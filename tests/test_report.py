@@ -1,0 +1,79 @@
+"""The leaderboard rebuilt from an MLflow store that the test fills by hand."""
+
+import math
+
+import pytest
+
+from bench import tracking
+from bench.report.leaderboard import build_leaderboards
+from bench.report.render import write_report
+
+FD = "fd_classifier_n1000_train"
+COV = "coverage_classifier_k5"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("store")
+    client = tracking.client_for(tracking.default_tracking_uri(tmp_path))
+    exp = tracking.experiment_id(client, "suite-x", tmp_path / "mlruns" / "artifacts")
+
+    def add(model, seed, metrics, reference=False, status="FINISHED", error=None):
+        tags = {
+            "genbench.kind": "job",
+            "genbench.dataset": "digits",
+            "genbench.model": model,
+            "genbench.seed": str(seed),
+            "genbench.reference": str(reference).lower(),
+            "genbench.job_key": f"{model}-{seed}",
+        }
+        if error:
+            tags["genbench.error"] = error
+        run_id = tracking.start_run(client, exp, f"{model}/{seed}", tags)
+        tracking.log_metrics(client, run_id, metrics)
+        client.set_terminated(run_id, status)
+
+    add("vae", 0, {FD: 10.0, COV: 0.8})
+    add("vae", 1, {FD: 12.0, COV: 0.7})
+    add("vae", 2, {FD: 14.0, COV: 0.9})
+    add("<script>alert(1)</script>", 0, {FD: 5.0, COV: 0.5})
+    add("copier", 0, {FD: 0.1, COV: 1.0}, reference=True)
+    add("broken", 0, {}, status="FAILED", error="samples contain NaN or inf")
+    return client, tmp_path
+
+
+def test_table_values_mean_std_best_and_order(store):
+    client, _ = store
+    [board] = build_leaderboards(tracking.load_job_runs(client, "suite-x"))
+    t = board.table
+    assert t.loc["vae", (FD, "mean")] == pytest.approx(12.0)
+    assert t.loc["vae", (FD, "std")] == pytest.approx(2.0)  # sample std of 10, 12, 14
+    assert t.loc["vae", ("seeds", "")] == 3
+    assert math.isnan(t.loc["copier", (FD, "std")])
+    # best among learned models: the copier reference is not ranked
+    assert board.best[FD] == "<script>alert(1)</script>"
+    assert board.best[COV] == "vae"
+    assert list(t.index) == ["<script>alert(1)</script>", "vae", "copier"]
+    assert board.failures == [
+        {"model": "broken", "seed": "0", "error": "samples contain NaN or inf"}
+    ]
+
+
+def test_written_files_escape_names_and_mark_best(store):
+    client, out = store
+    write_report(client, out, "suite-x")
+    html = (out / "leaderboard.html").read_text()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = (out / "leaderboard.md").read_text()
+    assert "| vae | 3 | 12 ± 2 | **0.8 ± 0.1** |" in md
+    assert "FAILED: broken seed 0: samples contain NaN or inf" in md
+    csv = (out / "leaderboard.csv").read_text().splitlines()
+    assert csv[0].startswith("suite,dataset,model,reference,seeds")
+    assert any(line.startswith("suite-x,digits,vae,False,3") for line in csv)
+
+
+def test_unknown_suite_lists_what_the_store_has(store):
+    client, _ = store
+    with pytest.raises(ValueError, match="no suite 'other'.*suite-x"):
+        tracking.load_job_runs(client, "other")
