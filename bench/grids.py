@@ -49,3 +49,18 @@ def save_sample_figure(samples: torch.Tensor, kind: str, path: Path, reference=N
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def save_nn_grid(
+    samples: torch.Tensor, train: torch.Tensor, path: Path, rows: int = 16, k: int = 4
+) -> Path:
+    """Each row: a generated sample, then its k nearest training images in pixel space."""
+    from bench.metrics.memorization import nearest_training_indices
+
+    fake = samples[:rows]
+    flat = lambda x: x.reshape(len(x), -1).float() / 255.0  # noqa: E731
+    idx = nearest_training_indices(flat(fake), flat(train), k)
+    tiles = torch.cat([torch.cat([fake[i : i + 1], train[idx[i]]]) for i in range(len(fake))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(tiles, ncol=k + 1).save(path)
+    return path

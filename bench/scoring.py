@@ -96,9 +96,11 @@ class ScoringContext:
 
 
 def pixel_features(x: torch.Tensor) -> np.ndarray:
-    """Flattened pixels in [0, 1] (points pass through as their coordinates)."""
+    """Flattened pixels in [0, 1]; points pass through as their coordinates."""
     if x.dtype == torch.uint8:
-        return (x.reshape(len(x), -1).float() / 255.0).numpy()
+        from bench.features.pixels import pixel_features as flatten
+
+        return flatten(x)
     return x.reshape(len(x), -1).float().numpy()
 
 
@@ -110,20 +112,167 @@ def score(ctx: ScoringContext, metrics: list[str]) -> dict[str, float]:
     return out
 
 
-def _fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+def equal_size_subset(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """A seeded subset of n rows (all rows when there are fewer): equal-n comparisons."""
+    if len(x) <= n:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
+    return x[idx]
+
+
+def _images_only(fn: Scorer) -> Scorer:
+    def wrapped(ctx: ScoringContext) -> dict[str, float]:
+        return {} if ctx.point_data else fn(ctx)
+
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def _fd(ctx: ScoringContext, extractor: str, prefix: str = "fd") -> dict[str, float]:
     from bench.metrics.fd import frechet_distance
 
     fake, train = ctx.features(extractor, "fake"), ctx.features(extractor, "train")
-    return {f"fd_{extractor}_n{ctx.n}_train": frechet_distance(fake, train)}
+    return {f"{prefix}_{extractor}_n{ctx.n}_train": frechet_distance(fake, train)}
 
 
 @scorer("fd_classifier")
+@_images_only
 def fd_classifier(ctx: ScoringContext) -> dict[str, float]:
-    if ctx.point_data:
-        return {}
     return _fd(ctx, "classifier")
 
 
 @scorer("fd_pixels")
 def fd_pixels(ctx: ScoringContext) -> dict[str, float]:
     return _fd(ctx, "pixels")
+
+
+@scorer("fid_inception")
+@_images_only
+def fid_inception(ctx: ScoringContext) -> dict[str, float]:
+    from bench.metrics.fd import frechet_distance
+
+    fake, train = ctx.features("inception", "fake"), ctx.features("inception", "train")
+    return {f"fid_inception_clean_n{ctx.n}_train": frechet_distance(fake, train)}
+
+
+@scorer("fdinf_classifier")
+@_images_only
+def fdinf_classifier(ctx: ScoringContext) -> dict[str, float]:
+    from bench.metrics.fd import fd_infinity, feature_stats
+
+    mu, sigma = feature_stats(ctx.features("classifier", "train"))
+    value = fd_infinity(ctx.features("classifier", "fake"), mu, sigma)
+    return {"fdinf_classifier_train": value}
+
+
+def _kid(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    from bench.metrics.kid import kid
+
+    mean, std = kid(ctx.features(extractor, "fake"), ctx.features(extractor, "train"))
+    return {f"kid_{extractor}_n{ctx.n}": mean, f"kid_{extractor}_n{ctx.n}_std": std}
+
+
+@scorer("kid_classifier")
+@_images_only
+def kid_classifier(ctx: ScoringContext) -> dict[str, float]:
+    return _kid(ctx, "classifier")
+
+
+@scorer("kid_inception")
+@_images_only
+def kid_inception(ctx: ScoringContext) -> dict[str, float]:
+    return _kid(ctx, "inception")
+
+
+@scorer("prdc")
+def prdc(ctx: ScoringContext) -> dict[str, float]:
+    """Precision/recall (k=3), density/coverage (k=5) against an equally sized training
+    subset, in classifier features (coordinates for point datasets)."""
+    from bench.metrics.prdc import prdc_metrics
+
+    ext = ctx.default_extractor()
+    fake = ctx.features(ext, "fake")
+    real = equal_size_subset(ctx.features(ext, "train"), len(fake))
+    m = prdc_metrics(real, fake, k_pr=3, k_dc=5)
+    return {
+        f"precision_{ext}_k3": m["precision"],
+        f"recall_{ext}_k3": m["recall"],
+        f"density_{ext}_k5": m["density"],
+        f"coverage_{ext}_k5": m["coverage"],
+    }
+
+
+@scorer("memorization")
+def memorization(ctx: ScoringContext) -> dict[str, float]:
+    """Copy fraction, AuthPct, C_T and the NN distance gap, in the dataset's feature space
+    and in pixels."""
+    from bench.metrics.memorization import memorization as measure
+
+    out = {}
+    for ext in dict.fromkeys([ctx.default_extractor(), "pixels"]):
+        m = measure(
+            ctx.features(ext, "train"), ctx.features(ext, "test"), ctx.features(ext, "fake")
+        )
+        out.update(
+            {
+                f"copy_fraction_1/3_{ext}": m["copy_fraction"],
+                f"authpct_{ext}": m["authpct"],
+                f"ct_{ext}": m["c_t"],
+                f"nn_gap_ratio_{ext}": m["nn_ratio"],
+            }
+        )
+    return out
+
+
+@scorer("class_coverage")
+@_images_only
+def class_coverage(ctx: ScoringContext) -> dict[str, float]:
+    """Classes hit, KL and TV of the classifier's labels of the samples against the training
+    labels, with the same for an equally sized real test subset (the noise floor)."""
+    from bench.features.classifier import load_classifier
+    from bench.metrics.modes import class_coverage as coverage
+
+    if ctx.data.train.y is None:
+        return {}
+    clf = load_classifier(ctx.data, ctx.device)
+    test = equal_size_subset(ctx.data.test.x.numpy(), ctx.n)
+    m = coverage(
+        clf.predict(ctx.fake),
+        ctx.data.train.y,
+        ctx.data.num_classes,
+        test_pred_labels=clf.predict(torch.from_numpy(test)),
+    )
+    return {
+        "classes_hit": m["classes_hit"],
+        "class_kl": m["kl"],
+        "class_tv": m["tv"],
+        "class_kl_test_floor": m["test_kl"],
+        "class_tv_test_floor": m["test_tv"],
+    }
+
+
+@scorer("classifier_score")
+@_images_only
+def classifier_score(ctx: ScoringContext) -> dict[str, float]:
+    """exp E[KL(p(y|x) || p(y))] with the dataset's classifier (Inception Score's formula)."""
+    from bench.features.classifier import load_classifier
+    from bench.metrics.inception_score import inception_score
+
+    clf = load_classifier(ctx.data, ctx.device)
+    mean, std = inception_score(clf.logits(ctx.fake))
+    return {"classifier_score": mean, "classifier_score_std": std}
+
+
+@scorer("modes")
+def modes(ctx: ScoringContext) -> dict[str, float]:
+    """2-D mixtures: modes captured, high-quality share, reverse KL (VEEGAN/PacGAN)."""
+    from bench.metrics.modes import gmm_modes
+
+    if "centers" not in ctx.data.meta:
+        return {}
+    m = gmm_modes(ctx.fake, np.asarray(ctx.data.meta["centers"]), ctx.data.meta["sigma"])
+    return {
+        "modes_captured": m["modes"],
+        "modes_hq": m["hq_share"],
+        "modes_reverse_kl": m["reverse_kl"],
+    }
