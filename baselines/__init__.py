@@ -1,3 +1,3 @@
 """Model families. Importing this package registers every baseline with bench.models."""
 
-from baselines import sanity  # noqa: F401
+from baselines import dcgan, ddpm, pixelcnn, realnvp, sanity, vae, wgan_gp  # noqa: F401
