@@ -83,6 +83,192 @@ def report(
     typer.echo(f"\nLeaderboard: {out}/leaderboard.md|.csv|.html")
 
 
+class Features(str, Enum):
+    auto = "auto"
+    classifier = "classifier"
+    inception = "inception"
+    pixels = "pixels"
+
+
+class Mode(str, Enum):
+    clean = "clean"
+    legacy = "legacy"
+
+
+@app.command("eval")
+def eval_(
+    samples: Annotated[Path, typer.Option(help=".npz of uint8 images (or an image folder)")],
+    dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
+    features: Annotated[
+        Features,
+        typer.Option(
+            help="feature space; auto = the dataset's classifier for "
+            "labelled images, inception for other images, raw points"
+        ),
+    ] = Features.auto,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated: fd,kid,prdc,memorization,class_coverage,classifier_score,modes"
+        ),
+    ] = "fd,kid,prdc,memorization",
+    data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Score pre-generated samples against a dataset, every metric from one feature pass."""
+    import json
+
+    from bench.data import load_dataset
+    from bench.device import resolve_device
+    from bench.samples import load_samples_file
+    from bench.scoring import ScoringContext, groups_for, score
+
+    data = load_dataset(dataset, data_root)
+    x = load_samples_file(samples, data)
+    extractor = features.value
+    if extractor == "auto":
+        labelled = data.kind == "images" and data.train.y is not None
+        extractor = "pixels" if data.kind == "points" else "classifier" if labelled else "inception"
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    ctx = ScoringContext(data, x, resolve_device(device), extractor=extractor)
+    results = score(ctx, groups_for(names, extractor))
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "metrics": results,
+                    "n": len(x),
+                    "dataset": dataset,
+                    "features": extractor,
+                    **ctx.provenance,
+                },
+                indent=2,
+            )
+        )
+        return
+    for k, v in results.items():
+        typer.echo(f"{k}: {v:.6g}")
+
+
+@app.command()
+def fid(
+    path_a: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
+    path_b: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
+    features: Annotated[
+        Features, typer.Option(help="inception (FID), classifier (needs --dataset) or pixels")
+    ] = Features.inception,
+    mode: Annotated[Mode, typer.Option(help="Inception resize: clean-fid's or pytorch-fid's")] = (
+        Mode.clean
+    ),
+    dataset: Annotated[
+        str | None, typer.Option(help="whose classifier, for --features classifier")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 50,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Fréchet distance between two image sets (like `python -m pytorch_fid A B`)."""
+    import json
+
+    from bench.device import resolve_device
+
+    dev = resolve_device(device)
+    if features == Features.classifier:
+        result = classifier_fd(path_a, path_b, dataset, dev)
+    elif features == Features.auto:
+        raise UserError("genbench fid: choose --features inception, classifier or pixels")
+    else:
+        from bench.fid import fid_between
+
+        result = fid_between(
+            path_a,
+            path_b,
+            features=features.value,
+            mode=mode.value,
+            batch_size=batch_size,
+            device=dev,
+        )
+    typer.echo(json.dumps(result, indent=2) if json_out else f"FID: {result['fid']}")
+
+
+def classifier_fd(path_a: Path, path_b: Path, dataset: str | None, device) -> dict:
+    from bench.data import load_dataset
+    from bench.features.classifier import load_classifier
+    from bench.imageio import load_images
+    from bench.metrics.fd import frechet_distance
+
+    if dataset is None:
+        raise UserError("--features classifier needs --dataset NAME (whose classifier to use)")
+    clf = load_classifier(load_dataset(dataset), device)
+    a, b = load_images(path_a), load_images(path_b)
+    return {
+        "fid": frechet_distance(clf.features(a), clf.features(b)),
+        "n_a": len(a),
+        "n_b": len(b),
+        "features": "classifier",
+        "dataset": dataset,
+        "weights_sha256": clf.weights_sha256,
+        "classifier_test_accuracy": clf.test_accuracy,
+    }
+
+
+@app.command()
+def throughput(
+    model: Annotated[str, typer.Option(help="registry name, entry point or module:Class")],
+    dataset: Annotated[str, typer.Option(help="dataset whose shape the model samples")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="weights to load (speed does not depend on them)")
+    ] = None,
+    options: Annotated[str, typer.Option(help='model options as JSON, e.g. {"steps": 25}')] = "{}",
+    batch_sizes: Annotated[str, typer.Option(help="comma-separated")] = "1,16,64,256",
+    dtype: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks")] = False,
+    repeats: Annotated[int, typer.Option(min=1, help="timed repeats per batch size")] = 5,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Sampling throughput per batch size: img/s, ms/img, NFE, FLOPs, memory, compile time."""
+    import json
+
+    from bench.data import load_dataset
+    from bench.device import resolve_device
+    from bench.models import Budget, build_model, resolve_model
+    from bench.runner import load_checkpoint
+    from bench.throughput import sweep
+
+    try:
+        opts = json.loads(options)
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError as e:
+        raise UserError(f"bad --options or --batch-sizes: {e}") from None
+    if not isinstance(opts, dict) or not sizes or min(sizes) < 1:
+        raise UserError("--options must be a JSON object and --batch-sizes positive integers")
+    dev = resolve_device(device)
+    data = load_dataset(dataset, data_root)
+    net = build_model(resolve_model(model), data, opts, dev)
+    if checkpoint is not None:
+        load_checkpoint(net, checkpoint, model)
+    else:  # an untrained model samples exactly as fast; zero steps sets it up
+        net.fit(data, Budget(steps=0), seed=0, progress=lambda step, values: None)
+    rows = sweep(net, dev, sizes, dtype=dtype, compile=compile, repeats=repeats)
+    if json_out:
+        typer.echo(json.dumps({"model": model, "dataset": dataset, "rows": rows}, indent=2))
+        return
+    typer.echo(f"{model} on {dataset}, {dev}, {dtype}, compile {'on' if compile else 'off'}")
+    typer.echo("batch  img/s      ms/img    NFE   MFLOP/img  share of matmul peak  memory MB")
+    for r in rows:
+        mem = r.get("peak_mem_mb", r.get("peak_rss_growth_mb"))
+        typer.echo(
+            f"{int(r['batch_size']):>5}  {r['img_s']:<9.4g}  {r['ms_per_img']:<8.4g}  "
+            f"{r['nfe']:<4.0f}  {r['flops_per_sample'] / 1e6:<9.4g}  "
+            f"{r['share_of_matmul_peak']:<20.2%}  {mem:.0f}"
+        )
+    if compile:
+        typer.echo(f"compile time (excluded above): {rows[0]['compile_s']:.1f} s")
+
+
 class ListWhat(str, Enum):
     models = "models"
     datasets = "datasets"

@@ -26,9 +26,10 @@ from bench.device import resolve_device
 from bench.errors import UserError
 from bench.grids import save_nn_grid, save_sample_figure
 from bench.models import Budget, GenerativeModel, Spent, build_model, resolve_model
+from bench.samples import check_samples, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job, Suite, expand_jobs
-from bench.throughput import measure_throughput
+from bench.throughput import sweep
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
 LOSS_HISTORY_POINTS = 200
@@ -248,9 +249,7 @@ class Runner:
         if cached is not None:
             return cached
         if model is None:
-            from bench.imageio import load_images
-
-            samples = load_images(job.entry.samples)
+            samples = load_samples_file(job.entry.samples, data)
             if len(samples) < job.suite.n_samples:
                 raise UserError(
                     f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
@@ -276,11 +275,7 @@ class Runner:
                 out["bits_per_dim_test"] = bpd
         if "throughput" in metrics:
             bs = job.suite.throughput_batch_size
-            g = torch.Generator().manual_seed(0)
-            with torch.inference_mode():
-                t = measure_throughput(
-                    lambda b: model.sample(b, generator=g, batch_size=b), bs, self.device
-                )
+            [t] = sweep(model, self.device, [bs], repeats=3, count_flops=False)
             out[f"throughput_img_s_b{bs}_{self.device.type}"] = t["img_s"]
         return out
 
@@ -376,31 +371,6 @@ def load_checkpoint_dict(model: GenerativeModel, sd, what: str, ref: str) -> Non
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise UserError(f"{what} does not match model {ref!r}: {first}") from None
-
-
-def check_samples(x, data: ImageDataset, n: int) -> torch.Tensor:
-    """Validate a sample batch and quantize float images in [0, 1] to uint8."""
-    if not isinstance(x, torch.Tensor):
-        raise UserError(f"samples must be a torch.Tensor, got {type(x).__name__}")
-    x = x.detach().cpu()
-    want = (n, *data.shape)
-    if tuple(x.shape) != want:
-        raise UserError(f"samples have shape {tuple(x.shape)}, expected {want}")
-    if data.kind == "points":
-        x = x.float()
-        if not torch.isfinite(x).all():
-            raise UserError("samples contain NaN or inf")
-        return x
-    if x.dtype == torch.uint8:
-        return x
-    if not x.is_floating_point():
-        raise UserError(f"image samples must be uint8 or float in [0, 1], got {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise UserError("samples contain NaN or inf")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        raise UserError(f"float samples must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def bits_per_dim(model, x: torch.Tensor, batch_size: int) -> float | None:

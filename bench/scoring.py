@@ -16,6 +16,7 @@ import torch
 
 from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
+from bench.errors import UserError
 
 Scorer = Callable[["ScoringContext"], dict[str, float]]
 _SCORERS: dict[str, Scorer] = {}
@@ -34,11 +35,37 @@ def metric_names() -> list[str]:
     return sorted([*_SCORERS, *MODEL_METRICS])
 
 
+# Generic names for `genbench eval --features X`: (metric, extractor) -> scorer group.
+GENERIC = {
+    ("fd", "classifier"): "fd_classifier",
+    ("fd", "pixels"): "fd_pixels",
+    ("fd", "inception"): "fid_inception",
+    ("kid", "classifier"): "kid_classifier",
+    ("kid", "pixels"): "kid_pixels",
+    ("kid", "inception"): "kid_inception",
+}
+EVAL_METRICS = ("fd", "kid", "prdc", "memorization", "class_coverage", "classifier_score", "modes")
+
+
+def groups_for(metrics: list[str], extractor: str) -> list[str]:
+    """Map eval's generic metric names onto scorer groups for one feature space."""
+    out = []
+    for m in metrics:
+        if (m, extractor) in GENERIC:
+            out.append(GENERIC[m, extractor])
+        elif m in _SCORERS:
+            out.append(m)
+        else:
+            raise UserError(f"unknown metric {m!r}; choose from {', '.join(EVAL_METRICS)}")
+    return out
+
+
 @dataclass
 class ScoringContext:
     data: ImageDataset
     fake: torch.Tensor
     device: torch.device
+    extractor: str | None = None  # overrides the default feature space of prdc/memorization
     provenance: dict[str, str | float] = field(default_factory=dict)
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
@@ -51,6 +78,8 @@ class ScoringContext:
         return self.data.kind == "points"
 
     def default_extractor(self) -> str:
+        if self.extractor:
+            return self.extractor
         return "pixels" if self.point_data else "classifier"
 
     def features(self, extractor: str, which: str) -> np.ndarray:
@@ -182,6 +211,11 @@ def kid_classifier(ctx: ScoringContext) -> dict[str, float]:
 @_images_only
 def kid_inception(ctx: ScoringContext) -> dict[str, float]:
     return _kid(ctx, "inception")
+
+
+@scorer("kid_pixels")
+def kid_pixels(ctx: ScoringContext) -> dict[str, float]:
+    return _kid(ctx, "pixels")
 
 
 @scorer("prdc")
