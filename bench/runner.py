@@ -73,7 +73,22 @@ class Runner:
         self.exp_id = tracking.experiment_id(self.client, suite.name, artifact_root)
         self.provenance = tracking.provenance_tags(self.device)
 
+    def preflight(self) -> None:
+        """Bad input stops the suite before any training: every dataset loads, every
+        checkpoint reads and fits its model, every samples file has the dataset's shape."""
+        for job in expand_jobs(self.suite):
+            data = load_dataset(job.dataset, self.opts.data_root)
+            entry = job.entry
+            if entry.samples is not None:
+                load_samples_file(entry.samples, data)
+            elif entry.checkpoint is not None:
+                model = build_model(
+                    resolve_model(entry.ref), data, dict(entry.options), self.device
+                )
+                load_checkpoint(model, entry.checkpoint, entry.ref)
+
     def run(self) -> list[JobResult]:
+        self.preflight()
         jobs = expand_jobs(self.suite)
         parent = tracking.start_run(
             self.client,

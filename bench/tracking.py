@@ -3,6 +3,7 @@ invocation, one child run per job; the leaderboard is rebuilt from these runs al
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -14,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from filelock import FileLock
 
 from bench.errors import UserError
 
@@ -38,11 +40,16 @@ def client_for(uri: str):
 
     _quiet_mlflow()
 
+    lock = contextlib.nullcontext()
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # Two processes creating the same SQLite store at once race on its schema.
+        lock = FileLock(str(db) + ".init.lock")
     try:
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)
+        with lock:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot open MLflow tracking URI {uri!r}: {first}") from None

@@ -1,0 +1,122 @@
+"""The bad-input catalogue: each case is one line on stderr naming what is wrong and what
+to do, exit code 2, no traceback, and nothing trained."""
+
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+BASE = """\
+name: bad
+datasets: [digits]
+n_samples: 50
+budget: {steps: 1}
+metrics: [fd_pixels]
+models:
+  - name: copier
+"""
+
+
+def suite_with(tmp_path, text: str) -> str:
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def model_entry(tmp_path, entry: str) -> str:
+    return suite_with(tmp_path, BASE + textwrap.indent(textwrap.dedent(entry), "  "))
+
+
+CHECKPOINT_ENTRY = "- name: m\n  model: plugin_models:MeanModel\n  checkpoint: c.pt\n"
+
+
+def write_checkpoint_mismatch(tmp_path):
+    torch.save({"mean": torch.zeros(3, 5, 5)}, tmp_path / "c.pt")
+    return model_entry(
+        tmp_path, "- name: m\n  model: plugin_models:MeanModel\n  checkpoint: c.pt\n"
+    )
+
+
+def write_truncated_checkpoint(tmp_path):
+    torch.save({"mean": torch.zeros(1, 8, 8)}, tmp_path / "c.pt")
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "c.pt").write_bytes(data[: len(data) // 2])
+    return model_entry(
+        tmp_path, "- name: m\n  model: plugin_models:MeanModel\n  checkpoint: c.pt\n"
+    )
+
+
+def write_samples(tmp_path, array):
+    np.savez(tmp_path / "s.npz", array)
+    return model_entry(tmp_path, "- name: s\n  samples: s.npz\n")
+
+
+CASES = {
+    "malformed yaml": (lambda t: suite_with(t, "name: [bad\n"), [], "not valid YAML at line"),
+    "unknown key": (lambda t: suite_with(t, BASE + "epochs: 3\n"), [], "epochs: unknown key"),
+    "wrong type": (
+        lambda t: suite_with(t, BASE.replace("n_samples: 50", "n_samples: many")),
+        [],
+        "n_samples: Input should be a valid integer",
+    ),
+    "unknown model": (
+        lambda t: suite_with(t, BASE.replace("copier", "gpt")),
+        [],
+        "unknown model 'gpt'; choose one of:",
+    ),
+    "unknown dataset": (
+        lambda t: suite_with(t, BASE.replace("[digits]", "[lsun]")),
+        [],
+        "unknown dataset 'lsun'; choose one of:",
+    ),
+    "unknown metric": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[is]")),
+        [],
+        "unknown metric 'is'; choose one of:",
+    ),
+    "missing dataset files": (
+        lambda t: suite_with(t, BASE.replace("[digits]", "[cifar10]")),
+        ["--data-root", "{tmp}"],
+        "cifar-10-batches-py",
+    ),
+    "checkpoint does not match": (write_checkpoint_mismatch, [], "does not match model"),
+    "truncated checkpoint": (write_truncated_checkpoint, [], "cannot be read"),
+    "samples wrong shape": (
+        lambda t: write_samples(t, np.zeros((60, 1, 5, 5), np.uint8)),
+        [],
+        "expected (60, 1, 8, 8)",
+    ),
+    "samples wrong dtype": (
+        lambda t: write_samples(t, np.zeros((60, 1, 8, 8), np.int64)),
+        [],
+        "expected uint8",
+    ),
+    "samples with NaN": (lambda t: write_samples(t, np.full((60, 1, 8, 8), np.nan)), [], "NaN"),
+    "unwritable output folder": (
+        lambda t: suite_with(t, BASE),
+        ["--out", "/proc/genbench"],
+        "not writable",
+    ),
+    "tracking uri cannot be opened": (
+        lambda t: suite_with(t, BASE),
+        ["--tracking-uri", "nosuchscheme://x"],
+        "cannot open MLflow tracking URI",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(tmp_path, case):
+    make, extra, message = CASES[case]
+    suite = make(tmp_path)
+    args = [a.format(tmp=tmp_path) for a in extra]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    res = run_cli("run", suite, *out, *args)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1, res.stderr
+    assert message in lines[0] and "Traceback" not in res.stderr
+    assert lines[0].startswith("genbench: error: ")
+    assert not (tmp_path / "out" / "cache" / "checkpoints").exists()  # nothing trained
