@@ -24,6 +24,7 @@ from bench.cache import Cache, hash_key, sha256_file
 from bench.data import ImageDataset, load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError
+from bench.executors import Executor, LocalExecutor
 from bench.grids import save_nn_grid, save_sample_figure
 from bench.models import Budget, GenerativeModel, Spent, build_model, resolve_model
 from bench.samples import check_samples, load_samples_file
@@ -87,7 +88,7 @@ class Runner:
                 )
                 load_checkpoint(model, entry.checkpoint, entry.ref)
 
-    def run(self) -> list[JobResult]:
+    def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
         jobs = expand_jobs(self.suite)
         parent = tracking.start_run(
@@ -102,11 +103,8 @@ class Runner:
             },
         )
         tracking.log_params(self.client, parent, {"suite": self.suite.model_dump_json()})
-        results = []
         try:
-            for i, job in enumerate(jobs, 1):
-                tqdm.write(f"[{i}/{len(jobs)}] {job.label}")
-                results.append(self.run_job(job, parent))
+            results = (executor or LocalExecutor()).run(self, jobs, parent)
         except BaseException:
             self.client.set_terminated(parent, "KILLED")
             raise
@@ -313,6 +311,17 @@ class Runner:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+_WORKER_RUNNERS: dict[tuple[str, RunOptions], Runner] = {}
+
+
+def execute_job(suite: Suite, opts: RunOptions, parent_id: str, job: Job) -> JobResult:
+    """Run one job in whatever process this is (a Ray worker, a SLURM task, ...), reusing
+    one Runner per process and suite."""
+    key = (suite.model_dump_json(), opts)
+    if key not in _WORKER_RUNNERS:
+        _WORKER_RUNNERS[key] = Runner(suite, opts)
+    return _WORKER_RUNNERS[key].run_job(job, parent_id)
 
 
 def sample_seed(seed: int) -> int:
