@@ -195,6 +195,8 @@ class Runner:
                     "budget_spent_steps": fit_info["steps"],
                     "budget_spent_seconds": f"{fit_info['seconds']:.1f}",
                     "fit_cached": str(fit_info["cached"]).lower(),
+                    "nfe": getattr(model, "nfe", "unknown"),
+                    "sample_options": json.dumps(getattr(model, "sample_options", {})),
                 },
             )
             if fit_info["losses"]:
@@ -220,7 +222,7 @@ class Runner:
                 **{f"time.{k}": f"{v:.2f}" for k, v in timings.items()},
             },
         )
-        self._log_artifacts(job, data, samples, metrics, run_id)
+        self._log_artifacts(job, data, samples, metrics, run_id, ctx.artifacts)
         self.client.set_terminated(run_id, "FINISHED")
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         tqdm.write(f"  {shown}")
@@ -292,13 +294,15 @@ class Runner:
             out[f"throughput_img_s_b{bs}_{self.device.type}"] = t["img_s"]
         return out
 
-    def _log_artifacts(self, job, data, samples, metrics, run_id) -> None:
+    def _log_artifacts(self, job, data, samples, metrics, run_id, artifacts) -> None:
         folder = self.opts.out_dir / "artifacts" / run_id
         folder.mkdir(parents=True, exist_ok=True)
         save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
         if data.kind == "images" and "memorization" in job.suite.metrics:
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        if artifacts:
+            (folder / "histograms.json").write_text(json.dumps(artifacts, indent=2))
         config = {
             "dataset": job.dataset,
             "seed": job.seed,
@@ -355,17 +359,19 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
     else:
         cls = resolve_model(entry.ref)
         ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
+        # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.
+        sample_only = set(getattr(cls, "SAMPLE_OPTIONS", ()))
         fit = hash_key(
             "fit",
             data.content_hash,
             entry.ref,
             source_hash(cls),
-            entry.options,
+            {k: v for k, v in entry.options.items() if k not in sample_only},
             suite.budget.model_dump(),
             job.seed,
             ckpt,
         )
-        samples = hash_key("samples", fit, suite.n_samples, suite.sample_batch_size)
+        samples = hash_key("samples", fit, suite.n_samples, suite.sample_batch_size, entry.options)
     metrics = sorted(suite.metrics)
     job_key = hash_key("job", samples, metrics, suite.throughput_batch_size, SCORING_VERSION)
     return {"fit": fit, "samples": samples, "job": job_key}

@@ -67,6 +67,7 @@ class ScoringContext:
     device: torch.device
     extractor: str | None = None  # overrides the default feature space of prdc/memorization
     provenance: dict[str, str | float] = field(default_factory=dict)
+    artifacts: dict[str, object] = field(default_factory=dict)  # JSON-able, for the report
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     @property
@@ -270,12 +271,13 @@ def class_coverage(ctx: ScoringContext) -> dict[str, float]:
         return {}
     clf = load_classifier(ctx.data, ctx.device)
     test = equal_size_subset(ctx.data.test.x.numpy(), ctx.n)
-    m = coverage(
-        clf.predict(ctx.fake),
-        ctx.data.train.y,
-        ctx.data.num_classes,
-        test_pred_labels=clf.predict(torch.from_numpy(test)),
-    )
+    fake_labels, test_labels = clf.predict(ctx.fake), clf.predict(torch.from_numpy(test))
+    m = coverage(fake_labels, ctx.data.train.y, ctx.data.num_classes, test_pred_labels=test_labels)
+    k = ctx.data.num_classes
+    ctx.artifacts["class_histogram"] = {
+        "samples": np.bincount(fake_labels, minlength=k).tolist(),
+        "train": np.bincount(ctx.data.train.y.numpy(), minlength=k).tolist(),
+    }
     return {
         "classes_hit": m["classes_hit"],
         "class_kl": m["kl"],
