@@ -62,6 +62,10 @@ def report(
     out: Annotated[Path | None, typer.Option(help="folder genbench run wrote")] = None,
     tracking_uri: TrackingUri = None,
     suite: Annotated[str | None, typer.Option(help="only this suite's experiment")] = None,
+    primary: Annotated[str | None, typer.Option(help="metric that ranks the models")] = None,
+    compare: Annotated[
+        Path | None, typer.Option(help="another output folder: write compare.md of the changes")
+    ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
     from bench import tracking
@@ -76,11 +80,24 @@ def report(
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
         tracking_uri = tracking.default_tracking_uri(out)
-    boards = write_report(tracking.client_for(tracking_uri), out, suite)
+    boards = write_report(tracking.client_for(tracking_uri), out, suite, primary)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
     print_leaderboards(boards)
     typer.echo(f"\nLeaderboard: {out}/leaderboard.md|.csv|.html")
+    if compare is not None:
+        from bench.report.compare import compare as compare_boards
+        from bench.report.leaderboard import build_leaderboards
+
+        db = compare / "mlruns" / "mlflow.db"
+        if not db.exists():
+            raise UserError(f"--compare {compare}: no MLflow store at {db}")
+        other = tracking.client_for(tracking.default_tracking_uri(compare))
+        text = compare_boards(
+            boards, build_leaderboards(tracking.load_job_runs(other, suite), primary)
+        )
+        (out / "compare.md").write_text(text)
+        typer.echo("\n" + text)
 
 
 class Features(str, Enum):

@@ -48,8 +48,12 @@ def test_table_values_mean_std_best_and_order(store):
     t = board.table
     assert t.loc["vae", (FD, "mean")] == pytest.approx(12.0)
     assert t.loc["vae", (FD, "std")] == pytest.approx(2.0)  # sample std of 10, 12, 14
+    # 95% t-interval half-width with 2 degrees of freedom: t = 4.3027
+    assert t.loc["vae", (FD, "ci95")] == pytest.approx(4.302653 * 2.0 / 3**0.5, rel=1e-6)
     assert t.loc["vae", ("seeds", "")] == 3
     assert math.isnan(t.loc["copier", (FD, "std")])
+    assert board.primary == FD and board.models == ["<script>alert(1)</script>", "vae"]
+    assert board.references == ["copier"]
     # best among learned models: the copier reference is not ranked
     assert board.best[FD] == "<script>alert(1)</script>"
     assert board.best[COV] == "vae"
@@ -66,7 +70,8 @@ def test_written_files_escape_names_and_mark_best(store):
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     md = (out / "leaderboard.md").read_text()
-    assert "| vae | 3 | 12 ± 2 | **0.8 ± 0.1** |" in md
+    assert "| 2 | vae | 3 | – | 12 ± 4.968 | **0.8 ± 0.2484** |" in md
+    assert "| ref | copier | 1 | – | 0.1 | 1 |" in md
     assert "FAILED: broken seed 0: samples contain NaN or inf" in md
     csv = (out / "leaderboard.csv").read_text().splitlines()
     assert csv[0].startswith("suite,dataset,model,reference,seeds")

@@ -1,19 +1,34 @@
-"""Leaderboards -> leaderboard.md, leaderboard.csv and a self-contained leaderboard.html."""
+"""Leaderboards -> leaderboard.md, leaderboard.csv and a self-contained leaderboard.html
+(images embedded, no network), all rebuilt from the MLflow store alone."""
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench.metrics import direction
+from bench.report import plots
 from bench.report.leaderboard import Leaderboard, build_leaderboards
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
+LEGEND = (
+    "Mean over training seeds ± the 95% t-interval half-width (3+ seeds) or ± the std "
+    "(2 seeds). Arrows: each metric's direction. Bold: best learned model per column. "
+    "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
+    "...) bound the scale from above and below and are not ranked."
+)
+PROVENANCE_TAGS = [
+    "genbench.suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
+    "genbench.dataset_hash", "genbench.classifier_weights_sha256",
+    "genbench.classifier_test_accuracy", "genbench.inception_weights_sha256",
+]  # fmt: skip
 
 
 def fmt(x: float) -> str:
@@ -25,51 +40,63 @@ def fmt(x: float) -> str:
 
 
 def cell(board: Leaderboard, model: str, metric: str) -> str:
-    mean, std = board.table.loc[model, (metric, "mean")], board.table.loc[model, (metric, "std")]
-    text = fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
-    return text
+    t = board.table.loc[model]
+    mean, std, ci = t[(metric, "mean")], t[(metric, "std")], t[(metric, "ci95")]
+    spread = ci if not math.isnan(ci) else std
+    return fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
 
 
-def header(metric: str) -> str:
+def header(metric: str, primary: str | None = None) -> str:
     d = direction(metric)
-    return f"{metric} {ARROWS[d]}" if d else metric
+    text = f"{metric} {ARROWS[d]}" if d else metric
+    return text + (" (primary)" if metric == primary else "")
 
 
-def rows(board: Leaderboard) -> list[dict]:
-    out = []
-    for rank, model in enumerate(board.table.index, 1):
+def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
+    rows = []
+    for rank, model in enumerate(models, 1):
         t = board.table.loc[model]
-        out.append(
+        rows.append(
             {
                 "model": model,
-                "reference": bool(t[("reference", "")]),
+                "rank": rank,
                 "seeds": int(t[("seeds", "")]),
-                "budget_steps": t[("budget_steps", "")],
+                "budget": fmt(t[("budget_steps", "")]),
                 "cells": {m: cell(board, model, m) for m in board.metrics},
                 "best": {m for m in board.metrics if board.best.get(m) == model},
-                "rank": rank,
             }
         )
-    return out
+    return rows
+
+
+def _md_table(board: Leaderboard, models: list[str], ranked: bool) -> list[str]:
+    head = [
+        "rank" if ranked else "",
+        "model",
+        "seeds",
+        "steps",
+        *(header(m, board.primary) for m in board.metrics),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table_rows(board, models):
+        cells = [f"**{r['cells'][m]}**" if m in r["best"] else r["cells"][m] for m in board.metrics]
+        first = str(r["rank"]) if ranked else "ref"
+        lines.append(
+            "| " + " | ".join([first, r["model"], str(r["seeds"]), r["budget"], *cells]) + " |"
+        )
+    return lines
 
 
 def to_markdown(boards: list[Leaderboard]) -> str:
     parts = []
     for b in boards:
         parts.append(f"## {b.suite} / {b.dataset}\n")
-        head = ["model", "seeds", *(header(m) for m in b.metrics)]
-        parts.append("| " + " | ".join(head) + " |")
-        parts.append("|" + "---|" * len(head))
-        for r in rows(b):
-            name = f"{r['model']} (reference)" if r["reference"] else r["model"]
-            cells = [f"**{r['cells'][m]}**" if m in r["best"] else r["cells"][m] for m in b.metrics]
-            parts.append("| " + " | ".join([name, str(r["seeds"]), *cells]) + " |")
-        parts.append("")
-        parts.append(
-            "Mean ± std across seeds; **bold** = best learned model; arrows give each "
-            "metric's direction. References (copier, pixel-gaussian, ...) bound the "
-            "scale and are not ranked."
-        )
+        if b.models:
+            parts += _md_table(b, b.models, ranked=True)
+        if b.references:
+            parts += ["", "References (floor and ceiling):", ""]
+            parts += _md_table(b, b.references, ranked=False)
+        parts += ["", LEGEND]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
         parts.append("")
@@ -89,84 +116,199 @@ def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def to_html(boards: list[Leaderboard], images: dict[tuple[str, str, str], bytes]) -> str:
+# -- HTML ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Assets:
+    """Everything the HTML embeds, fetched from MLflow (key: (suite, dataset, model))."""
+
+    samples: dict[tuple, bytes] = field(default_factory=dict)
+    neighbours: dict[tuple, bytes] = field(default_factory=dict)
+    histograms: dict[tuple, dict] = field(default_factory=dict)
+    losses: dict[tuple, list] = field(default_factory=dict)
+
+
+def collect_assets(client, boards: list[Leaderboard]) -> Assets:
+    assets = Assets()
+    with tempfile.TemporaryDirectory() as tmp:
+        for b in boards:
+            for model in b.table.index:
+                key = (b.suite, b.dataset, model)
+                run_id = b.first_run(model)
+                for name, store in (
+                    ("samples.png", assets.samples),
+                    ("nearest_neighbours.png", assets.neighbours),
+                ):
+                    data = _artifact(client, run_id, name, tmp)
+                    if data is not None:
+                        store[key] = data
+                hist = _artifact(client, run_id, "histograms.json", tmp)
+                if hist is not None:
+                    assets.histograms[key] = json.loads(hist).get("class_histogram")
+                history = client.get_metric_history(run_id, "train_loss")
+                if history:
+                    assets.losses[key] = sorted((m.step, m.value) for m in history)
+    return assets
+
+
+def _artifact(client, run_id: str, name: str, tmp: str) -> bytes | None:
+    try:
+        return Path(client.download_artifacts(run_id, name, tmp)).read_bytes()
+    except Exception:  # not logged for this run (e.g. no memorization metric)
+        return None
+
+
+def _img(png: bytes, alt: str) -> str:
+    src = "data:image/png;base64," + base64.b64encode(png).decode()
+    return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
+    e = html.escape
+    heads = "".join(f"<th>{e(header(m, board.primary))}</th>" for m in board.metrics)
+    first = "rank" if ranked else ""
+    out = [
+        f"<table><thead><tr><th>{first}</th><th>model</th><th>seeds</th><th>steps</th>"
+        f"{heads}</tr></thead><tbody>"
+    ]
+    for r in table_rows(board, models):
+        tds = "".join(
+            f'<td class="best">{e(r["cells"][m])}</td>'
+            if m in r["best"]
+            else f"<td>{e(r['cells'][m])}</td>"
+            for m in board.metrics
+        )
+        cls = "" if ranked else ' class="reference"'
+        label = str(r["rank"]) if ranked else "ref"
+        out.append(
+            f"<tr{cls}><td>{label}</td><td>{e(r['model'])}</td><td>{r['seeds']}</td>"
+            f"<td>{e(r['budget'])}</td>{tds}</tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _figures(board: Leaderboard, assets: Assets) -> list[str]:
+    e = html.escape
+    out = []
+    key = lambda m: (board.suite, board.dataset, m)  # noqa: E731
+    speed = next((m for m in board.metrics if m.startswith("throughput_")), None)
+    quality = board.primary
+    if speed and quality and quality != speed:
+        t = board.table.dropna(subset=[(speed, "mean"), (quality, "mean")])
+        if len(t):
+            png = plots.quality_vs_speed(
+                list(t.index),
+                t[(speed, "mean")],
+                t[(quality, "mean")],
+                quality,
+                speed,
+                set(board.references),
+            )
+            out.append(f"<h3>Quality against sampling speed</h3>{_img(png, 'quality vs speed')}")
+    grids = [(m, assets.samples[key(m)]) for m in board.table.index if key(m) in assets.samples]
+    if grids:
+        out.append("<h3>Samples</h3><div class='grids'>")
+        out += [
+            f"<figure>{_img(p, 'samples of ' + m)}<figcaption>{e(m)}</figcaption></figure>"
+            for m, p in grids
+        ]
+        out.append("</div>")
+    nn = [(m, assets.neighbours[key(m)]) for m in board.table.index if key(m) in assets.neighbours]
+    if nn:
+        out.append(
+            "<h3>Nearest training images</h3><p>Each row: a generated sample, then its "
+            "four nearest training images in pixel space. Copies show up as twins."
+            "</p><div class='grids'>"
+        )
+        out += [
+            f"<figure>{_img(p, 'neighbours of ' + m)}<figcaption>{e(m)}</figcaption></figure>"
+            for m, p in nn
+        ]
+        out.append("</div>")
+    hists = {
+        m: assets.histograms[key(m)] for m in board.table.index if assets.histograms.get(key(m))
+    }
+    if hists:
+        out.append(
+            "<h3>Class histograms against the training labels</h3>"
+            + _img(plots.class_histograms(hists), "class histograms")
+        )
+    losses = {m: assets.losses[key(m)] for m in board.table.index if key(m) in assets.losses}
+    if losses:
+        out.append("<h3>Training loss</h3>" + _img(plots.loss_curves(losses), "loss curves"))
+    return out
+
+
+def provenance(board: Leaderboard) -> dict[str, str]:
+    out = {}
+    runs = board.runs
+    for tag in PROVENANCE_TAGS + sorted(
+        c[4:] for c in runs.columns if c.startswith("tag.version.")
+    ):
+        col = f"tag.{tag}"
+        if col in runs:
+            values = sorted({str(v) for v in runs[col].dropna()})
+            if values:
+                out[tag] = ", ".join(values)
+    return out
+
+
+def to_html(boards: list[Leaderboard], assets: Assets) -> str:
     e = html.escape
     body = []
     for b in boards:
         body.append(f"<h2>{e(b.suite)} / {e(b.dataset)}</h2>")
-        head = "".join(f"<th>{e(header(m))}</th>" for m in b.metrics)
-        body.append(f"<table><thead><tr><th>model</th><th>seeds</th>{head}</tr></thead><tbody>")
-        for r in rows(b):
-            cls = ' class="reference"' if r["reference"] else ""
-            tds = "".join(
-                f'<td class="best">{e(r["cells"][m])}</td>'
-                if m in r["best"]
-                else f"<td>{e(r['cells'][m])}</td>"
-                for m in b.metrics
-            )
-            label = e(r["model"]) + (" <small>(reference)</small>" if r["reference"] else "")
-            body.append(f"<tr{cls}><td>{label}</td><td>{r['seeds']}</td>{tds}</tr>")
-        body.append("</tbody></table>")
+        if b.models:
+            body.append(_html_table(b, b.models, ranked=True))
+        if b.references:
+            body.append("<h3>References (floor and ceiling)</h3>")
+            body.append(_html_table(b, b.references, ranked=False))
+        body.append(f"<p class='legend'>{e(LEGEND)}</p>")
         for f in b.failures:
             body.append(
                 f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '
                 f"{e(f['error'])}</p>"
             )
-        body.append('<div class="grids">')
-        for r in rows(b):
-            png = images.get((b.suite, b.dataset, r["model"]))
-            if png:
-                src = "data:image/png;base64," + base64.b64encode(png).decode()
-                body.append(
-                    f'<figure><img src="{src}" alt="samples of {e(r["model"])}">'
-                    f"<figcaption>{e(r['model'])}</figcaption></figure>"
-                )
-        body.append("</div>")
+        body += _figures(b, assets)
+        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in provenance(b).items())
+        body.append(f"<h3>Provenance</h3><table class='prov'>{rows}</table>")
     return HTML_TEMPLATE.replace("{body}", "\n".join(body))
 
 
 HTML_TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>genbench leaderboard</title>
+<html lang="en"><head><meta charset="utf-8"><title>genbench leaderboard</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1600px}
+table{border-collapse:collapse;margin:0.5em 0 1em;font-size:90%}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
+th{background:#f4f4f4}
+td:nth-child(2),th:nth-child(2){text-align:left}
+table.prov td{text-align:left;white-space:normal;font-family:monospace}
 td.best{font-weight:bold;background:#e6f4ea}
-tr.reference td{color:#777;font-style:italic}
+tr.reference td{color:#666;font-style:italic}
 .grids{display:flex;flex-wrap:wrap;gap:1em}
 figure{margin:0}figcaption{text-align:center;font-size:90%}
-img{image-rendering:pixelated;max-width:360px;border:1px solid #ddd}
+img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
+.legend{color:#555;font-size:90%;max-width:900px}
 .failed{color:#b00}
 </style></head><body>
 <h1>genbench leaderboard</h1>
-<p>Mean ± std across seeds. Bold: best learned model per column. Arrows: direction of each
-metric. References bound the scale and are not ranked.</p>
 {body}
 </body></html>
 """
 
 
-def sample_images(client, boards: list[Leaderboard]) -> dict[tuple[str, str, str], bytes]:
-    out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for b in boards:
-            for model, run_id in b.sample_runs.items():
-                try:
-                    path = client.download_artifacts(run_id, "samples.png", tmp)
-                except Exception:  # an artifact store that lost the file: report without it
-                    continue
-                out[b.suite, b.dataset, model] = Path(path).read_bytes()
-    return out
-
-
-def write_report(client, out_dir: Path, suite: str | None = None) -> list[Leaderboard]:
+def write_report(
+    client, out_dir: Path, suite: str | None = None, primary: str | None = None
+) -> list[Leaderboard]:
     """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
     from bench.tracking import load_job_runs
 
-    boards = build_leaderboards(load_job_runs(client, suite))
+    boards = build_leaderboards(load_job_runs(client, suite), primary)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "leaderboard.md").write_text(to_markdown(boards))
     to_csv(boards).to_csv(out_dir / "leaderboard.csv", index=False)
-    (out_dir / "leaderboard.html").write_text(to_html(boards, sample_images(client, boards)))
+    (out_dir / "leaderboard.html").write_text(to_html(boards, collect_assets(client, boards)))
     return boards

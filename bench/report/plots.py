@@ -1,0 +1,99 @@
+"""Report figures as PNG bytes (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.metrics import direction  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray, y_lower_is_better: bool) -> np.ndarray:
+    """Indices of points no other point beats on both higher x and better y."""
+    sign = 1 if y_lower_is_better else -1
+    front = []
+    for i in range(len(x)):
+        dominated = any(
+            x[j] >= x[i] and sign * y[j] <= sign * y[i] and (x[j] > x[i] or y[j] != y[i])
+            for j in range(len(x))
+        )
+        if not dominated:
+            front.append(i)
+    return np.array(sorted(front, key=lambda i: x[i]), dtype=int)
+
+
+def quality_vs_speed(
+    labels, speed, quality, quality_name: str, speed_name: str, references: set[str]
+) -> bytes:
+    """Quality against images per second (log x), one point per model, Pareto front drawn."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x, y = np.asarray(speed, float), np.asarray(quality, float)
+    for xi, yi, name in zip(x, y, labels, strict=True):
+        ref = name in references
+        ax.scatter(xi, yi, c="#999999" if ref else "#1f77b4", marker="s" if ref else "o", zorder=3)
+        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    learned = np.array([n not in references for n in labels])
+    if learned.sum() >= 2:
+        idx = np.flatnonzero(learned)
+        front = idx[pareto_front(x[idx], y[idx], direction(quality_name) == "lower")]
+        ax.plot(x[front], y[front], "--", c="#d62728", label="Pareto front (learned models)")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{speed_name} (log scale, higher is faster)")
+    ax.set_ylabel(
+        quality_name + (" (lower is better)" if direction(quality_name) == "lower" else "")
+    )
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def loss_curves(histories: dict[str, list[tuple[int, float]]]) -> bytes:
+    n = len(histories)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, (model, points) in zip(axes.flat, histories.items(), strict=False):
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, lw=1)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return _png(fig)
+
+
+def class_histograms(hists: dict[str, dict[str, list[int]]]) -> bytes:
+    """Per model: share of samples per predicted class against the training labels."""
+    n = len(hists)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, (model, h) in zip(axes.flat, hists.items(), strict=False):
+        samples = np.asarray(h["samples"], float)
+        train = np.asarray(h["train"], float)
+        k = np.arange(len(train))
+        ax.bar(k - 0.2, train / train.sum(), width=0.4, color="#bbbbbb", label="train")
+        ax.bar(
+            k + 0.2, samples / max(samples.sum(), 1), width=0.4, color="#1f77b4", label="samples"
+        )
+        ax.set_title(model, fontsize=9)
+        ax.set_xticks(k)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return _png(fig)
