@@ -267,8 +267,10 @@ class DDPM:
         gen = device_generator(seed, self.device)
         stream = batches(data.train.x, self.batch_size, seed)
         self.net.train()
+        done = 0
 
         def step() -> dict[str, float]:
+            nonlocal done
             x0 = self._prepare(next(stream))
             t = torch.randint(0, self.T, (len(x0),), generator=gen, device=self.device)
             eps = torch.randn(x0.shape, generator=gen, device=self.device)
@@ -279,9 +281,12 @@ class DDPM:
             loss.backward()
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
             opt.step()
+            # EMA with a warm-up, so that short budgets do not sample from the initial weights
+            done += 1
+            decay = min(self.ema_decay, (1 + done) / (10 + done))
             with torch.no_grad():
                 for e, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-                    e.lerp_(p.detach(), 1 - self.ema_decay)
+                    e.lerp_(p.detach(), 1 - decay)
             return {"loss": loss.item()}
 
         spent = train_loop(step, budget, progress)

@@ -211,7 +211,7 @@ class PixelCNN:
         def step() -> dict[str, float]:
             target = self._levels(next(stream))
             logits = self.net(self._to_input(target))
-            loss = F.cross_entropy(logits, target)  # nats per subpixel, over the levels
+            loss = F.cross_entropy(logits.transpose(1, 2), target)  # nats per subpixel
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
