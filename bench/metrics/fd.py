@@ -1,0 +1,195 @@
+"""Fréchet distance between feature sets (FID on Inception features) and FD-infinity.
+
+FD = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), all in float64. The trace term
+is the sum of square roots of the eigenvalues of F^T S2 F with F F^T = S1 (F the Cholesky
+factor, or an eigendecomposition root when S1 is singular): that matrix is symmetric and
+has the nonzero eigenvalues of S1 S2, so eigvalsh suffices where scipy's sqrtm is slow
+and breaks down on near-singular covariances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.linalg import blas, lapack
+from threadpoolctl import threadpool_limits
+
+from bench.errors import UserError
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+# Multithreaded OpenBLAS Cholesky and eigensolvers collapse when the cores are shared: on a
+# busy 2-core machine at d = 2048, one thread took 0.3-0.4 s (potrf) and 1-2 s (eigvalsh)
+# where two took 2-7 s and 3-30 s. Matrix products keep their threads.
+def _one_blas_thread() -> threadpool_limits:
+    return threadpool_limits(1, user_api="blas")
+
+
+# Rows per float64 chunk when accumulating a covariance: about 32 MB at d = 2048.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def to_numpy(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
+    """`x` as a real numeric numpy array with `ndim` dimensions (no copy when possible)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype in (torch.bfloat16, torch.float16):
+            x = x.double()
+        x = x.numpy()
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise UserError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise UserError(f"{name} must have {ndim} dimensions, got shape {tuple(arr.shape)}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    if not np.isfinite(arr).all():
+        raise UserError(f"{name} contains NaN or inf values")
+
+
+def as_features(feats: ArrayLike, name: str) -> np.ndarray:
+    """`feats` as an (n, d) numpy array with n >= 2 (no copy when possible)."""
+    arr = to_numpy(feats, name, 2)
+    if arr.shape[0] < 2:
+        raise UserError(f"{name} needs at least 2 samples, got {arr.shape[0]}")
+    return arr
+
+
+def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof=1, as np.cov) of `feats` (n, d), in float64.
+
+    The covariance is accumulated over float64 chunks of mean-centred rows, so float32
+    features are never copied to float64 whole.
+    """
+    x = as_features(feats, "features")
+    n, d = x.shape
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = x.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mu).all():
+        check_finite(x, "features")
+        raise UserError("features are too large: their mean overflows float64")
+    sigma = np.zeros((d, d))
+    step = max(1, _CHUNK_ELEMENTS // d)
+    for start in range(0, n, step):
+        c = x[start : start + step].astype(np.float64) - mu
+        sigma += c.T @ c  # numpy dispatches A.T @ A to BLAS syrk
+    sigma /= n - 1
+    return mu, sigma
+
+
+def _stats(mu: ArrayLike, sigma: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
+    mu = to_numpy(mu, f"{name} mean", 1).astype(np.float64, copy=False)
+    sigma = to_numpy(sigma, f"{name} covariance", 2).astype(np.float64, copy=False)
+    if sigma.shape != (mu.size, mu.size):
+        raise UserError(
+            f"mismatched feature dimensions: {name} mean has {mu.size}, "
+            f"its covariance has shape {sigma.shape}"
+        )
+    check_finite(mu, f"{name} mean")
+    check_finite(sigma, f"{name} covariance")
+    return mu, sigma
+
+
+def _cholesky(sigma: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor of sigma, or None when it is not positive definite."""
+    with _one_blas_thread():
+        chol, info = lapack.dpotrf(sigma, lower=1, clean=1)
+    return chol if info == 0 else None
+
+
+def _range_root(sigma: np.ndarray) -> np.ndarray:
+    """F = V sqrt(w) (d x r) with F F^T = sigma, over the eigenvalues above rounding level.
+
+    Dropping the null space keeps its rounding noise out of the square roots.
+    """
+    with _one_blas_thread():
+        w, v = np.linalg.eigh(sigma)
+    keep = w > w[-1] * w.size * np.finfo(np.float64).eps
+    return v[:, keep] * np.sqrt(w[keep])
+
+
+def _trace_sqrt_product(factor: np.ndarray, lower: bool, sigma: np.ndarray) -> float:
+    """tr((S1 S2)^(1/2)) given F F^T = S1 (lower: F is triangular) and sigma = S2."""
+    if lower:
+        m = blas.dtrmm(1.0, factor, sigma, side=1, lower=1)
+        m = blas.dtrmm(1.0, factor, m, side=0, lower=1, trans_a=1, overwrite_b=1)
+    else:
+        m = factor.T @ sigma @ factor
+    with _one_blas_thread():
+        eig = np.linalg.eigvalsh(m)
+    return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+
+
+def _fd(diff: np.ndarray, tr_sum: float, tr_sqrt: float) -> float:
+    return max(float(diff @ diff) + tr_sum - 2.0 * tr_sqrt, 0.0)
+
+
+def frechet_distance_from_stats(
+    mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike
+) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), clamped at 0."""
+    mu1, sigma1 = _stats(mu1, sigma1, "first")
+    mu2, sigma2 = _stats(mu2, sigma2, "second")
+    if mu1.size != mu2.size:
+        raise UserError(f"mismatched feature dimensions: {mu1.size} vs {mu2.size}")
+    # tr sqrt(S1 S2) is symmetric in S1 and S2: factor whichever is positive definite.
+    for s1, s2 in ((sigma1, sigma2), (sigma2, sigma1)):
+        chol = _cholesky(s1)
+        if chol is not None:
+            tr_sqrt = _trace_sqrt_product(chol, True, s2)
+            break
+    else:
+        tr_sqrt = _trace_sqrt_product(_range_root(sigma1), False, sigma2)
+    return _fd(mu1 - mu2, float(np.trace(sigma1) + np.trace(sigma2)), tr_sqrt)
+
+
+def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
+    """Fréchet distance between the Gaussians fitted to two feature sets (n, d)."""
+    a = as_features(feats_a, "first features")
+    b = as_features(feats_b, "second features")
+    if a.shape[1] != b.shape[1]:
+        raise UserError(f"mismatched feature dimensions: {a.shape[1]} vs {b.shape[1]}")
+    return frechet_distance_from_stats(*feature_stats(a), *feature_stats(b))
+
+
+def fd_infinity(
+    feats_fake: ArrayLike,
+    mu_ref: ArrayLike,
+    sigma_ref: ArrayLike,
+    *,
+    num_points: int = 15,
+    min_n: int | None = None,
+    seed: int = 0,
+) -> float:
+    """FD extrapolated to infinitely many fake samples (Chong & Forsyth 2020).
+
+    FD is computed on random subsets of `num_points` sizes evenly spaced from `min_n`
+    (default n // 10, i.e. 5000 of 50000 as in the paper) to n, fitted linearly against
+    1/size, and the fit is evaluated at 1/size = 0. The reference statistics are exact.
+    """
+    x = as_features(feats_fake, "fake features")
+    n, d = x.shape
+    mu_ref, sigma_ref = _stats(mu_ref, sigma_ref, "reference")
+    if mu_ref.size != d:
+        raise UserError(f"mismatched feature dimensions: fake {d} vs reference {mu_ref.size}")
+    min_n = max(2, n // 10) if min_n is None else min_n
+    if num_points < 2:
+        raise UserError(f"num_points must be at least 2, got {num_points}")
+    if not 2 <= min_n < n:
+        raise UserError(f"min_n must be in [2, {n}) for {n} fake samples, got {min_n}")
+    sizes = np.unique(np.linspace(min_n, n, num_points).astype(np.int64))
+    chol = _cholesky(sigma_ref)
+    factor, lower = (chol, True) if chol is not None else (_range_root(sigma_ref), False)
+    tr_ref = float(np.trace(sigma_ref))
+    rng = np.random.default_rng(seed)
+    fds = []
+    for size in sizes:
+        # Sorted indices gather rows in memory order; the statistics don't depend on order.
+        mu, sigma = feature_stats(x[np.sort(rng.choice(n, size, replace=False))])
+        tr_sqrt = _trace_sqrt_product(factor, lower, sigma)
+        fds.append(_fd(mu - mu_ref, tr_ref + float(np.trace(sigma)), tr_sqrt))
+    _, intercept = np.polyfit(1.0 / sizes, fds, 1)
+    return float(intercept)

@@ -1,0 +1,112 @@
+"""Kernel distance (KID on Inception features): unbiased MMD^2 with a cubic polynomial kernel.
+
+k(x, y) = (x.y / d + 1)^3, averaged over random equal-size subsets of both sets, in
+float64. Subsets are drawn exactly as torch-fidelity draws them, so the same seed gives
+the same subsets and the same value as its `rng_seed`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.errors import UserError
+from bench.metrics.fd import ArrayLike, as_features, check_finite, to_numpy
+
+
+def kid_subset_indices(
+    n_a: int, n_b: int, *, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (num_subsets, m) into each set, m = min(subset_size, n_a, n_b).
+
+    Each subset is drawn without replacement; draws alternate a, b per subset from one
+    np.random.RandomState(seed), as in torch-fidelity's KID.
+    """
+    if num_subsets < 1:
+        raise UserError(f"num_subsets must be at least 1, got {num_subsets}")
+    m = min(subset_size, n_a, n_b)
+    if m < 2:
+        raise UserError(f"KID needs subsets of at least 2 samples, got {m}")
+    rng = np.random.RandomState(seed)
+    idx_a = np.empty((num_subsets, m), dtype=np.int64)
+    idx_b = np.empty((num_subsets, m), dtype=np.int64)
+    for i in range(num_subsets):
+        idx_a[i] = rng.choice(n_a, m, replace=False)
+        idx_b[i] = rng.choice(n_b, m, replace=False)
+    return idx_a, idx_b
+
+
+def _features(feats: ArrayLike, name: str) -> np.ndarray:
+    arr = as_features(feats, name)
+    check_finite(arr, name)
+    return arr
+
+
+def _indices(idx: ArrayLike, n: int, name: str) -> np.ndarray:
+    arr = to_numpy(idx, name, 2)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise UserError(f"{name} must hold integer row indices, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise UserError(f"{name} must index rows 0..{n - 1}")
+    return arr
+
+
+def _kernel_sums(g: np.ndarray, d: int) -> tuple[float, float]:
+    """Sum of all entries and of the diagonal of (g / d + 1)^3, overwriting the Gram g."""
+    g /= d
+    g += 1.0
+    total = float(np.vdot(np.square(g), g))
+    return total, float((np.diagonal(g) ** 3).sum())
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    m, d = x.shape
+    xx, xx_diag = _kernel_sums(x @ x.T, d)
+    yy, yy_diag = _kernel_sums(y @ y.T, d)
+    xy, _ = _kernel_sums(x @ y.T, d)
+    return (xx - xx_diag + yy - yy_diag) / (m * (m - 1)) - 2.0 * xy / (m * m)
+
+
+def kid_from_subsets(
+    feats_a: ArrayLike, feats_b: ArrayLike, idx_a: ArrayLike, idx_b: ArrayLike
+) -> tuple[float, float]:
+    """Mean and std (ddof=0) of the unbiased MMD^2 over the given subsets.
+
+    idx_a and idx_b are (num_subsets, m) row indices into feats_a and feats_b.
+    """
+    a = _features(feats_a, "first features")
+    b = _features(feats_b, "second features")
+    if a.shape[1] != b.shape[1]:
+        raise UserError(f"mismatched feature dimensions: {a.shape[1]} vs {b.shape[1]}")
+    idx_a = _indices(idx_a, a.shape[0], "first subset indices")
+    idx_b = _indices(idx_b, b.shape[0], "second subset indices")
+    if idx_a.shape != idx_b.shape or idx_a.shape[0] < 1 or idx_a.shape[1] < 2:
+        raise UserError(
+            "subset indices must both have shape (num_subsets >= 1, subset_size >= 2), "
+            f"got {idx_a.shape} and {idx_b.shape}"
+        )
+    mmds = np.array(
+        [
+            _mmd2_unbiased(
+                a[ia].astype(np.float64, copy=False), b[ib].astype(np.float64, copy=False)
+            )
+            for ia, ib in zip(idx_a, idx_b, strict=True)
+        ]
+    )
+    return float(mmds.mean()), float(mmds.std())
+
+
+def kid(
+    feats_a: ArrayLike,
+    feats_b: ArrayLike,
+    *,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID mean and std over `num_subsets` subsets of min(subset_size, n_a, n_b) rows."""
+    a = _features(feats_a, "first features")
+    b = _features(feats_b, "second features")
+    idx_a, idx_b = kid_subset_indices(
+        a.shape[0], b.shape[0], num_subsets=num_subsets, subset_size=subset_size, seed=seed
+    )
+    return kid_from_subsets(a, b, idx_a, idx_b)
