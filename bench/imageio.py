@@ -1,0 +1,95 @@
+"""Image sets on disk (an .npz or an image folder) as uint8 NCHW tensors, and their checks."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from bench.cache import atomic_write_bytes
+from bench.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+NPZ_KEYS = ("images", "arr_0")
+GRAY_MODES = {"1", "L", "LA"}
+
+
+def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") -> torch.Tensor:
+    """`images` as a uint8 (N, C, H, W) tensor with C in {1, 3}, or a UserError saying why not."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise UserError(f"{what}: expected a uint8 tensor, got {type(images).__name__}")
+    if images.dtype != torch.uint8:
+        hint = " (contains NaN)" if images.is_floating_point() and images.isnan().any() else ""
+        raise UserError(
+            f"{what}: expected uint8 pixels 0..255, got {images.dtype}{hint}; "
+            "quantize first, e.g. (x * 255).round().clamp(0, 255).to(torch.uint8)"
+        )
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or min(images.shape[2:]) < 1:
+        shape = tuple(images.shape)
+        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {shape}")
+    return images
+
+
+def load_images(path: str | os.PathLike) -> torch.Tensor:
+    """Images from an .npz (key 'images', else 'arr_0', else the first array; NCHW or NHWC)
+    or from an image folder (searched recursively, sorted by name) as uint8 NCHW."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return torch.from_numpy(_read_folder(p))
+    if not p.exists():
+        raise UserError(f"{p} does not exist; give an .npz file or an image folder")
+    if p.suffix.lower() != ".npz":
+        raise UserError(f"{p}: expected an .npz file or an image folder")
+    return _read_npz(p)
+
+
+def save_npz(path: str | os.PathLike, images: torch.Tensor | np.ndarray) -> None:
+    """Write uint8 NCHW images to `path` under key 'images', atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=check_uint8_nchw(images).cpu().numpy())
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _read_npz(p: Path) -> torch.Tensor:
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            keys = [k for k in NPZ_KEYS if k in npz.files] or npz.files[:1]
+            if not keys:
+                raise UserError(f"{p} holds no arrays")
+            array = npz[keys[0]]
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"{p} is not a readable .npz of images ({e})") from e
+    what = f"{p}[{keys[0]!r}]"
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        raise UserError(f"{what} contains NaN; save uint8 images 0..255")
+    if array.ndim == 4 and array.shape[1] not in (1, 3) and array.shape[3] in (1, 3):
+        array = array.transpose(0, 3, 1, 2)
+    return check_uint8_nchw(np.ascontiguousarray(array), what)
+
+
+def _read_folder(p: Path) -> np.ndarray:
+    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                a = np.asarray(im.convert("L" if im.mode in GRAY_MODES else "RGB"))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"{f} is not a readable image ({e})") from e
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        if arrays and a.shape != arrays[0].shape:
+            raise UserError(
+                f"{p}: images differ in size or channels ({files[0].name} is "
+                f"{arrays[0].shape}, {f.name} is {a.shape} as C,H,W); make them all one size"
+            )
+        arrays.append(a)
+    return np.stack(arrays)
