@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from bench.data import (
     ImageDataset,
@@ -20,9 +19,9 @@ from bench.data import (
     stratified_split,
 )
 from bench.errors import UserError
+from bench.imageio import load_images
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -133,30 +132,12 @@ def cifar10(root: Path | None) -> ImageDataset:
     return ImageDataset("cifar10", "images", train, test, 10)
 
 
-def read_image_folder(path: Path) -> np.ndarray:
-    """All images under `path` (sorted by name) as uint8 NCHW; they must share one size."""
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UserError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    arrays = []
-    for f in files:
-        with Image.open(f) as im:
-            a = np.asarray(
-                im.convert("L") if im.mode in ("L", "1", "P", "I;16") else im.convert("RGB")
-            )
-        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise UserError(f"{path}: images differ in size or channels {sorted(shapes)}; resize them")
-    return np.stack(arrays)
-
-
 @register_dataset_prefix("folder")
 def folder(path: str, root: Path | None) -> ImageDataset:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise UserError(f"dataset 'folder:{path}': {p} is not a directory")
-    images = read_image_folder(p)
+    images = load_images(p).numpy()
     dummy = np.zeros(len(images), dtype=np.int64)
     tr, te = stratified_split(images, dummy, 0.2)
     return ImageDataset(
