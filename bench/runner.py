@@ -373,7 +373,11 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
         )
         samples = hash_key("samples", fit, suite.n_samples, suite.sample_batch_size, entry.options)
     metrics = sorted(suite.metrics)
-    job_key = hash_key("job", samples, metrics, suite.throughput_batch_size, SCORING_VERSION)
+    # The label is part of the job: two entries with one config are two leaderboard rows
+    # (they share the trained model and samples through the fit and sample keys).
+    job_key = hash_key(
+        "job", samples, metrics, suite.throughput_batch_size, SCORING_VERSION, entry.name
+    )
     return {"fit": fit, "samples": samples, "job": job_key}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -16,13 +17,15 @@ class MeanModel:
 
     fits = 0
 
-    def __init__(self, shape, noise: float = 8.0):
+    def __init__(self, shape, noise: float = 8.0, fit_seconds: float = 0.0):
         self.shape = tuple(shape)
         self.noise = noise
+        self.fit_seconds = fit_seconds
         self.mean = torch.zeros(self.shape)
 
     def fit(self, data, budget, *, seed, progress):
         MeanModel.fits += 1
+        time.sleep(self.fit_seconds)
         self.mean = data.train.x.float().mean(0)
         for step in range(1, budget.steps + 1):
             progress(step, {"loss": 1.0 / step})
@@ -61,12 +64,25 @@ class CrashModel(MeanModel):
         raise RuntimeError("boom in fit")
 
 
+def kill_once() -> None:
+    """SIGKILL this process the first time (flag file in $GENBENCH_KILL_FLAG)."""
+    flag = Path(os.environ["GENBENCH_KILL_FLAG"])
+    if not flag.exists():
+        flag.write_text("killed once")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class KillOnceModel(MeanModel):
-    """SIGKILLs its own process during the first fit (flag file in $GENBENCH_KILL_FLAG)."""
+    """Killed during its first fit."""
 
     def fit(self, data, budget, *, seed, progress):
-        flag = Path(os.environ["GENBENCH_KILL_FLAG"])
-        if not flag.exists():
-            flag.write_text("killed once")
-            os.kill(os.getpid(), signal.SIGKILL)
+        kill_once()
         return super().fit(data, budget, seed=seed, progress=progress)
+
+
+class KillInSamplingModel(MeanModel):
+    """Killed while sampling, after its checkpoint was cached."""
+
+    def sample(self, n, *, generator, batch_size):
+        kill_once()
+        return super().sample(n, generator=generator, batch_size=batch_size)

@@ -225,3 +225,20 @@ def test_unwritable_output_folder(tmp_path):
         (tmp_path / "ro").mkdir(mode=0o500)
     res = run_cli("run", "suites/digits.yaml", "--out", target)
     assert res.returncode == 2 and "not writable" in res.stderr
+
+
+def test_two_labels_with_one_config_are_two_rows_sharing_one_fit(tmp_path):
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: first
+          model: plugin_models:MeanModel
+        - name: twin
+          model: plugin_models:MeanModel
+    """,
+    )
+    plugin_models.MeanModel.fits = 0
+    _, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["FINISHED", "FINISHED"]
+    assert plugin_models.MeanModel.fits == 1  # the twin reuses the cached checkpoint
+    assert sorted(boards[0].table.index) == ["first", "twin"]

@@ -114,30 +114,36 @@ def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) ->
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, r["lr"], total_steps=total)
     x_all, y_all = data.train.x, data.train.y
     net.train()
-    bar = tqdm(
+    desc = f"training the {data.name} classifier"
+    for idx in tqdm(
+        batch_indices(len(x_all), r["batch"], total, g),
         total=total,
-        desc=f"training the {data.name} classifier",
+        desc=desc,
         unit="step",
         leave=False,
         disable=None,
-    )
-    while bar.n < total:
-        perm = torch.randperm(len(x_all), generator=g)
-        for i in range(0, len(perm), r["batch"]):
-            if bar.n == total:
-                break
-            idx = perm[i : i + r["batch"]]
-            x = augment(to_input(x_all[idx]), g).to(device)
-            loss = F.cross_entropy(net(x), y_all[idx].to(device), label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-    bar.close()
+    ):
+        x = augment(to_input(x_all[idx]), g).to(device)
+        loss = F.cross_entropy(net(x), y_all[idx].to(device), label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     clf = Classifier(net, 0.0, "", device)
     accuracy = float((clf.predict(data.test.x) == data.test.y.numpy()).mean())
     return {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "test_accuracy": accuracy}
+
+
+def batch_indices(n: int, batch: int, steps: int, g: torch.Generator):
+    """`steps` minibatches of indices, reshuffling every epoch."""
+    done = 0
+    while True:
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, batch):
+            if done == steps:
+                return
+            yield perm[i : i + batch]
+            done += 1
 
 
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

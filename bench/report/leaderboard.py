@@ -160,7 +160,9 @@ def primary_metric(metrics: list[str]) -> str | None:
 
 
 def sort_rows(table: pd.DataFrame, primary: str | None) -> pd.DataFrame:
-    """Learned models ranked by the primary metric, then the references."""
+    """Learned models ranked by the primary metric, then the references; ties by name, so the
+    order never depends on which run finished first."""
+    table = table.sort_index()
     ref = table[("reference", "")].astype(bool)
     if primary is None:
         return pd.concat([table[~ref], table[ref]])
@@ -168,7 +170,7 @@ def sort_rows(table: pd.DataFrame, primary: str | None) -> pd.DataFrame:
     key = (primary, "mean")
     return pd.concat(
         [
-            table[~ref].sort_values(key, ascending=asc, na_position="last"),
-            table[ref].sort_values(key, ascending=asc, na_position="last"),
+            table[~ref].sort_values(key, ascending=asc, na_position="last", kind="stable"),
+            table[ref].sort_values(key, ascending=asc, na_position="last", kind="stable"),
         ]
     )

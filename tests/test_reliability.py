@@ -1,0 +1,180 @@
+"""Crash safety, parallel runs and determinism."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import pytest
+import torch
+from conftest import ROOT, TESTS, run_cli
+
+from bench import tracking
+from bench.cache import Cache
+from bench.report.render import write_report
+from bench.runner import Runner, RunOptions
+from bench.suite import load_suite
+
+
+def suite_file(tmp_path, models: str, name="rel", metrics="[fd_pixels]"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        name: {name}
+        datasets: [digits]
+        n_samples: 150
+        budget: {{steps: 3}}
+        metrics: {metrics}
+        models:
+        """)
+        + textwrap.indent(textwrap.dedent(models), "  ")
+    )
+    return path
+
+
+def job_runs(out, name):
+    client = tracking.client_for(tracking.default_tracking_uri(out))
+    exp = client.get_experiment_by_name(name).experiment_id
+    return tracking.search_runs(client, exp, "tags.`genbench.kind` = 'job'")
+
+
+def finished_models(out, name):
+    return sorted(
+        r.data.tags["genbench.model"] for r in job_runs(out, name) if r.info.status == "FINISHED"
+    )
+
+
+def test_corrupt_or_half_written_cache_entries_are_recomputed(tmp_path):
+    cache = Cache(tmp_path)
+    cache.save("samples", "k", {"x": torch.arange(10)})
+    path = tmp_path / "samples" / "k.pt"
+    path.write_bytes(path.read_bytes()[:-3] + b"xyz")  # bit rot
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cache.load("samples", "k") is None
+    assert "corrupt" in str(caught[0].message) and not path.exists()
+    cache.save("samples", "k", {"x": torch.arange(10)})
+    (tmp_path / "samples" / "k.pt.sha256").unlink()  # crash between data and checksum
+    assert cache.load("samples", "k") is None
+    value = cache.get_or_compute("samples", "k", lambda: {"x": torch.ones(2)})
+    assert torch.equal(cache.load("samples", "k")["x"], value["x"])
+
+
+@pytest.mark.parametrize("killer", ["KillOnceModel", "KillInSamplingModel"])
+def test_sigkill_during_fit_or_sampling_then_rerun_gives_each_job_once(tmp_path, killer):
+    suite = suite_file(
+        tmp_path,
+        f"""\
+        - name: a
+          model: plugin_models:MeanModel
+        - name: k
+          model: plugin_models:{killer}
+        - name: b
+          model: plugin_models:MeanModel
+          options: {{noise: 2.0}}
+    """,
+    )
+    out = tmp_path / "out"
+    env = {"GENBENCH_KILL_FLAG": str(tmp_path / "flag")}
+    assert run_cli("run", str(suite), "--out", str(out), env=env).returncode == -9
+    res = run_cli("run", str(suite), "--out", str(out), env=env)
+    assert res.returncode == 0, res.stderr
+    assert finished_models(out, "rel") == ["a", "b", "k"]
+    # the same leaderboard as an uninterrupted run
+    clean = tmp_path / "clean"
+    suite.write_text(suite.read_text().replace(killer, "MeanModel"))
+    assert run_cli("run", str(suite), "--out", str(clean)).returncode == 0
+    assert (out / "leaderboard.csv").read_text() == (clean / "leaderboard.csv").read_text()
+
+
+def test_sigkill_from_outside_between_jobs(tmp_path):
+    suite = suite_file(
+        tmp_path,
+        """\
+        - name: slow1
+          model: plugin_models:MeanModel
+          options: {fit_seconds: 3.0}
+        - name: slow2
+          model: plugin_models:MeanModel
+          options: {fit_seconds: 3.0, noise: 2.0}
+    """,
+    )
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not list((out / "cache" / "checkpoints").glob("*.pt.sha256")):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = run_cli("run", str(suite), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert finished_models(out, "rel") == ["slow1", "slow2"]
+
+
+def test_two_processes_on_one_output_folder_run_each_job_once(tmp_path):
+    models = "".join(
+        f"- name: m{i}\n  model: plugin_models:MeanModel\n"
+        f"  options: {{fit_seconds: 1.5, noise: {i + 1}.0}}\n"
+        for i in range(4)
+    )
+    suite = suite_file(tmp_path, models, name="par", metrics="[fd_pixels]")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    runs = job_runs(out, "par")
+    assert sorted(r.data.tags["genbench.model"] for r in runs) == ["m0", "m1", "m2", "m3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    reused = sum(
+        o[0].count("reused") and int(o[0].split(" reused")[0].split()[-1]) for o in outputs
+    )
+    assert reused == 4  # every job ran in one process and was reused by the other
+
+
+def test_same_suite_and_seeds_give_bitwise_identical_metrics(tmp_path):
+    suite = suite_file(
+        tmp_path,
+        """\
+        - name: vae
+          options: {width: 8, hidden: 16}
+        - name: pixel-gaussian
+        - name: dcgan
+          options: {width: 8}
+    """,
+        metrics="[fd_classifier, fd_pixels, prdc, memorization]",
+    )
+    results = []
+    for out in ("one", "two"):
+        runner = Runner(load_suite(suite), RunOptions(tmp_path / out))
+        assert all(r.status == "FINISHED" for r in runner.run())
+        runs = tracking.search_runs(runner.client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+        results.append(
+            {r.data.tags["genbench.model"]: (r.data.metrics, r.data.params) for r in runs}
+        )
+        write_report(runner.client, tmp_path / out, "rel")
+    assert results[0].keys() == {"vae", "pixel-gaussian", "dcgan"}
+    for model, (metrics, params) in results[0].items():
+        assert metrics == results[1][model][0], model  # exact equality, not approx
+        assert params["seed"] == "0" and "sample_seed" in params
