@@ -27,6 +27,7 @@ from bench.errors import UserError
 from bench.executors import Executor, LocalExecutor
 from bench.grids import save_nn_grid, save_sample_figure
 from bench.models import Budget, GenerativeModel, Spent, build_model, resolve_model
+from bench.progress import progress_bar
 from bench.samples import check_samples, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job, Suite, expand_jobs
@@ -241,9 +242,7 @@ class Runner:
             return model, {**cached["info"], "cached": True}
         budget = Budget(suite.budget.steps, suite.budget.seconds)
         losses: list[tuple[int, float]] = []
-        bar = tqdm(
-            total=budget.steps, desc=f"  fit {entry.name}", unit="step", leave=False, disable=None
-        )
+        bar = progress_bar(total=budget.steps, desc=f"  fit {entry.name}", unit="step")
 
         def progress(step: int, values: dict[str, float]) -> None:
             if "loss" in values:

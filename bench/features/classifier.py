@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError
+from bench.progress import progress_bar
 
 RECIPE = {
     "version": 1,
@@ -115,13 +115,11 @@ def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) ->
     x_all, y_all = data.train.x, data.train.y
     net.train()
     desc = f"training the {data.name} classifier"
-    for idx in tqdm(
-        batch_indices(len(x_all), r["batch"], total, g),
+    for idx in progress_bar(
+        iterable=batch_indices(len(x_all), r["batch"], total, g),
         total=total,
         desc=desc,
         unit="step",
-        leave=False,
-        disable=None,
     ):
         x = augment(to_input(x_all[idx]), g).to(device)
         loss = F.cross_entropy(net(x), y_all[idx].to(device), label_smoothing=0.05)
