@@ -71,13 +71,15 @@ def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(mu).all():
         check_finite(x, "features")
         raise UserError("features are too large: their mean overflows float64")
-    sigma = np.zeros((d, d))
+    upper = np.zeros((d, d), order="F")
     step = max(1, _CHUNK_ELEMENTS // d)
     for start in range(0, n, step):
-        c = x[start : start + step].astype(np.float64) - mu
-        sigma += c.T @ c  # numpy dispatches A.T @ A to BLAS syrk
-    sigma /= n - 1
-    return mu, sigma
+        c = x[start : start + step].astype(np.float64)
+        c -= mu
+        # syrk reads c.T (Fortran order) without a copy and accumulates into one triangle.
+        upper = blas.dsyrk(1.0, c.T, beta=1.0, c=upper, overwrite_c=1)
+    upper = np.triu(upper)
+    return mu, (upper + np.triu(upper, 1).T) / (n - 1)
 
 
 def _stats(mu: ArrayLike, sigma: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
