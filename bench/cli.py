@@ -32,17 +32,41 @@ def run(
     tracking_uri: TrackingUri = None,
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    # -- scaling out (README "Scaling out"): where the jobs run -------------------------------
+    executor: Annotated[str, typer.Option(help="where jobs run: local, ray or slurm")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="join this Ray cluster (e.g. auto) [default: start one]")
+    ] = None,
+    cpus_per_job: Annotated[float, typer.Option(help="CPUs per job (ray, slurm)")] = 1,
+    gpus_per_job: Annotated[float, typer.Option(help="GPUs per job (ray, slurm)")] = 0,
+    slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition")] = None,
+    slurm_time: Annotated[int, typer.Option(help="SLURM time limit per job, minutes")] = 60,
+    slurm_mem_gb: Annotated[float | None, typer.Option(help="SLURM memory per job, GB")] = None,
+    max_retries: Annotated[
+        int, typer.Option(help="reruns of a job whose worker died (ray, slurm)")
+    ] = 1,
 ) -> None:
     """Train or load every model of a suite, sample, score, track in MLflow, write the
     leaderboard. Finished jobs are reused; an interrupted run resumes."""
+    from bench.executors import make_executor
     from bench.report.render import write_report
     from bench.runner import Runner, RunOptions
     from bench.suite import load_suite
 
     suite = load_suite(suite_file)
     out = out or Path("reports") / suite.name
+    jobs_executor = make_executor(
+        executor,
+        ray_address=ray_address,
+        cpus_per_job=cpus_per_job,
+        gpus_per_job=gpus_per_job,
+        slurm_partition=slurm_partition,
+        slurm_time=slurm_time,
+        slurm_mem_gb=slurm_mem_gb,
+        max_retries=max_retries,
+    )
     runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
-    results = runner.run()
+    results = runner.run(jobs_executor)
     boards = write_report(runner.client, out, suite.name)
     print_leaderboards(boards)
     failed = [r for r in results if r.status == "FAILED"]
@@ -132,14 +156,17 @@ def eval_(
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    nproc: Annotated[
+        int, typer.Option(help="data-parallel processes (gloo on CPU, NCCL on GPUs); or torchrun")
+    ] = 1,
 ) -> None:
     """Score pre-generated samples against a dataset, every metric from one feature pass."""
     import json
 
     from bench.data import load_dataset
-    from bench.device import resolve_device
+    from bench.distributed import score_data_parallel
     from bench.samples import load_samples_file
-    from bench.scoring import ScoringContext, groups_for, score
+    from bench.scoring import groups_for
 
     data = load_dataset(dataset, data_root)
     x = load_samples_file(samples, data)
@@ -148,8 +175,10 @@ def eval_(
         labelled = data.kind == "images" and data.train.y is not None
         extractor = "pixels" if data.kind == "points" else "classifier" if labelled else "inception"
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    ctx = ScoringContext(data, x, resolve_device(device), extractor=extractor)
-    results = score(ctx, groups_for(names, extractor))
+    scored = score_data_parallel(data, x, device, extractor, groups_for(names, extractor), nproc)
+    if scored is None:  # a torchrun rank other than 0: rank 0 prints
+        return
+    ctx, results = scored
     if json_out:
         typer.echo(
             json.dumps(

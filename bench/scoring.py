@@ -69,6 +69,9 @@ class ScoringContext:
     provenance: dict[str, str | float] = field(default_factory=dict)
     artifacts: dict[str, object] = field(default_factory=dict)  # JSON-able, for the report
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    # Optional hook around every feature pass: (extractor name, its function, images) ->
+    # features. bench.distributed uses it to split a pass across torch.distributed ranks.
+    extract: Callable[..., np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -122,7 +125,8 @@ class ScoringContext:
         raise KeyError(extractor)
 
     def _extract(self, extractor: str, x: torch.Tensor) -> np.ndarray:
-        return self._extractor(extractor)(x)
+        fn = self._extractor(extractor)
+        return fn(x) if self.extract is None else self.extract(extractor, fn, x)
 
 
 def pixel_features(x: torch.Tensor) -> np.ndarray:

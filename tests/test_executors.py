@@ -1,0 +1,277 @@
+"""Ray and SLURM (submitit) executors: the same jobs, the same leaderboard, each job once.
+
+Ray runs on a local instance with 2 CPUs; submitit runs its local executor (real
+subprocesses, the path a SLURM job array takes, without SLURM).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+from conftest import TESTS, run_cli
+
+from bench import tracking
+from bench.errors import UserError
+from bench.executors import make_executor
+from bench.report.leaderboard import build_leaderboards
+from bench.runner import Runner, RunOptions
+from bench.suite import load_suite
+
+pytest.importorskip("ray")
+pytest.importorskip("submitit")
+
+MODELS = """\
+- name: copier
+- name: pixel-gaussian
+- name: mean
+  model: plugin_models:MeanModel
+"""
+
+
+def write_suite(tmp_path, models=MODELS, seeds="[0]", name="scale"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        name: {name}
+        datasets: [digits]
+        seeds: {seeds}
+        n_samples: 100
+        budget: {{steps: 2}}
+        metrics: [fd_pixels]
+        models:
+        """)
+        + textwrap.indent(models, "  ")
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def workers_import_test_models(monkeypatch):
+    """Ray workers and submitit jobs are fresh processes: they find plugin_models (and
+    the session's GENBENCH_CACHE) through the environment they inherit."""
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def run_suite(suite_path, out, executor=None, tracking_uri=None):
+    runner = Runner(load_suite(suite_path), RunOptions(out, tracking_uri, device="cpu"))
+    results = runner.run(executor)
+    return runner, results
+
+
+def board_values(client, suite="scale"):
+    """metric means per (dataset, model): what the leaderboard shows, nothing else."""
+    boards = build_leaderboards(tracking.load_job_runs(client, suite))
+    out = {}
+    for b in boards:
+        for model in b.table.index:
+            for metric in b.metrics:
+                out[b.dataset, model, metric] = float(b.table.loc[model, (metric, "mean")])
+    return out
+
+
+def job_statuses(client, suite="scale") -> Counter:
+    """(job key, status) -> number of runs."""
+    exp = client.get_experiment_by_name(suite)
+    runs = tracking.search_runs(client, exp.experiment_id, "tags.`genbench.kind` = 'job'")
+    return Counter((r.data.tags["genbench.job_key"], r.info.status) for r in runs)
+
+
+def assert_each_job_finished_once(client, n_jobs, suite="scale"):
+    counts = job_statuses(client, suite)
+    assert sorted(counts.values()) == [1] * n_jobs, counts
+    assert {status for _, status in counts} == {"FINISHED"}, counts
+
+
+@pytest.fixture(scope="module")
+def local_board(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    runner, results = run_suite(write_suite(tmp), tmp / "out")
+    assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
+    values = board_values(runner.client)
+    assert len(values) == 3 and all(v > 0 for v in values.values())  # copier is not 0 here
+    return values
+
+
+def test_ray_executor_gives_the_local_leaderboard(tmp_path, local_board):
+    ex = make_executor("ray", cpus_per_job=1, max_retries=1, num_cpus=2)
+    runner, results = run_suite(write_suite(tmp_path), tmp_path / "out", ex)
+    assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
+    assert board_values(runner.client) == pytest.approx(local_board, rel=1e-9)
+    assert_each_job_finished_once(runner.client, 3)
+    # a rerun on Ray reuses every finished job
+    runner, results = run_suite(write_suite(tmp_path), tmp_path / "out", ex)
+    assert [r.status for r in results] == ["REUSED"] * 3
+    assert_each_job_finished_once(runner.client, 3)
+
+
+def test_slurm_executor_through_the_cli_gives_the_local_leaderboard(tmp_path, local_board):
+    """`genbench run --executor slurm` with submitit's local cluster: a job array of real
+    subprocesses, logs under OUT/submitit."""
+    out = tmp_path / "out"
+    res = run_cli(
+        "run",
+        str(write_suite(tmp_path)),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--executor",
+        "slurm",
+        "--slurm-time",
+        "10",
+        "--slurm-mem-gb",
+        "2",
+        "--max-retries",
+        "0",
+        env={"GENBENCH_SUBMITIT_CLUSTER": "local"},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "3 jobs: 3 run, 0 reused, 0 failed" in res.stdout
+    assert list((out / "submitit").glob("*/*_log.out")), "submitit logs under OUT/submitit"
+    client = tracking.client_for(tracking.default_tracking_uri(out))
+    assert board_values(client) == pytest.approx(local_board, rel=1e-9)
+    assert_each_job_finished_once(client, 3)
+
+
+@pytest.mark.parametrize("name", ["ray", "slurm"])
+def test_a_dead_worker_is_retried_else_reported_and_other_jobs_survive(tmp_path, monkeypatch, name):
+    """The job's process is SIGKILLed once: with no retries the job is FAILED (its run
+    too, with the error) and the others finish; with a retry the rerun finishes it."""
+    models = "- name: copier\n- name: killed\n  model: plugin_models:KillOnceModel\n"
+    suite = write_suite(tmp_path, models)
+    options = {"num_cpus": 2} if name == "ray" else {"cluster": "local"}
+
+    monkeypatch.setenv("GENBENCH_KILL_FLAG", str(tmp_path / "flag1"))
+    ex = make_executor(name, max_retries=0, **options)
+    runner, results = run_suite(suite, tmp_path / "out", ex)
+    assert [r.status for r in results] == ["FINISHED", "FAILED"], [r.error for r in results]
+    assert results[1].error and results[1].run_id, results[1]
+    failed = runner.client.get_run(results[1].run_id)
+    assert failed.info.status == "FAILED" and failed.data.tags["genbench.error"]
+
+    monkeypatch.setenv("GENBENCH_KILL_FLAG", str(tmp_path / "flag2"))
+    ex = make_executor(name, max_retries=1, **options)
+    runner, results = run_suite(suite, tmp_path / "out", ex)
+    assert [r.status for r in results] == ["REUSED", "FINISHED"], [r.error for r in results]
+    assert (tmp_path / "flag2").exists(), "the second run was killed once, then retried"
+    # the killed attempt's run was closed as KILLED by the retry, which then finished
+    counts = job_statuses(runner.client)
+    assert sorted(s for _, s in counts) == ["FAILED", "FINISHED", "FINISHED", "KILLED"], counts
+    assert set(counts.values()) == {1}, counts
+
+
+# -- many Ray workers, one MLflow server ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend, one worker); stopped with its
+    whole process group, whatever the test does."""
+    port = free_port()
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_ray_workers_log_to_one_mlflow_server_and_lose_no_run(tmp_path, mlflow_server):
+    suite = write_suite(tmp_path, seeds="[0, 1]")  # 6 jobs on 2 workers at once
+    ex = make_executor("ray", cpus_per_job=1, num_cpus=2)
+    runner, results = run_suite(suite, tmp_path / "out", ex, tracking_uri=mlflow_server)
+    assert [r.status for r in results] == ["FINISHED"] * 6, [r.error for r in results]
+    client = tracking.client_for(mlflow_server)
+    assert_each_job_finished_once(client, 6)
+    runs = tracking.search_runs(client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in runs)
+    assert all(client.list_artifacts(r.info.run_id) for r in runs), "artifacts reached it"
+    spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
+    overlaps = sum(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    assert overlaps >= 1, f"no two jobs logged at the same time: {spans}"
+    values = board_values(client)
+    assert len(values) == 3
+    parent = client.get_run(results[0].run_id).data.tags["mlflow.parentRunId"]
+    assert client.get_run(parent).info.status == "FINISHED"
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_bad_executor_options_are_one_line_errors(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="unknown executor 'dask'; choose one of: local, ray"):
+        make_executor("dask")
+    with pytest.raises(UserError, match="--cpus-per-job must be positive"):
+        make_executor("ray", cpus_per_job=0)
+    with pytest.raises(UserError, match="--max-retries"):
+        make_executor("slurm", max_retries=-1)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(UserError, match="sbatch not found"):
+        make_executor("slurm")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(UserError, match=r"pip install ray"):
+        make_executor("ray")
+    res = run_cli("run", str(write_suite(tmp_path)), "--executor", "dask")
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "unknown executor" in lines[0], res.stderr
