@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,9 @@ class Runner:
         out = opts.out_dir
         try:
             (out / "locks").mkdir(parents=True, exist_ok=True)
-            probe = out / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # a unique probe name: workers starting together must not race on one file
+            with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+                pass
         except OSError as e:
             msg = f"output folder {out} is not writable ({e.strerror}); pass --out DIR"
             raise UserError(msg) from None

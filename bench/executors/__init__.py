@@ -108,27 +108,6 @@ def portable_options(opts: RunOptions) -> RunOptions:
     )
 
 
-def execute_job_in_worker(suite, opts: RunOptions, parent_id: str, job: Job) -> JobResult:
-    """bench.runner.execute_job in a worker process, with the process's Runner built under
-    a lock: building one probes the output folder with a fixed file name, a race when
-    several workers start at once (a worker then saw the folder as unwritable)."""
-    import contextlib
-
-    from filelock import FileLock
-
-    from bench import runner as runner_module
-
-    key = (suite.model_dump_json(), opts)
-    if key not in runner_module._WORKER_RUNNERS:
-        locks = opts.out_dir / "locks"
-        with contextlib.suppress(OSError):  # if it cannot be made, Runner() says why
-            locks.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(locks / "worker-setup.lock")) if locks.is_dir() else None
-        with lock or contextlib.nullcontext():
-            runner_module._WORKER_RUNNERS[key] = runner_module.Runner(suite, opts)
-    return runner_module.execute_job(suite, opts, parent_id, job)
-
-
 def progress_line(done: int, total: int, result: JobResult) -> str:
     what = result.status + (f" in {result.seconds:.1f} s" if result.seconds else "")
     if result.error:

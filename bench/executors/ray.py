@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.executors import (
-    execute_job_in_worker,
     lost_job,
     one_line,
     portable_options,
     progress_line,
 )
+from bench.runner import execute_job
 
 if TYPE_CHECKING:
     from bench.runner import JobResult, Runner
@@ -93,7 +93,7 @@ class RayExecutor:
                 num_gpus=self.gpus_per_job,
                 max_retries=self.max_retries,
                 retry_exceptions=False,  # a job's own errors already come back as FAILED
-            )(execute_job_in_worker)
+            )(execute_job)
             opts = portable_options(runner.opts)
             suite = ray.put(runner.suite)
             index = {

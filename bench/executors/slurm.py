@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.executors import (
-    execute_job_in_worker,
     lost_job,
     one_line,
     portable_options,
     progress_line,
 )
+from bench.runner import execute_job
 
 if TYPE_CHECKING:
     from bench.runner import JobResult, Runner
@@ -50,7 +50,7 @@ class JobTask(submitit.helpers.Checkpointable):
     same call (Checkpointable), which resumes from the runner's cache."""
 
     def __call__(self, suite, opts, parent_id, job):
-        return execute_job_in_worker(suite, opts, parent_id, job)
+        return execute_job(suite, opts, parent_id, job)
 
 
 class SlurmExecutor:
