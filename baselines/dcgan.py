@@ -47,6 +47,8 @@ class DCGAN:
     hidden=128 and depth=3 (points), batch_size=64, lr=2e-4, betas=(0.5, 0.999),
     device=None (cuda if available)."""
 
+    nfe = 1  # one network evaluation per sample
+
     def __init__(
         self,
         shape: tuple[int, ...],

@@ -194,6 +194,9 @@ class DDPM:
     T), eta=0.0 (ddim only), bpd_timesteps=100, device=None (cuda if available).
     """
 
+    # Options that change sampling or evaluation only: one trained model serves them all.
+    SAMPLE_OPTIONS = ("sampler", "steps", "eta", "bpd_timesteps")
+
     def __init__(
         self,
         shape: tuple[int, ...],

@@ -177,6 +177,8 @@ class RealNVP:
     device=None (cuda if available).
     """
 
+    nfe = 1  # one network evaluation per sample
+
     def __init__(
         self,
         shape: tuple[int, ...],

@@ -111,6 +111,8 @@ class VAE:
     sample_mode="mean"|"sample", elbo_samples=1, device=None (cuda if available).
     """
 
+    nfe = 1  # one network evaluation per sample
+
     def __init__(
         self,
         shape: tuple[int, ...],

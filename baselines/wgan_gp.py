@@ -47,6 +47,8 @@ class WGANGP:
     depth=3 (points), batch_size=64, lr=1e-4, betas=(0.0, 0.9), n_critic=5, gp_weight=10,
     device=None (cuda if available)."""
 
+    nfe = 1  # one network evaluation per sample
+
     def __init__(
         self,
         shape: tuple[int, ...],
