@@ -295,8 +295,12 @@ class Runner:
         return out
 
     def _log_artifacts(self, job, data, samples, metrics, run_id, artifacts) -> None:
-        folder = self.opts.out_dir / "artifacts" / run_id
-        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            self._write_artifacts(Path(tmp), job, data, samples, metrics, artifacts)
+            for f in sorted(Path(tmp).iterdir()):
+                self.client.log_artifact(run_id, str(f))
+
+    def _write_artifacts(self, folder: Path, job, data, samples, metrics, artifacts) -> None:
         save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
         if data.kind == "images" and "memorization" in job.suite.metrics:
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
@@ -310,8 +314,6 @@ class Runner:
             "suite": json.loads(job.suite.model_dump_json()),
         }
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        for f in folder.iterdir():
-            self.client.log_artifact(run_id, str(f))
 
 
 # -- helpers ------------------------------------------------------------------------------
