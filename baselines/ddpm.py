@@ -188,8 +188,9 @@ class DDPM:
     """Noise-prediction DDPM with a small UNet (MLP for point datasets).
 
     Options (defaults tuned for 8x8 digits on a CPU): T=1000, schedule="linear"|"cosine",
-    width=32, channel_mult=None (auto: (1,2) up to 8 px, (1,2,2) up to 16, else (1,2,2,2)),
-    blocks=1 per resolution, hidden=128 and depth=3 for points, batch_size=128, lr=1e-3,
+    width=None (channels at full resolution; auto: 16 up to 8 px, else 64),
+    channel_mult=None (auto: (1,2) up to 8 px, (1,2,2) up to 16, else (1,2,2,2)),
+    blocks=1 per resolution, hidden=128 and depth=3 for points, batch_size=64, lr=1e-3,
     ema=0.995, grad_clip=1.0; sampler="ddim"|"ancestral", steps=None (ddim: 50, ancestral:
     T), eta=0.0 (ddim only), bpd_timesteps=100, device=None (cuda if available).
     """
@@ -204,12 +205,12 @@ class DDPM:
         *,
         T: int = 1000,
         schedule: str = "linear",
-        width: int = 32,
+        width: int | None = None,
         channel_mult: list[int] | None = None,
         blocks: int = 1,
         hidden: int = 128,
         depth: int = 3,
-        batch_size: int = 128,
+        batch_size: int = 64,
         lr: float = 1e-3,
         ema: float = 0.995,
         grad_clip: float = 1.0,
@@ -229,7 +230,9 @@ class DDPM:
             raise UserError(f"ddpm: steps must be between 1 and T={T}, not {self.steps}")
         self.batch_size, self.lr, self.ema_decay = batch_size, lr, ema
         self.grad_clip, self.bpd_timesteps = grad_clip, bpd_timesteps
-        mult = tuple(channel_mult) if channel_mult else _default_mult(max(self.shape[-2:]))
+        size = max(self.shape[1:], default=0)
+        width = width or (16 if size <= 8 else 64)
+        mult = tuple(channel_mult) if channel_mult else _default_mult(size)
         self.config = {
             "T": T,
             "schedule": schedule,

@@ -16,7 +16,8 @@ level's mass uniformly over its pixel values, so `bits_per_dim(x)` is still an e
 the 8-bit pixels, and samples show each level's centre value.
 
 Sampling is batched over images and sequential over the H * W * C subpixels, one network
-evaluation each (on the rows up to the current one, which is all the output depends on).
+evaluation each (on the rows up to the current one, which is all the output depends on, and
+the output head at the current pixel only).
 """
 
 from __future__ import annotations
@@ -123,22 +124,29 @@ class GatedPixelCNN(nn.Module):
             MaskedConv2d(features, channels * levels, 1, centre_mask(g_logits, g, True)),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: levels as float in [-1, 1], (B, C, H, W) -> logits (B, C, levels, H, W)."""
+    def forward(self, x: torch.Tensor, at: tuple[int, int] | None = None) -> torch.Tensor:
+        """x: levels as float in [-1, 1], (B, C, H, W) -> logits (B, C, levels, H, W), or
+        only at pixel `at` = (i, j), (B, C, levels), computed from the rows up to i."""
+        if at is not None:
+            x = x[:, :, : at[0] + 1]
         v = h = x
         for layer in self.layers:
             v, h = layer(v, h)
+        if at is not None:
+            h = h[:, :, at[0] :, at[1] : at[1] + 1]
         logits = self.head(h)
         B, _, H, W = logits.shape
-        return logits.view(B, self.channels, self.levels, H, W)
+        logits = logits.view(B, self.channels, self.levels, H, W)
+        return logits if at is None else logits[..., 0, 0]
 
 
 @register_model("pixelcnn")
 class PixelCNN:
     """Gated PixelCNN with a categorical over `levels` pixel values.
 
-    Options: levels=256, features=32 (feature maps per stack), layers=5, first_kernel=5,
-    kernel=3, batch_size=64, lr=1e-3, grad_clip=1.0, device=None (cuda if available).
+    Options: levels=256, features=None (feature maps per stack; auto: 24 up to 8 px, else
+    64), layers=None (gated layers; auto: 5 up to 8 px, else 12), first_kernel=5, kernel=3,
+    batch_size=64, lr=1e-3, grad_clip=1.0, device=None (cuda if available).
     """
 
     def __init__(
@@ -147,8 +155,8 @@ class PixelCNN:
         kind: str = "images",
         *,
         levels: int = 256,
-        features: int = 32,
-        layers: int = 5,
+        features: int | None = None,
+        layers: int | None = None,
         first_kernel: int = 5,
         kernel: int = 3,
         batch_size: int = 64,
@@ -160,6 +168,9 @@ class PixelCNN:
             raise UserError("pixelcnn models images only; use another family for points")
         if not 2 <= levels <= 256:
             raise UserError(f"pixelcnn: levels must be between 2 and 256, not {levels}")
+        small = max(shape[1:]) <= 8
+        features = features or (24 if small else 64)
+        layers = layers or (5 if small else 12)
         if features < shape[0]:
             raise UserError(f"pixelcnn: features ({features}) must be >= channels ({shape[0]})")
         self.shape, self.kind = tuple(shape), kind
@@ -240,7 +251,7 @@ class PixelCNN:
         for i in range(H):
             for j in range(W):
                 for c in range(C):
-                    logits = self.net(self._to_input(levels[:, :, : i + 1]))[:, c, :, i, j]
+                    logits = self.net(self._to_input(levels), at=(i, j))[:, c]
                     cdf = logits.softmax(dim=1).cumsum(dim=1)
                     u = rand((m, 1), generator, self.device)  # inverse-CDF draw
                     levels[:, c, i, j] = (cdf < u).sum(dim=1).clamp(max=self.levels - 1)

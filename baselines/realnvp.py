@@ -172,12 +172,14 @@ class RealNVP:
     """RealNVP with checkerboard and channel couplings.
 
     Options: scales=None (auto: 2 up to 8 px, else 3, fewer when H, W are not divisible),
-    width=32 and blocks=1 (each coupling's ResNet), batch_size=64, lr=1e-3,
-    weight_decay=5e-5, grad_clip=100, temperature=1.0 (prior std when sampling),
-    device=None (cuda if available).
+    width=None (auto: 16 up to 8 px, else 64) and blocks=1 (each coupling's ResNet),
+    batch_size=64, lr=1e-3, weight_decay=5e-5, grad_clip=100, temperature=1.0 (prior std
+    when sampling), device=None (cuda if available).
     """
 
     nfe = 1  # one network evaluation per sample
+    # Options that change sampling or evaluation only: one trained model serves them all.
+    SAMPLE_OPTIONS = ("temperature",)
 
     def __init__(
         self,
@@ -185,7 +187,7 @@ class RealNVP:
         kind: str = "images",
         *,
         scales: int | None = None,
-        width: int = 32,
+        width: int | None = None,
         blocks: int = 1,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -198,6 +200,7 @@ class RealNVP:
             raise UserError("realnvp models images only; use another family for points")
         C, H, W = shape
         scales = scales or _default_scales(H, W)
+        width = width or (16 if max(H, W) <= 8 else 64)
         if H % 2 ** (scales - 1) or W % 2 ** (scales - 1):
             raise UserError(f"realnvp: {H}x{W} images cannot be squeezed {scales - 1} times")
         self.shape, self.kind = tuple(shape), kind

@@ -112,6 +112,8 @@ class VAE:
     """
 
     nfe = 1  # one network evaluation per sample
+    # Options that change sampling or evaluation only: one trained model serves them all.
+    SAMPLE_OPTIONS = ("sample_mode", "elbo_samples")
 
     def __init__(
         self,

@@ -117,7 +117,7 @@ class WGANGP:
         def noise(n: int) -> torch.Tensor:
             return torch.randn((n, z_dim), generator=gen, device=self.device)
 
-        def critic_step() -> tuple[float, float]:
+        def critic_step() -> tuple[torch.Tensor, torch.Tensor]:
             real = self._prepare(next(stream))
             n = len(real)
             with torch.no_grad():
@@ -126,12 +126,13 @@ class WGANGP:
             mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
             (grad,) = torch.autograd.grad(self._critic(mixed).sum(), mixed, create_graph=True)
             penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-            wasserstein = self._critic(real).mean() - self._critic(fake).mean()
+            d_real, d_fake = self._critic(torch.cat([real, fake])).split(n)
+            wasserstein = d_real.mean() - d_fake.mean()
             loss = -wasserstein + self.gp_weight * penalty
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
-            return loss.item(), wasserstein.item()
+            return loss.detach(), wasserstein.detach()
 
         def step() -> dict[str, float]:
             for _ in range(self.n_critic):
@@ -141,10 +142,10 @@ class WGANGP:
             loss_g.backward()
             opt_g.step()
             return {
-                "loss": loss_d,
-                "loss_d": loss_d,
+                "loss": loss_d.item(),
+                "loss_d": loss_d.item(),
                 "loss_g": loss_g.item(),
-                "wasserstein": wasserstein,
+                "wasserstein": wasserstein.item(),
             }
 
         spent = train_loop(step, budget, progress)

@@ -253,6 +253,17 @@ def test_pixelcnn_is_causal_without_blind_spot(channels: int) -> None:
                     assert not (before and near and not seen[cc, ii, jj]), (c, i, j, cc, ii, jj)
 
 
+def test_pixelcnn_logits_at_one_pixel_match_the_full_pass() -> None:
+    from baselines.pixelcnn import GatedPixelCNN
+
+    torch.manual_seed(0)
+    net = GatedPixelCNN(3, 5, 6, 2, 5, 3)
+    x = torch.randn(2, 3, 4, 5)
+    full = net(x)
+    for i, j in [(0, 0), (1, 3), (3, 4)]:
+        assert torch.allclose(net(x, at=(i, j)), full[..., i, j], atol=1e-6)
+
+
 def test_realnvp_flow_inverts_and_log_det_matches_jacobian() -> None:
     from baselines.realnvp import Flow
 
@@ -282,6 +293,25 @@ def test_ddpm_sampler_options_and_nfe() -> None:
         assert x.dtype == torch.uint8 and torch.equal(x, draw(model))
     with pytest.raises(UserError):
         make("ddpm", data, sampler="euler")
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("ddpm", {"sampler": "ancestral", "steps": 3, "eta": 0.5, "bpd_timesteps": 2}),
+        ("vae", {"sample_mode": "sample", "elbo_samples": 2}),
+        ("realnvp", {"temperature": 0.7}),
+    ],
+)
+def test_sample_options_reuse_a_trained_model(name: str, options: dict) -> None:
+    """The runner trains once for all values of SAMPLE_OPTIONS: checkpoints must load."""
+    assert set(options) <= set(resolve_model(name).SAMPLE_OPTIONS)
+    data = random_images((1, 8, 8))
+    trained = make(name, data)
+    fit(trained, data, steps=1)
+    other = make(name, data, **options)
+    other.load_state_dict(roundtrip(trained.state_dict()))
+    assert draw(other).shape == (5, 1, 8, 8)
 
 
 # ---------------------------------------------------------------------------- references
