@@ -188,9 +188,9 @@ def test_cli_run_writes_leaderboard_and_mlflow_store(tmp_path):
     assert res.returncode == 0, res.stderr
     for f in ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "mlruns/mlflow.db"):
         assert (tmp_path / "o" / f).exists(), f
-    assert "| copier (reference) |" in res.stdout
+    assert "| ref | copier |" in res.stdout
     again = run_cli("report", "--out", str(tmp_path / "o"))
-    assert again.returncode == 0 and "| pixel-gaussian (reference) |" in again.stdout
+    assert again.returncode == 0 and "| ref | pixel-gaussian |" in again.stdout
 
 
 @pytest.mark.parametrize(
