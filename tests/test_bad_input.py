@@ -53,6 +53,14 @@ def write_samples(tmp_path, array):
     return model_entry(tmp_path, "- name: s\n  samples: s.npz\n")
 
 
+def write_tampered_inception_weights(tmp_path):
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "pt_inception-2015-12-05-6726825d.pth").write_bytes(b"not the published weights")
+    np.savez(tmp_path / "a.npz", np.zeros((4, 1, 8, 8), np.uint8))
+    return ["fid", str(tmp_path / "a.npz"), str(tmp_path / "a.npz")]
+
+
 CASES = {
     "malformed yaml": (lambda t: suite_with(t, "name: [bad\n"), [], "not valid YAML at line"),
     "unknown key": (lambda t: suite_with(t, BASE + "epochs: 3\n"), [], "epochs: unknown key"),
@@ -104,16 +112,21 @@ CASES = {
         ["--tracking-uri", "nosuchscheme://x"],
         "cannot open MLflow tracking URI",
     ),
+    "inception weights checksum mismatch": (write_tampered_inception_weights, [], "6726825d"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input(tmp_path, case):
     make, extra, message = CASES[case]
-    suite = make(tmp_path)
+    made = make(tmp_path)
     args = [a.format(tmp=tmp_path) for a in extra]
-    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
-    res = run_cli("run", suite, *out, *args)
+    if isinstance(made, list):  # a command of its own (not `genbench run`)
+        command = made
+    else:
+        out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+        command = ["run", made, *out]
+    res = run_cli(*command, *args, env={"TORCH_HOME": str(tmp_path / "torch")})
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1, res.stderr
