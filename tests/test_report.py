@@ -82,3 +82,21 @@ def test_unknown_suite_lists_what_the_store_has(store):
     client, _ = store
     with pytest.raises(ValueError, match="no suite 'other'.*suite-x"):
         tracking.load_job_runs(client, "other")
+
+
+def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
+    import copy
+
+    from bench.report.compare import compare
+
+    client, _ = store
+    [old] = build_leaderboards(tracking.load_job_runs(client, "suite-x"))
+    assert "No metric moved beyond its uncertainty." in compare([old], [old])
+    new = copy.deepcopy(old)
+    new.table.loc["vae", (FD, "mean")] = 1.0  # far outside 12 ± 4.97
+    new.table.loc["vae", (COV, "mean")] = 0.81  # inside 0.8 ± 0.25
+    new.table = new.table.loc[["vae", "<script>alert(1)</script>", "copier"]]
+    text = compare([new], [old])
+    assert "- vae: rank 2 -> 1" in text
+    assert f"| vae | {FD} | 12 | 1 | beyond" in text
+    assert COV not in text.split("| vae |", 1)[1]
