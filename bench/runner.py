@@ -7,6 +7,7 @@ run is FINISHED; a per-job file lock keeps two processes from running the same j
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import tempfile
@@ -335,6 +336,7 @@ def sample_seed(seed: int) -> int:
     return 1_000_003 * seed + 17
 
 
+@functools.cache  # read once per process: a file edited mid-run must not split a sweep
 def source_hash(cls: type) -> str:
     try:
         return sha256_file(inspect.getsourcefile(cls))[:16]
