@@ -44,7 +44,7 @@ from bench.models import Budget, Progress, Spent, register_model
 class DCGAN:
     """DCGAN; options: z_dim=64 (points: 8), width=32 (generator channels at full
     resolution, discriminator channels of its first layer; doubled per halving),
-    hidden=128 and depth=3 (points), batch_size=64, lr=2e-4, betas=(0.5, 0.999),
+    hidden=128 and depth=3 (points), batch_size=None (64; points: 256), lr=2e-4, betas=(0.5, 0.999),
     device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
@@ -58,14 +58,15 @@ class DCGAN:
         width: int = 32,
         hidden: int = 128,
         depth: int = 3,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.5, 0.999),
         device: str | None = None,
     ):
         self.shape, self.kind = tuple(shape), kind
         self.device = resolve_device(device)
-        self.batch_size, self.lr, self.betas = batch_size, lr, tuple(betas)
+        self.batch_size = batch_size or (256 if kind == "points" else 64)
+        self.lr, self.betas = lr, tuple(betas)
         z_dim = z_dim or (8 if kind == "points" else 64)
         self.config = {"z_dim": z_dim, "width": width, "hidden": hidden, "depth": depth}
         self.size = pow2_size(max(self.shape[1:])) if kind == "images" else 0

@@ -190,9 +190,9 @@ class DDPM:
     Options (defaults tuned for 8x8 digits on a CPU): T=1000, schedule="linear"|"cosine",
     width=None (channels at full resolution; auto: 16 up to 8 px, else 64),
     channel_mult=None (auto: (1,2) up to 8 px, (1,2,2) up to 16, else (1,2,2,2)),
-    blocks=1 per resolution, hidden=128 and depth=3 for points, batch_size=64, lr=1e-3,
-    ema=0.995, grad_clip=1.0; sampler="ddim"|"ancestral", steps=None (ddim: 50, ancestral:
-    T), eta=0.0 (ddim only), bpd_timesteps=100, device=None (cuda if available).
+    blocks=1 per resolution, hidden=256 and depth=4 for points, batch_size=None (64; points:
+    256), lr=1e-3, ema=0.995, grad_clip=1.0; sampler="ddim"|"ancestral", steps=None (ddim:
+    50, ancestral: T), eta=0.0 (ddim only), bpd_timesteps=100, device=None (cuda if available).
     """
 
     # Options that change sampling or evaluation only: one trained model serves them all.
@@ -208,9 +208,9 @@ class DDPM:
         width: int | None = None,
         channel_mult: list[int] | None = None,
         blocks: int = 1,
-        hidden: int = 128,
-        depth: int = 3,
-        batch_size: int = 64,
+        hidden: int = 256,
+        depth: int = 4,
+        batch_size: int | None = None,
         lr: float = 1e-3,
         ema: float = 0.995,
         grad_clip: float = 1.0,
@@ -228,7 +228,8 @@ class DDPM:
         self.steps = int(steps) if steps is not None else (50 if sampler == "ddim" else T)
         if not 1 <= self.steps <= T:
             raise UserError(f"ddpm: steps must be between 1 and T={T}, not {self.steps}")
-        self.batch_size, self.lr, self.ema_decay = batch_size, lr, ema
+        self.batch_size = batch_size or (256 if kind == "points" else 64)
+        self.lr, self.ema_decay = lr, ema
         self.grad_clip, self.bpd_timesteps = grad_clip, bpd_timesteps
         size = max(self.shape[1:], default=0)
         width = width or (16 if size <= 8 else 64)
@@ -360,7 +361,7 @@ class DDPM:
     def log_prob(
         self, x: torch.Tensor, *, batch_size: int = 256, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Lower bound on log p(x) in nats per image (minus the bound in the module doc)."""
+        """A lower bound on log p(x) in nats per image: minus the bound in the module doc."""
         if self.kind != "images":
             raise UserError("ddpm: the likelihood bound is defined for image datasets only")
         generator = generator or torch.Generator().manual_seed(0)

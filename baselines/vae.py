@@ -107,7 +107,7 @@ class VAE:
     """Convolutional VAE with a discretized logistic decoder (MLP VAE for point datasets).
 
     Options: z_dim=16 (points: 2), width=32 (channels of the first conv; doubled at each
-    downsampling), hidden=128 and depth=2 (points), batch_size=64, lr=1e-3,
+    downsampling), hidden=128 and depth=2 (points), batch_size=None (64; points: 256), lr=1e-3,
     sample_mode="mean"|"sample", elbo_samples=1, device=None (cuda if available).
     """
 
@@ -124,7 +124,7 @@ class VAE:
         width: int = 32,
         hidden: int = 128,
         depth: int = 2,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         lr: float = 1e-3,
         sample_mode: str = "mean",
         elbo_samples: int = 1,
@@ -135,7 +135,8 @@ class VAE:
         if sample_mode not in ("mean", "sample"):
             raise UserError(f"vae: sample_mode must be 'mean' or 'sample', not {sample_mode!r}")
         self.sample_mode, self.elbo_samples = sample_mode, elbo_samples
-        self.batch_size, self.lr = batch_size, lr
+        self.batch_size = batch_size or (256 if kind == "points" else 64)
+        self.lr = lr
         z_dim = z_dim or (2 if kind == "points" else 16)
         self.config = {"z_dim": z_dim, "width": width, "hidden": hidden, "depth": depth}
         self.scaler = PointScaler(shape[0]).to(self.device) if kind == "points" else None

@@ -44,8 +44,8 @@ from bench.models import Budget, Progress, Spent, register_model
 @register_model("wgan-gp")
 class WGANGP:
     """WGAN-GP; options: z_dim=64 (points: 8), width=16 (as in dcgan), hidden=128 and
-    depth=3 (points), batch_size=64, lr=1e-4, betas=(0.0, 0.9), n_critic=5, gp_weight=10,
-    device=None (cuda if available)."""
+    depth=3 (points), batch_size=None (64; points: 256), lr=1e-4, betas=(0.0, 0.9),
+    n_critic=5, gp_weight=10, device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
 
@@ -58,7 +58,7 @@ class WGANGP:
         width: int = 16,
         hidden: int = 128,
         depth: int = 3,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         lr: float = 1e-4,
         betas: tuple[float, float] = (0.0, 0.9),
         n_critic: int = 5,
@@ -67,7 +67,8 @@ class WGANGP:
     ):
         self.shape, self.kind = tuple(shape), kind
         self.device = resolve_device(device)
-        self.batch_size, self.lr, self.betas = batch_size, lr, tuple(betas)
+        self.batch_size = batch_size or (256 if kind == "points" else 64)
+        self.lr, self.betas = lr, tuple(betas)
         self.n_critic, self.gp_weight = n_critic, gp_weight
         z_dim = z_dim or (8 if kind == "points" else 64)
         self.config = {"z_dim": z_dim, "width": width, "hidden": hidden, "depth": depth}
