@@ -214,7 +214,7 @@ class Runner:
         ctx = ScoringContext(data, samples, self.device)
         metrics = score(ctx, suite.metrics)
         if model is not None:
-            metrics.update(self._model_metrics(job, data, model))
+            metrics.update(self._model_metrics(job, data, model, ctx.artifacts))
         timings["score_s"] = time.perf_counter() - t0
         tracking.log_metrics(self.client, run_id, metrics)
         tracking.set_tags(
@@ -282,7 +282,9 @@ class Runner:
         self.cache.save("samples", sample_key, samples)
         return samples
 
-    def _model_metrics(self, job: Job, data: ImageDataset, model) -> dict[str, float]:
+    def _model_metrics(
+        self, job: Job, data: ImageDataset, model, artifacts: dict
+    ) -> dict[str, float]:
         out: dict[str, float] = {}
         metrics = job.suite.metrics
         if "bits_per_dim" in metrics and data.kind == "images":
@@ -290,9 +292,12 @@ class Runner:
             if bpd is not None:
                 out["bits_per_dim_test"] = bpd
         if "throughput" in metrics:
-            bs = job.suite.throughput_batch_size
-            [t] = sweep(model, self.device, [bs], repeats=3, count_flops=False)
-            out[f"throughput_img_s_b{bs}_{self.device.type}"] = t["img_s"]
+            rows = sweep(model, self.device, job.suite.throughput_batch_sizes, count_flops=False)
+            largest = rows[-1]
+            out[f"throughput_img_s_b{int(largest['batch_size'])}_{self.device.type}"] = largest[
+                "img_s"
+            ]
+            artifacts["throughput"] = rows
         return out
 
     def _log_artifacts(self, job, data, samples, metrics, run_id, artifacts) -> None:
@@ -307,7 +312,7 @@ class Runner:
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         if artifacts:
-            (folder / "histograms.json").write_text(json.dumps(artifacts, indent=2))
+            (folder / "report_data.json").write_text(json.dumps(artifacts, indent=2))
         config = {
             "dataset": job.dataset,
             "seed": job.seed,
@@ -380,7 +385,7 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
     # The label is part of the job: two entries with one config are two leaderboard rows
     # (they share the trained model and samples through the fit and sample keys).
     job_key = hash_key(
-        "job", samples, metrics, suite.throughput_batch_size, SCORING_VERSION, entry.name
+        "job", samples, metrics, suite.throughput_batch_sizes, SCORING_VERSION, entry.name
     )
     return {"fit": fit, "samples": samples, "job": job_key}
 

@@ -57,7 +57,15 @@ class Suite(Strict):
     sample_batch_size: int = Field(default=256, ge=1)
     budget: BudgetSpec
     metrics: list[str] = Field(min_length=1)
-    throughput_batch_size: int = Field(default=256, ge=1)
+    # images/s at each size goes to the report's throughput plot; the largest is the column
+    throughput_batch_sizes: list[int] = Field(default=[1, 16, 64, 256], min_length=1)
+
+    @field_validator("throughput_batch_sizes")
+    @classmethod
+    def _positive_sorted(cls, v: list[int]) -> list[int]:
+        if min(v) < 1:
+            raise ValueError("batch sizes must be at least 1")
+        return sorted(set(v))
 
     @field_validator("version", mode="before")
     @classmethod

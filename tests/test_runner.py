@@ -1,5 +1,6 @@
 """The runner end to end on tiny suites: plug-in paths, caching, resumption, isolation."""
 
+import json
 import os
 import textwrap
 
@@ -242,3 +243,49 @@ def test_two_labels_with_one_config_are_two_rows_sharing_one_fit(tmp_path):
     assert [r.status for r in results] == ["FINISHED", "FINISHED"]
     assert plugin_models.MeanModel.fits == 1  # the twin reuses the cached checkpoint
     assert sorted(boards[0].table.index) == ["first", "twin"]
+
+
+def test_new_model_added_to_an_existing_folder_is_ranked_among_cached_baselines(tmp_path):
+    baselines = """\
+        - name: noisy
+          model: plugin_models:MeanModel
+          options: {noise: 60.0}
+        - name: pixel-gaussian
+    """
+    suite = make_suite(tmp_path, baselines)
+    _, first, before = run(tmp_path, suite)
+    assert [r.status for r in first] == ["FINISHED", "FINISHED"]
+
+    # the newcomer is a samples file of real training digits, so it must rank first
+    from bench.data import load_dataset
+
+    np.savez(tmp_path / "new.npz", load_dataset("digits").train.x[:300].numpy())
+    suite.write_text(suite.read_text() + "  - name: newcomer\n    samples: new.npz\n")
+    plugin_models.MeanModel.fits = 0
+    _, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["REUSED", "REUSED", "FINISHED"]
+    assert plugin_models.MeanModel.fits == 0
+    table = boards[0].table
+    col = ("fd_pixels_n200_train", "mean")
+    assert list(table.index)[0] == "newcomer"
+    for name in ("noisy", "pixel-gaussian"):  # baselines keep their cached values
+        assert table.loc[name, col] == before[0].table.loc[name, col]
+    assert table.loc["newcomer", col] < table[col].drop("newcomer").min()
+
+
+def test_throughput_sweep_feeds_the_column_and_the_batch_size_plot(tmp_path):
+    suite = make_suite(
+        tmp_path, "- name: mean\n  model: plugin_models:MeanModel\n", metrics="[throughput]"
+    )
+    suite.write_text(suite.read_text() + "throughput_batch_sizes: [16, 1, 4]\n")
+    runner, results, boards = run(tmp_path, suite)
+    assert results[0].status == "FINISHED", results[0].error
+    assert boards[0].metrics == ["throughput_img_s_b16_cpu"]  # the largest size is the column
+    [job] = job_runs(runner)
+    path = runner.client.download_artifacts(job.info.run_id, "report_data.json", str(tmp_path))
+    rows = json.loads(open(path).read())["throughput"]
+    assert [r["batch_size"] for r in rows] == [1, 4, 16]
+    assert all(r["img_s"] > 0 for r in rows)
+    assert rows[-1]["img_s"] == job.data.metrics["throughput_img_s_b16_cpu"]
+    html = (tmp_path / "out" / "leaderboard.html").read_text()
+    assert "Sampling throughput against batch size" in html

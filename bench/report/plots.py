@@ -60,6 +60,21 @@ def quality_vs_speed(
     return _png(fig)
 
 
+def throughput_vs_batch(sweeps: dict[str, list[dict]]) -> bytes:
+    """Images per second against batch size (log-log), one line per model."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for model, rows in sweeps.items():
+        bs = [r["batch_size"] for r in rows]
+        ax.plot(bs, [r["img_s"] for r in rows], "o-", label=model)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (log scale)")
+    ax.set_ylabel("images per second (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    return _png(fig)
+
+
 def loss_curves(histories: dict[str, list[tuple[int, float]]]) -> bytes:
     n = len(histories)
     cols = min(3, n)

@@ -127,6 +127,7 @@ class Assets:
     neighbours: dict[tuple, bytes] = field(default_factory=dict)
     histograms: dict[tuple, dict] = field(default_factory=dict)
     losses: dict[tuple, list] = field(default_factory=dict)
+    throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
 
 
 def collect_assets(client, boards: list[Leaderboard]) -> Assets:
@@ -143,9 +144,12 @@ def collect_assets(client, boards: list[Leaderboard]) -> Assets:
                     data = _artifact(client, run_id, name, tmp)
                     if data is not None:
                         store[key] = data
-                hist = _artifact(client, run_id, "histograms.json", tmp)
-                if hist is not None:
-                    assets.histograms[key] = json.loads(hist).get("class_histogram")
+                data = _artifact(client, run_id, "report_data.json", tmp)
+                if data is not None:
+                    report_data = json.loads(data)
+                    assets.histograms[key] = report_data.get("class_histogram")
+                    if "throughput" in report_data:
+                        assets.throughput[key] = report_data["throughput"]
                 history = client.get_metric_history(run_id, "train_loss")
                 if history:
                     assets.losses[key] = sorted((m.step, m.value) for m in history)
@@ -207,6 +211,18 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
                 set(board.references),
             )
             out.append(f"<h3>Quality against sampling speed</h3>{_img(png, 'quality vs speed')}")
+    sweeps = {
+        m: assets.throughput[key(m)]
+        for m in board.table.index
+        if key(m) in assets.throughput and m not in board.references
+    }
+    if any(len(rows) > 1 for rows in sweeps.values()):
+        out.append(
+            "<h3>Sampling throughput against batch size</h3>"
+            "<p>Sequential samplers (PixelCNN: one network call per pixel; DDPM: one per "
+            "step) gain most from batching.</p>"
+            + _img(plots.throughput_vs_batch(sweeps), "throughput vs batch size")
+        )
     grids = [(m, assets.samples[key(m)]) for m in board.table.index if key(m) in assets.samples]
     if grids:
         out.append("<h3>Samples</h3><div class='grids'>")
