@@ -79,7 +79,12 @@ class Runner:
 
     def preflight(self) -> None:
         """Bad input stops the suite before any training: every dataset loads, every
-        checkpoint reads and fits its model, every samples file has the dataset's shape."""
+        checkpoint reads and fits its model, every samples file has the dataset's shape,
+        and Inception Score has the Inception classifier layer it needs."""
+        if "inception_score" in self.suite.metrics:
+            from bench.features.inception import require_classifier_layer
+
+            require_classifier_layer(self.device)
         for job in expand_jobs(self.suite):
             data = load_dataset(job.dataset, self.opts.data_root)
             entry = job.entry

@@ -303,11 +303,31 @@ def classifier_score(ctx: ScoringContext) -> dict[str, float]:
     return {"classifier_score": mean, "classifier_score_std": std}
 
 
+@scorer("inception_score")
+@_images_only
+def inception_score_(ctx: ScoringContext) -> dict[str, float]:
+    """Inception Score (10 splits) from the 1008-way Inception classifier, which only the
+    torch hub weights file carries (bench.features.inception.inception_logits says so)."""
+    from bench.features.inception import inception_logits
+    from bench.metrics.inception_score import inception_score
+
+    mean, std = inception_score(inception_logits(ctx.fake, mode="clean", device=ctx.device))
+    return {f"inception_score_n{ctx.n}": mean, f"inception_score_n{ctx.n}_std": std}
+
+
 @scorer("modes")
 def modes(ctx: ScoringContext) -> dict[str, float]:
-    """2-D mixtures: modes captured, high-quality share, reverse KL (VEEGAN/PacGAN)."""
-    from bench.metrics.modes import gmm_modes
+    """2-D mixtures: modes captured, high-quality share, reverse KL; stacked digits: modes
+    of k**3 and KL to uniform (VEEGAN/PacGAN)."""
+    from bench.metrics.modes import gmm_modes, stacked_modes
 
+    if "stacked_base" in ctx.data.meta:
+        from bench.features.classifier import load_classifier
+
+        clf = load_classifier(ctx.data, ctx.device)
+        k = clf.base_classes
+        m = stacked_modes(clf.channel_labels(ctx.fake), k)
+        return {f"stacked_modes_of{k**3}": m["modes"], "stacked_kl_uniform": m["kl"]}
     if "centers" not in ctx.data.meta:
         return {}
     m = gmm_modes(ctx.fake, np.asarray(ctx.data.meta["centers"]), ctx.data.meta["sigma"])

@@ -113,6 +113,16 @@ CASES = {
         "cannot open MLflow tracking URI",
     ),
     "inception weights checksum mismatch": (write_tampered_inception_weights, [], "6726825d"),
+    "inception score without the classifier layer": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[inception_score]")),
+        [],
+        "Inception Score needs the Inception classifier layer",
+    ),
+    "stacked dataset on a points base": (
+        lambda t: suite_with(t, BASE.replace("[digits]", "['stacked:ring8']")),
+        [],
+        "the base must be labelled 1-channel images",
+    ),
 }
 
 

@@ -120,3 +120,20 @@ def test_unknown_dataset_lists_choices():
 def test_mnist5k_is_bundled():
     ds = load_dataset("mnist5k")
     assert ds.train.x.shape == (4000, 1, 28, 28) and ds.test.x.shape == (1000, 1, 28, 28)
+
+
+def test_stacked_digits_have_three_channels_and_triple_labels():
+    base, ds = load_dataset("digits"), load_dataset("stacked:digits")
+    assert ds.shape == (3, 8, 8) and ds.num_classes == 1000
+    assert len(ds.train.x) == len(base.train.x) and len(ds.test.x) == len(base.test.x)
+    # every channel is an image of the base split, and the label encodes the three classes
+    index = {bytes(img.numpy()): int(y) for img, y in zip(base.train.x, base.train.y, strict=True)}
+    for x, y in zip(ds.train.x[:50], ds.train.y[:50], strict=True):
+        classes = [index[bytes(x[c : c + 1].numpy())] for c in range(3)]
+        assert int(y) == (classes[0] * 10 + classes[1]) * 10 + classes[2]
+    assert load_dataset("stacked:digits").content_hash == ds.content_hash
+
+
+def test_stacked_needs_a_labelled_one_channel_base():
+    with pytest.raises(UserError, match="labelled 1-channel images"):
+        load_dataset("stacked:ring8")

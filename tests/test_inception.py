@@ -125,6 +125,14 @@ def test_logits_need_the_hub_classifier(tmp_path, monkeypatch):
     monkeypatch.setattr(inc, "HUB_SHA256_PREFIX", hashlib.sha256(hub.read_bytes()).hexdigest()[:8])
     logits = inc.inception_logits(random_images(1, 3, 8, seed=5), device="cpu")
     assert logits.shape == (1, 1008) and not logits.any()
+    # the suite metric: all-zero logits are uniform predictions, so IS is exactly 1
+    from bench.data import load_dataset
+    from bench.scoring import ScoringContext, score
+
+    images = random_images(20, 1, 8, seed=6)
+    ctx = ScoringContext(load_dataset("digits"), images, torch.device("cpu"))
+    m = score(ctx, ["inception_score"])
+    assert m == pytest.approx({"inception_score_n20": 1.0, "inception_score_n20_std": 0.0})
 
 
 def test_hub_file_with_wrong_hash_is_an_error(tmp_path, monkeypatch):

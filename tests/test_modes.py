@@ -110,3 +110,19 @@ def test_stacked_modes_counts_triples():
 def test_bad_input_raises_user_error(call, message):
     with pytest.raises(UserError, match=message):
         call()
+
+
+def test_stacked_modes_score_a_copier_high_and_a_collapsed_model_low():
+    from bench.data import load_dataset
+    from bench.scoring import ScoringContext, score
+
+    ds, cpu = load_dataset("stacked:digits"), torch.device("cpu")
+    copier = ds.train.x[:1000]
+    collapsed = torch.cat([ds.train.x[:1000, :1]] * 3, 1)  # one image in every channel
+    good = score(ScoringContext(ds, copier, cpu), ["modes", "fd_classifier"])
+    bad = score(ScoringContext(ds, collapsed, cpu), ["modes", "fd_classifier"])
+    true_modes = len(set(ds.train.y[:1000].tolist()))
+    assert good["stacked_modes_of1000"] >= 0.95 * true_modes
+    assert bad["stacked_modes_of1000"] <= 10  # only triples (d, d, d) are reachable
+    assert good["stacked_kl_uniform"] < bad["stacked_kl_uniform"]
+    assert good["fd_classifier_n1000_train"] < bad["fd_classifier_n1000_train"]

@@ -134,4 +134,4 @@ def labelled_dataset(
 
 
 def _import_loaders() -> None:
-    from bench.data import builtin, files, mixtures  # noqa: F401
+    from bench.data import builtin, files, mixtures, stacked  # noqa: F401

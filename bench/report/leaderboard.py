@@ -16,10 +16,27 @@ from bench.metrics import direction
 RUN_COLUMNS = {"run_id", "status", "suite", "start_time", "artifact_uri"}
 HISTORY_METRICS = {"train_loss"}
 METRIC_ORDER = [
-    "fid_", "fd_", "fdinf_", "kid_", "precision_", "recall_", "density_", "coverage_",
-    "classes_hit", "class_", "modes_", "stacked_", "copy_", "authpct_", "ct_", "nn_gap_",
-    "classifier_score", "inception_score", "bits_per_dim", "throughput_",
-]  # fmt: skip
+    "fid_",
+    "fd_",
+    "throughput_",
+    "fdinf_",
+    "kid_",
+    "precision_",
+    "recall_",
+    "density_",
+    "coverage_",
+    "classes_hit",
+    "class_",
+    "modes_",
+    "stacked_",
+    "copy_",
+    "authpct_",
+    "ct_",
+    "nn_gap_",
+    "classifier_score",
+    "inception_score",
+    "bits_per_dim",
+]  # fmt: skip  (sampling speed sits beside the headline quality metric)
 
 
 @dataclass

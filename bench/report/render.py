@@ -173,8 +173,8 @@ def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
     heads = "".join(f"<th>{e(header(m, board.primary))}</th>" for m in board.metrics)
     first = "rank" if ranked else ""
     out = [
-        f"<table><thead><tr><th>{first}</th><th>model</th><th>seeds</th><th>steps</th>"
-        f"{heads}</tr></thead><tbody>"
+        f"<div class='scroll'><table><thead><tr><th>{first}</th><th>model</th><th>seeds</th>"
+        f"<th>steps</th>{heads}</tr></thead><tbody>"
     ]
     for r in table_rows(board, models):
         tds = "".join(
@@ -189,7 +189,7 @@ def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
             f"<tr{cls}><td>{label}</td><td>{e(r['model'])}</td><td>{r['seeds']}</td>"
             f"<td>{e(r['budget'])}</td>{tds}</tr>"
         )
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -305,6 +305,8 @@ table.prov td{text-align:left;white-space:normal;font-family:monospace}
 td.best{font-weight:bold;background:#e6f4ea}
 tr.reference td{color:#666;font-style:italic}
 .grids{display:flex;flex-wrap:wrap;gap:1em}
+.grids img{width:280px}
+.scroll{overflow-x:auto;max-width:100%}
 figure{margin:0}figcaption{text-align:center;font-size:90%}
 img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 .legend{color:#555;font-size:90%;max-width:900px}
