@@ -190,7 +190,9 @@ class DDPM:
     Options (defaults tuned for 8x8 digits on a CPU): T=1000, schedule="linear"|"cosine",
     width=None (channels at full resolution; auto: 16 up to 8 px, else 64),
     channel_mult=None (auto: (1,2) up to 8 px, (1,2,2) up to 16, else (1,2,2,2)),
-    blocks=1 per resolution, hidden=256 and depth=4 for points, batch_size=None (64; points:
+    blocks=1 per resolution, hidden=256 and depth=4 for points, point_std=3.0 (points are
+    scaled to this std: a larger data scale against the fixed noise schedule leaves more
+    sampling steps at noise levels that separate nearby modes), batch_size=None (64; points:
     256), lr=1e-3, ema=0.995, grad_clip=1.0; sampler="ddim"|"ancestral", steps=None (ddim:
     50, ancestral: T), eta=0.0 (ddim only), bpd_timesteps=100, device=None (cuda if available).
     """
@@ -210,6 +212,7 @@ class DDPM:
         blocks: int = 1,
         hidden: int = 256,
         depth: int = 4,
+        point_std: float = 3.0,
         batch_size: int | None = None,
         lr: float = 1e-3,
         ema: float = 0.995,
@@ -247,7 +250,7 @@ class DDPM:
         self.T = T
         self.betas = betas.float().to(self.device)
         self.abar = torch.cumprod(1 - betas, 0).float().to(self.device)
-        self.scaler = PointScaler(shape[0]).to(self.device) if kind == "points" else None
+        self.scaler = PointScaler(shape[0], point_std).to(self.device) if kind == "points" else None
         self._build(seed=0)
 
     def _build(self, seed: int) -> None:

@@ -145,16 +145,18 @@ def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 class PointScaler(nn.Module):
-    """Standardizes point datasets per coordinate; the statistics travel in the state dict."""
+    """Centres point datasets and scales each coordinate to std `target_std`; the statistics
+    travel in the state dict."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, target_std: float = 1.0):
         super().__init__()
+        self.target_std = target_std
         self.register_buffer("loc", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
 
     def fit(self, x: torch.Tensor) -> None:
         self.loc.copy_(x.mean(0))
-        self.scale.copy_(x.std(0).clamp_min(1e-6))
+        self.scale.copy_(x.std(0).clamp_min(1e-6) / self.target_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.loc) / self.scale

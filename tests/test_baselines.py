@@ -365,3 +365,15 @@ def test_mixture_samples_and_roundtrip(digits: ImageDataset) -> None:
     points = _sanity("mixture", ring_points(), n_components=8)
     p = draw(points, n=20)
     assert p.dtype == torch.float32 and tuple(p.shape) == (20, 2)
+
+
+def test_point_scaler_reaches_its_target_std_and_inverts() -> None:
+    from baselines.layers import PointScaler
+
+    x = ring_points().train.x * 5 + 2
+    scaler = PointScaler(2, target_std=3.0)
+    scaler.fit(x)
+    z = scaler(x)
+    assert torch.allclose(z.mean(0), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(z.std(0), torch.full((2,), 3.0), atol=1e-4)
+    assert torch.allclose(scaler.inverse(z), x, atol=1e-4)

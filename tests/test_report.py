@@ -100,3 +100,16 @@ def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
     assert "- vae: rank 2 -> 1" in text
     assert f"| vae | {FD} | 12 | 1 | beyond" in text
     assert COV not in text.split("| vae |", 1)[1]
+
+
+def test_primary_metric_is_a_quality_metric_never_throughput():
+    import pandas as pd
+
+    from bench.report.leaderboard import metric_columns, primary_metric
+
+    cols = metric_columns(
+        pd.DataFrame(columns=["kid_classifier_n1000", "throughput_img_s_b256_cpu"])
+    )
+    assert cols == ["throughput_img_s_b256_cpu", "kid_classifier_n1000"]  # speed sits first
+    assert primary_metric(cols) == "kid_classifier_n1000"
+    assert primary_metric(["throughput_img_s_b256_cpu"]) is None

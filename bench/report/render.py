@@ -52,6 +52,11 @@ def header(metric: str, primary: str | None = None) -> str:
     return text + (" (primary)" if metric == primary else "")
 
 
+def steps_text(steps: float) -> str:
+    """Optimizer steps spent (mean over seeds), as a whole number: 10,000 not 1e+04."""
+    return "–" if pd.isna(steps) else f"{round(steps):,}"
+
+
 def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
     rows = []
     for rank, model in enumerate(models, 1):
@@ -61,7 +66,7 @@ def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
                 "model": model,
                 "rank": rank,
                 "seeds": int(t[("seeds", "")]),
-                "budget": fmt(t[("budget_steps", "")]),
+                "budget": steps_text(t[("budget_steps", "")]),
                 "cells": {m: cell(board, model, m) for m in board.metrics},
                 "best": {m for m in board.metrics if board.best.get(m) == model},
             }
@@ -219,8 +224,8 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
     if any(len(rows) > 1 for rows in sweeps.values()):
         out.append(
             "<h3>Sampling throughput against batch size</h3>"
-            "<p>Sequential samplers (PixelCNN: one network call per pixel; DDPM: one per "
-            "step) gain most from batching.</p>"
+            "<p>Images per second at each of the suite's throughput batch sizes (the "
+            "leaderboard column is the largest).</p>"
             + _img(plots.throughput_vs_batch(sweeps), "throughput vs batch size")
         )
     grids = [(m, assets.samples[key(m)]) for m in board.table.index if key(m) in assets.samples]
