@@ -5,7 +5,16 @@ from cleanfid.fid import kernel_distance
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 from bench.errors import UserError
+from bench.metrics import kid as kid_module
 from bench.metrics.kid import kid, kid_from_subsets, kid_subset_indices
+
+
+@pytest.fixture(autouse=True, params=["full-kernels", "per-subset"])
+def kernel_path(request, monkeypatch):
+    """Every test runs through both ways of computing the subset sums."""
+    if request.param == "per-subset":
+        monkeypatch.setattr(kid_module, "FULL_KERNEL_MAX_ROWS", 0)
+    return request.param
 
 
 def features(seed, n, d=32, shift=0.0):
