@@ -86,15 +86,27 @@ def report(
     out: Annotated[Path | None, typer.Option(help="folder genbench run wrote")] = None,
     tracking_uri: TrackingUri = None,
     suite: Annotated[str | None, typer.Option(help="only this suite's experiment")] = None,
-    primary: Annotated[str | None, typer.Option(help="metric that ranks the models")] = None,
+    primary: Annotated[
+        str | None,
+        typer.Option(help="metric that ranks the models; more, comma-separated, break ties"),
+    ] = None,
     compare: Annotated[
         Path | None, typer.Option(help="another output folder: write compare.md of the changes")
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
     from bench import tracking
+    from bench.metrics import check_rank_metric
     from bench.report.render import write_report
 
+    rank_by = None
+    if primary is not None:
+        rank_by = [m.strip() for m in primary.split(",") if m.strip()]
+        for m in rank_by:
+            try:
+                check_rank_metric(m)
+            except ValueError as e:
+                raise UserError(f"--primary: {e}") from None
     if out is None:
         if suite is None:
             raise UserError("pass --out DIR (the folder genbench run wrote) or --suite NAME")
@@ -104,7 +116,7 @@ def report(
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
         tracking_uri = tracking.default_tracking_uri(out)
-    boards = write_report(tracking.client_for(tracking_uri), out, suite, primary)
+    boards = write_report(tracking.client_for(tracking_uri), out, suite, rank_by)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
     print_leaderboards(boards)
@@ -118,7 +130,7 @@ def report(
             raise UserError(f"--compare {compare}: no MLflow store at {db}")
         other = tracking.client_for(tracking.default_tracking_uri(compare))
         text = compare_boards(
-            boards, build_leaderboards(tracking.load_job_runs(other, suite), primary)
+            boards, build_leaderboards(tracking.load_job_runs(other, suite), rank_by)
         )
         (out / "compare.md").write_text(text)
         typer.echo("\n" + text)

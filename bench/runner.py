@@ -98,6 +98,7 @@ class Runner:
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
+        tracking.set_rank_by(self.client, self.exp_id, self.suite.rank_by)
         jobs = expand_jobs(self.suite)
         parent = tracking.start_run(
             self.client,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
+from bench.metrics import check_rank_metric
 from bench.models import model_names, resolve_model
 from bench.scoring import metric_names
 
@@ -59,6 +60,21 @@ class Suite(Strict):
     metrics: list[str] = Field(min_length=1)
     # images/s at each size goes to the report's throughput plot; the largest is the column
     throughput_batch_sizes: list[int] = Field(default=[1, 16, 64, 256], min_length=1)
+    # metric columns that rank the learned models, later ones breaking ties (default: the
+    # first FD/FID column); recorded on the MLflow experiment, so the report follows it
+    rank_by: list[str] = Field(default_factory=list)
+
+    @field_validator("rank_by", mode="before")
+    @classmethod
+    def _rank_by_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("rank_by")
+    @classmethod
+    def _rank_by_ranks(cls, v: list[str]) -> list[str]:
+        for name in v:
+            check_rank_metric(name)
+        return v
 
     @field_validator("throughput_batch_sizes")
     @classmethod

@@ -20,6 +20,7 @@ from filelock import FileLock
 from bench.errors import UserError
 
 JOB_KIND = "job"
+RANK_BY_TAG = "genbench.rank_by"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 warnings.filterwarnings("ignore", module="mlflow")
 
@@ -65,6 +66,12 @@ def experiment_id(client, suite_name: str, artifact_root: Path | None) -> str:
         return client.create_experiment(suite_name, artifact_location=location)
     except Exception:  # another process created it first
         return client.get_experiment_by_name(suite_name).experiment_id
+
+
+def set_rank_by(client, exp_id: str, rank_by: list[str]) -> None:
+    """The suite's ranking lives on its experiment: the latest `genbench run` sets it, and
+    the report reads it back (runs reused from older invocations follow it too)."""
+    client.set_experiment_tag(exp_id, RANK_BY_TAG, ",".join(rank_by))
 
 
 def package_versions() -> dict[str, str]:
@@ -192,6 +199,7 @@ def load_job_runs(client, suite_name: str | None = None) -> pd.DataFrame:
                 "run_id": r.info.run_id,
                 "status": r.info.status,
                 "suite": exp.name,
+                "rank_by": exp.tags.get(RANK_BY_TAG, ""),
                 "start_time": r.info.start_time,
                 "artifact_uri": r.info.artifact_uri,
             }

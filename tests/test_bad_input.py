@@ -118,6 +118,11 @@ CASES = {
         [],
         "Inception Score needs the Inception classifier layer",
     ),
+    "report ranked by a metric that cannot rank": (
+        lambda t: ["report", "--out", str(t), "--primary", "fd_pixels_n50_train,ct_pixels"],
+        [],
+        "--primary: 'ct_pixels' cannot rank models",
+    ),
     "stacked dataset on a points base": (
         lambda t: suite_with(t, BASE.replace("[digits]", "['stacked:ring8']")),
         [],

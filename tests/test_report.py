@@ -113,3 +113,36 @@ def test_primary_metric_is_a_quality_metric_never_throughput():
     assert cols == ["throughput_img_s_b256_cpu", "kid_classifier_n1000"]  # speed sits first
     assert primary_metric(cols) == "kid_classifier_n1000"
     assert primary_metric(["throughput_img_s_b256_cpu"]) is None
+
+
+def test_suite_rank_by_on_the_experiment_ranks_and_breaks_ties(tmp_path):
+    client = tracking.client_for(tracking.default_tracking_uri(tmp_path))
+    exp = tracking.experiment_id(client, "modes", tmp_path / "mlruns" / "artifacts")
+    for model, captured, hq, fd in [("a", 8, 0.1, 0.01), ("b", 8, 0.9, 0.5), ("c", 7, 0.95, 0.2)]:
+        tags = {
+            "genbench.kind": "job", "genbench.dataset": "ring8", "genbench.model": model,
+            "genbench.seed": "0", "genbench.reference": "false", "genbench.job_key": model,
+        }  # fmt: skip
+        run_id = tracking.start_run(client, exp, model, tags)
+        metrics = {"modes_captured": captured, "modes_hq": hq, "fd_pixels_n100_train": fd}
+        tracking.log_metrics(client, run_id, metrics)
+        client.set_terminated(run_id, "FINISHED")
+
+    def order(rank_by=None):
+        [board] = build_leaderboards(tracking.load_job_runs(client, "modes"), rank_by)
+        return board.models, board.rank_by
+
+    assert order() == (["a", "c", "b"], ["fd_pixels_n100_train"])  # the default: first FD
+    tracking.set_rank_by(client, exp, ["modes_captured", "modes_hq"])
+    assert order() == (["b", "a", "c"], ["modes_captured", "modes_hq"])
+    assert order(["modes_hq"]) == (["c", "b", "a"], ["modes_hq"])  # --primary overrides
+    write_report(client, tmp_path, "modes")
+    head = (tmp_path / "leaderboard.md").read_text().splitlines()[2]
+    assert "modes_captured ↑ (primary)" in head and "modes_hq ↑ (tie-break)" in head
+    with pytest.raises(ValueError, match="--primary 'kid_pixels_n100' is not on the modes/ring8"):
+        build_leaderboards(tracking.load_job_runs(client, "modes"), ["kid_pixels_n100"])
+    tracking.set_rank_by(client, exp, ["kid_pixels_n100", "modes_hq"])  # as far as it has them
+    assert order() == (["c", "b", "a"], ["modes_hq"])
+    tracking.set_rank_by(client, exp, ["fd_pixels_n999_train"])  # e.g. a wrong n: no column
+    with pytest.raises(ValueError, match="rank_by fd_pixels_n999_train matches no leaderboard"):
+        order()

@@ -127,6 +127,20 @@ def test_changed_options_retrain_only_that_model(tmp_path):
     assert len(boards[0].table) == 2  # the newer b replaces the older one
 
 
+def test_suite_rank_by_reaches_the_report_and_follows_the_latest_run(tmp_path):
+    suite = make_suite(
+        tmp_path, "- name: a\n  model: plugin_models:MeanModel\n", metrics="[fd_pixels, kid_pixels]"
+    )
+    text = suite.read_text()
+    suite.write_text(text + "rank_by: [kid_pixels_n200, fd_pixels_n200_train]\n")
+    _, _, boards = run(tmp_path, suite)
+    assert boards[0].rank_by == ["kid_pixels_n200", "fd_pixels_n200_train"]
+    suite.write_text(text)  # ranking is not part of a job: the rerun reuses it
+    _, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["REUSED"]
+    assert boards[0].rank_by == ["fd_pixels_n200_train"]  # the default: the first FD column
+
+
 def test_failing_jobs_are_isolated_and_recorded(tmp_path):
     suite = make_suite(
         tmp_path,

@@ -64,6 +64,14 @@ def test_shipped_suites_validate():
         (("name: tiny", "nmae: tiny"), r"nmae: unknown key"),
         (("    model: pixel-gaussian", "    model: nomodule_xyz:Thing"), r"cannot import"),
         (("budget: {steps: 3}", "budget: {steps: -1}"), r"budget\.steps: .*greater than"),
+        (
+            ("metrics: [fd_pixels]", "metrics: [fd_pixels]\nrank_by: [ct_pixels]"),
+            r"rank_by: 'ct_pixels' cannot rank models: .*lower or higher",
+        ),
+        (
+            ("metrics: [fd_pixels]", "metrics: [fd_pixels]\nrank_by: throughput_img_s_b1_cpu"),
+            r"rank_by: 'throughput_img_s_b1_cpu' cannot rank models",
+        ),
     ],
 )
 def test_mistakes_name_file_field_and_choices(tmp_path, edit, expected):
@@ -93,3 +101,19 @@ def test_relative_paths_resolve_against_the_suite_file(tmp_path):
     assert suite.models[2].samples == (tmp_path / "s.npz").resolve()
     with pytest.raises(UserError, match="missing.npz not found"):
         load_suite(write(tmp_path, text.replace("s.npz", "missing.npz")))
+
+
+def test_rank_by_takes_one_metric_or_a_list():
+    one = load_suite_text(GOOD + "rank_by: modes_hq\n")
+    assert one.rank_by == ["modes_hq"]
+    two = load_suite_text(GOOD + "rank_by: [modes_captured, modes_hq]\n")
+    assert two.rank_by == ["modes_captured", "modes_hq"]
+    assert load_suite_text(GOOD).rank_by == []
+
+
+def load_suite_text(text: str):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_suite(write(Path(tmp), text))

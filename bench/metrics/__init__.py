@@ -36,3 +36,12 @@ def direction(metric: str) -> str | None:
         if re.match(pattern, metric):
             return d
     return None
+
+
+def check_rank_metric(metric: str) -> None:
+    """A leaderboard can be ranked by a metric that is better either lower or higher."""
+    if metric.startswith("throughput_") or direction(metric) not in ("lower", "higher"):
+        raise ValueError(
+            f"{metric!r} cannot rank models: name a quality metric column that is better "
+            "lower or higher, e.g. fd_classifier_n1000_train or modes_captured"
+        )

@@ -25,7 +25,7 @@ def compare(new: list[Leaderboard], old: list[Leaderboard]) -> str:
         if o is None:
             parts += ["", "Not in the other leaderboard.", ""]
             continue
-        parts += ["", f"Ranked by {b.primary}.", ""]
+        parts += ["", f"Ranked by {', then '.join(b.rank_by) or 'name'}.", ""]
         old_rank = {m: i for i, m in enumerate(o.models, 1)}
         new_rank = {m: i for i, m in enumerate(b.models, 1)}
         for m in b.models:

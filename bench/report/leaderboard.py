@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.errors import UserError
 from bench.metrics import direction
 
-RUN_COLUMNS = {"run_id", "status", "suite", "start_time", "artifact_uri"}
+RUN_COLUMNS = {"run_id", "status", "suite", "rank_by", "start_time", "artifact_uri"}
 HISTORY_METRICS = {"train_loss"}
 # Sampling speed sits right after the headline quality metric.
 METRIC_ORDER = [
@@ -29,10 +30,14 @@ class Leaderboard:
     dataset: str
     table: pd.DataFrame  # index model; columns (metric, mean|std|ci95|n) plus info columns
     metrics: list[str]
-    primary: str | None
+    rank_by: list[str]  # the primary metric, then the tie-breakers
     best: dict[str, str]  # metric -> best learned model
     runs: pd.DataFrame  # the finished runs behind the table (provenance, artifacts)
     failures: list[dict] = field(default_factory=list)
+
+    @property
+    def primary(self) -> str | None:
+        return self.rank_by[0] if self.rank_by else None
 
     @property
     def models(self) -> list[str]:
@@ -66,7 +71,9 @@ def latest_per_job(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.sort_values("start_time").groupby(keys, as_index=False).tail(1)
 
 
-def build_leaderboards(runs: pd.DataFrame, primary: str | None = None) -> list[Leaderboard]:
+def build_leaderboards(runs: pd.DataFrame, rank_by: list[str] | None = None) -> list[Leaderboard]:
+    """One board per (suite, dataset). `rank_by` overrides the suite's own ranking (its
+    `rank_by`, read from the MLflow experiment), which overrides the first FD/FID column."""
     if runs.empty:
         return []
     runs = latest_per_job(runs)
@@ -82,10 +89,18 @@ def build_leaderboards(runs: pd.DataFrame, primary: str | None = None) -> list[L
             for _, r in group[group["status"] == "FAILED"].iterrows()
         ]
         if not finished.empty:
-            boards.append(_board(suite, dataset, finished, failures, primary))
+            boards.append(_board(suite, dataset, finished, failures, rank_by))
         elif failures:
             empty = pd.DataFrame(columns=pd.MultiIndex.from_tuples([("reference", "")]))
-            boards.append(Leaderboard(suite, dataset, empty, [], None, {}, finished, failures))
+            boards.append(Leaderboard(suite, dataset, empty, [], [], {}, finished, failures))
+    for suite, group in runs.groupby("suite"):
+        wanted = suite_rank_by(group)
+        columns = {m for b in boards if b.suite == suite for m in b.metrics}
+        if wanted and not columns & set(wanted):
+            raise UserError(
+                f"suite {suite}: rank_by {', '.join(wanted)} matches no leaderboard column; "
+                f"its columns: {', '.join(sorted(columns))}"
+            )
     return boards
 
 
@@ -98,7 +113,7 @@ def summarize(values: np.ndarray) -> dict[str, float]:
     return {"mean": mean, "std": std, "ci95": ci, "n": float(n)}
 
 
-def _board(suite, dataset, runs, failures, primary) -> Leaderboard:
+def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
     metrics = [m for m in metric_columns(runs) if runs[m].notna().any()]
     rows = {}
     for model, g in runs.groupby("tag.genbench.model", sort=False):
@@ -114,18 +129,27 @@ def _board(suite, dataset, runs, failures, primary) -> Leaderboard:
         rows[model] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
-    if primary is not None and primary not in metrics:
-        from bench.errors import UserError
-
-        raise UserError(
-            f"primary metric {primary!r} is not on the {dataset} leaderboard; "
-            f"choose one of: {', '.join(metrics)}"
-        )
-    primary = primary or primary_metric(metrics)
-    table = sort_rows(table, primary)
+    if rank_by:
+        for m in rank_by:
+            if m not in metrics:
+                raise UserError(
+                    f"--primary {m!r} is not on the {suite}/{dataset} leaderboard; "
+                    f"choose from: {', '.join(metrics)}"
+                )
+    else:  # the suite's rank_by, as far as this dataset has those columns
+        rank_by = [m for m in suite_rank_by(runs) if m in metrics]
+        rank_by = rank_by or [m for m in [primary_metric(metrics)] if m]
+    table = sort_rows(table, rank_by)
     return Leaderboard(
-        suite, dataset, table, metrics, primary, best_models(table, metrics), runs, failures
+        suite, dataset, table, metrics, rank_by, best_models(table, metrics), runs, failures
     )
+
+
+def suite_rank_by(runs: pd.DataFrame) -> list[str]:
+    """The ranking the suite file asked for, as the last `genbench run` recorded it."""
+    if "rank_by" not in runs or runs["rank_by"].isna().all():
+        return []
+    return [m for m in str(runs["rank_by"].dropna().iloc[0]).split(",") if m]
 
 
 def _mean_tag(g: pd.DataFrame, col: str) -> float:
@@ -161,18 +185,17 @@ def primary_metric(metrics: list[str]) -> str | None:
     return next((m for m in quality if direction(m) in ("lower", "higher")), None)
 
 
-def sort_rows(table: pd.DataFrame, primary: str | None) -> pd.DataFrame:
-    """Learned models ranked by the primary metric, then the references; ties by name, so the
-    order never depends on which run finished first."""
+def sort_rows(table: pd.DataFrame, rank_by: list[str]) -> pd.DataFrame:
+    """Learned models ranked by the rank_by metrics in turn, then the references; remaining
+    ties by name, so the order never depends on which run finished first."""
     table = table.sort_index()
     ref = table[("reference", "")].astype(bool)
-    if primary is None:
+    if not rank_by:
         return pd.concat([table[~ref], table[ref]])
-    asc = direction(primary) == "lower"
-    key = (primary, "mean")
-    return pd.concat(
-        [
-            table[~ref].sort_values(key, ascending=asc, na_position="last", kind="stable"),
-            table[ref].sort_values(key, ascending=asc, na_position="last", kind="stable"),
-        ]
-    )
+    keys = [(m, "mean") for m in rank_by]
+    asc = [direction(m) == "lower" for m in rank_by]
+
+    def ranked(t: pd.DataFrame) -> pd.DataFrame:
+        return t.sort_values(keys, ascending=asc, na_position="last", kind="stable")
+
+    return pd.concat([ranked(table[~ref]), ranked(table[ref])])

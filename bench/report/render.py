@@ -46,10 +46,12 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
     return fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
 
 
-def header(metric: str, primary: str | None = None) -> str:
+def header(metric: str, rank_by: list[str] = ()) -> str:
     d = direction(metric)
     text = f"{metric} {ARROWS[d]}" if d else metric
-    return text + (" (primary)" if metric == primary else "")
+    if metric not in rank_by:
+        return text
+    return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
 
 
 def steps_text(steps: float) -> str:
@@ -80,7 +82,7 @@ def _md_table(board: Leaderboard, models: list[str], ranked: bool) -> list[str]:
         "model",
         "seeds",
         "steps",
-        *(header(m, board.primary) for m in board.metrics),
+        *(header(m, board.rank_by) for m in board.metrics),
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table_rows(board, models):
@@ -175,7 +177,7 @@ def _img(png: bytes, alt: str) -> str:
 
 def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
     e = html.escape
-    heads = "".join(f"<th>{e(header(m, board.primary))}</th>" for m in board.metrics)
+    heads = "".join(f"<th>{e(header(m, board.rank_by))}</th>" for m in board.metrics)
     first = "rank" if ranked else ""
     out = [
         f"<div class='scroll'><table><thead><tr><th>{first}</th><th>model</th><th>seeds</th>"
@@ -324,12 +326,12 @@ img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 
 
 def write_report(
-    client, out_dir: Path, suite: str | None = None, primary: str | None = None
+    client, out_dir: Path, suite: str | None = None, rank_by: list[str] | None = None
 ) -> list[Leaderboard]:
     """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
     from bench.tracking import load_job_runs
 
-    boards = build_leaderboards(load_job_runs(client, suite), primary)
+    boards = build_leaderboards(load_job_runs(client, suite), rank_by)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "leaderboard.md").write_text(to_markdown(boards))
     to_csv(boards).to_csv(out_dir / "leaderboard.csv", index=False)
