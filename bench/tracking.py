@@ -95,9 +95,19 @@ def git_commit(path: Path) -> str:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and the cores this process may use."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model
+            )
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores"
 
 
 def provenance_tags(device: torch.device) -> dict[str, str]:

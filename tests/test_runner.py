@@ -3,6 +3,7 @@
 import json
 import os
 import textwrap
+from importlib.metadata import version
 
 import numpy as np
 import plugin_models
@@ -12,7 +13,7 @@ from conftest import ROOT, run_cli
 
 from bench import tracking
 from bench.report.render import write_report
-from bench.runner import Runner, RunOptions
+from bench.runner import Runner, RunOptions, sample_seed
 from bench.suite import load_suite
 
 
@@ -195,6 +196,20 @@ def test_killed_suite_resumes_without_duplicates(tmp_path):
     killed = [r for r in runs if r.info.status == "KILLED"]
     assert [r.data.tags["genbench.model"] for r in killed] == ["killer"]
     assert (out / "leaderboard.md").read_text().count("| killer |") == 1
+
+
+def test_job_runs_carry_provenance(tmp_path):
+    suite = make_suite(tmp_path, "- name: m\n  model: plugin_models:MeanModel\n", seeds="[3]")
+    runner, _, _ = run(tmp_path, suite)
+    [r] = job_runs(runner)
+    tags = r.data.tags
+    assert tags["version.torch"] == version("torch") and tags["version.genbench"]
+    assert len(tags["git_commit"]) == 40 or tags["git_commit"] == "unknown"
+    assert tags["device"] == "cpu" and tags["device_name"].endswith(f"{os.cpu_count()} cores")
+    assert tags["genbench.seed"] == "3" and tags["genbench.dataset_hash"]
+    assert tags["genbench.suite"] == "tiny" and tags["mlflow.parentRunId"]
+    assert tags["budget_spent_steps"] == "3" and float(tags["time.fit_or_load_s"]) >= 0
+    assert r.data.params["seed"] == "3" and r.data.params["sample_seed"] == str(sample_seed(3))
 
 
 def test_cli_run_writes_leaderboard_and_mlflow_store(tmp_path):
