@@ -146,3 +146,23 @@ def test_suite_rank_by_on_the_experiment_ranks_and_breaks_ties(tmp_path):
     tracking.set_rank_by(client, exp, ["fd_pixels_n999_train"])  # e.g. a wrong n: no column
     with pytest.raises(ValueError, match="rank_by fd_pixels_n999_train matches no leaderboard"):
         order()
+
+
+def test_quality_vs_speed_labels_do_not_cover_each_other(monkeypatch):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from bench.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
+    names = ["ddpm-ddim100", "ddpm", "ddpm-ddim25", "ddpm-ddim10", "vae", "wgan-gp", "copier"]
+    speed = np.array([171.6, 346, 703.7, 1736, 9.97e4, 1.34e5, 9.8e6])  # a DDIM sweep, crowded
+    fd = np.array([3.70, 3.73, 3.82, 4.87, 10.39, 10.05, 0.08])
+    plots.quality_vs_speed(names, speed, fd, FD, "throughput_img_s_b256_cpu", {"copier"})
+    [fig] = figures
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in fig.axes[0].texts]
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(names)
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+    plt.close(fig)

@@ -44,7 +44,6 @@ def quality_vs_speed(
     for xi, yi, name in zip(x, y, labels, strict=True):
         ref = name in references
         ax.scatter(xi, yi, c="#999999" if ref else "#1f77b4", marker="s" if ref else "o", zorder=3)
-        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
     learned = np.array([n not in references for n in labels])
     if learned.sum() >= 2:
         idx = np.flatnonzero(learned)
@@ -59,7 +58,53 @@ def quality_vs_speed(
         quality_name + (" (lower is better)" if direction(quality_name) == "lower" else "")
     )
     ax.grid(alpha=0.3)
+    _label_points(ax, x, y, labels)
     return _png(fig)
+
+
+# Label positions (offset in points, alignment), in order of preference: to the right of
+# the point, then (near the right edge) to its left.
+_LABEL_SPOTS = [
+    ((4, 3), "left"), ((4, -13), "left"), ((4, 15), "left"), ((4, -25), "left"),
+    ((-4, 3), "right"), ((-4, -13), "right"),
+]  # fmt: skip
+
+
+def _label_points(ax, x: np.ndarray, y: np.ndarray, labels) -> None:
+    """Name each point at the first spot whose label covers no other point, no label placed
+    before and no figure edge, else at the spot covering fewest (a DDIM step sweep puts
+    several models a few pixels apart)."""
+    ax.figure.tight_layout()
+    ax.figure.canvas.draw()  # applies the pending autoscale: data -> pixels is final from here
+    renderer = ax.figure.canvas.get_renderer()
+    points = ax.transData.transform(np.column_stack([x, y]))
+    placed = []
+    for i in np.argsort(x, kind="stable"):
+        best = None
+        for k, (offset, align) in enumerate(_LABEL_SPOTS):
+            text = ax.annotate(
+                labels[i], (x[i], y[i]), textcoords="offset points", xytext=offset, ha=align,
+                fontsize=8,
+            )  # fmt: skip
+            box = text.get_window_extent(renderer).padded(1)
+            text.remove()
+            hits = sum(box.contains(*p) for j, p in enumerate(points) if j != i)
+            hits += sum(box.overlaps(b) for b in placed)
+            hits += box.x0 < 0 or box.x1 > ax.figure.bbox.x1  # cut off by the figure edge
+            if best is None or (hits, k) < best[:2]:
+                best = (hits, k, offset, align, box)
+            if hits == 0:
+                break
+        _, _, offset, align, box = best
+        ax.annotate(
+            labels[i],
+            (x[i], y[i]),
+            textcoords="offset points",
+            xytext=offset,
+            ha=align,
+            fontsize=8,
+        ).set_in_layout(False)  # the final tight_layout must not move the points again
+        placed.append(box)
 
 
 def throughput_vs_batch(sweeps: dict[str, list[dict]]) -> bytes:
