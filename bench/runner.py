@@ -163,6 +163,7 @@ class Runner:
             "mlflow.parentRunId": parent_id,
             "genbench.kind": tracking.JOB_KIND,
             "genbench.job_key": keys["job"],
+            "genbench.fit_key": keys["fit"],  # rows that share it share one trained model
             "genbench.suite": job.suite.name,
             "genbench.suite_version": job.suite.version,
             "genbench.dataset": job.dataset,

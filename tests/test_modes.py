@@ -126,3 +126,19 @@ def test_stacked_modes_score_a_copier_high_and_a_collapsed_model_low():
     assert bad["stacked_modes_of1000"] <= 10  # only triples (d, d, d) are reachable
     assert good["stacked_kl_uniform"] < bad["stacked_kl_uniform"]
     assert good["fd_classifier_n1000_train"] < bad["fd_classifier_n1000_train"]
+
+
+def test_stacked_modes_through_the_scorer_with_the_base_classifier():
+    from bench.data import load_dataset
+    from bench.scoring import ScoringContext, score
+
+    data = load_dataset("stacked:digits")
+    cpu = torch.device("cpu")
+    real = score(ScoringContext(data, data.train.x, cpu), ["modes"])
+    true_triples = len(set(data.train.y.tolist()))
+    # the base (digits) classifier is ~99% accurate per channel, so real images show about
+    # as many modes as they hold distinct triples
+    assert real["stacked_modes_of1000"] == pytest.approx(true_triples, rel=0.05)
+    assert real["stacked_kl_uniform"] < 1.0
+    one = score(ScoringContext(data, data.train.x[:1].repeat(50, 1, 1, 1), cpu), ["modes"])
+    assert one == {"stacked_modes_of1000": 1, "stacked_kl_uniform": pytest.approx(math.log(1000))}

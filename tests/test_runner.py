@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, run_cli
 
 from bench import tracking
-from bench.report.render import write_report
+from bench.report.render import by_trained_model, write_report
 from bench.runner import Runner, RunOptions, sample_seed
 from bench.suite import load_suite
 
@@ -272,6 +272,9 @@ def test_two_labels_with_one_config_are_two_rows_sharing_one_fit(tmp_path):
     assert [r.status for r in results] == ["FINISHED", "FINISHED"]
     assert plugin_models.MeanModel.fits == 1  # the twin reuses the cached checkpoint
     assert sorted(boards[0].table.index) == ["first", "twin"]
+    # the report draws one training-loss panel for the model both rows share
+    [(models, fit)] = by_trained_model(boards[0]).items()
+    assert sorted(models) == ["first", "twin"] and fit == models[0]
 
 
 def test_new_model_added_to_an_existing_folder_is_ranked_among_cached_baselines(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 
@@ -130,7 +131,7 @@ def loss_curves(histories: dict[str, list[tuple[int, float]]]) -> bytes:
     for ax, (model, points) in zip(axes.flat, histories.items(), strict=False):
         steps, values = zip(*points, strict=True)
         ax.plot(steps, values, lw=1)
-        ax.set_title(model, fontsize=9)
+        ax.set_title(textwrap.fill(model, 44), fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:

@@ -258,10 +258,24 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
             "<h3>Class histograms against the training labels</h3>"
             + _img(plots.class_histograms(hists), "class histograms")
         )
-    losses = {m: assets.losses[key(m)] for m in board.table.index if key(m) in assets.losses}
+    losses = {}
+    for models, fit in by_trained_model(board).items():
+        if key(fit) in assets.losses:  # one panel per trained model, titled by all its rows
+            losses[", ".join(models)] = assets.losses[key(fit)]
     if losses:
         out.append("<h3>Training loss</h3>" + _img(plots.loss_curves(losses), "loss curves"))
     return out
+
+
+def by_trained_model(board: Leaderboard) -> dict[tuple[str, ...], str]:
+    """Rows that share one trained model (e.g. a DDIM step sweep) -> the first of them."""
+    groups: dict[str, list[str]] = {}
+    for model in board.table.index:
+        run = board.runs[board.runs["run_id"] == board.first_run(model)].iloc[0]
+        fit = run.get("tag.genbench.fit_key")
+        shared = isinstance(fit, str) and fit != "none"  # "none": a samples file, no training
+        groups.setdefault(fit if shared else model, []).append(model)
+    return {tuple(models): models[0] for models in groups.values()}
 
 
 def provenance(board: Leaderboard) -> dict[str, str]:
