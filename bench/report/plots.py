@@ -81,31 +81,26 @@ def _label_points(ax, x: np.ndarray, y: np.ndarray, labels) -> None:
     points = ax.transData.transform(np.column_stack([x, y]))
     placed = []
     for i in np.argsort(x, kind="stable"):
-        best = None
-        for k, (offset, align) in enumerate(_LABEL_SPOTS):
+        best = None  # (hits, label, its box): the first spot with the fewest hits
+        for offset, align in _LABEL_SPOTS:
             text = ax.annotate(
                 labels[i], (x[i], y[i]), textcoords="offset points", xytext=offset, ha=align,
                 fontsize=8,
             )  # fmt: skip
+            text.set_in_layout(False)  # the final tight_layout must not move the points again
             box = text.get_window_extent(renderer).padded(1)
-            text.remove()
             hits = sum(box.contains(*p) for j, p in enumerate(points) if j != i)
             hits += sum(box.overlaps(b) for b in placed)
             hits += box.x0 < 0 or box.x1 > ax.figure.bbox.x1  # cut off by the figure edge
-            if best is None or (hits, k) < best[:2]:
-                best = (hits, k, offset, align, box)
+            if best is None or hits < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (hits, text, box)
+            else:
+                text.remove()
             if hits == 0:
                 break
-        _, _, offset, align, box = best
-        ax.annotate(
-            labels[i],
-            (x[i], y[i]),
-            textcoords="offset points",
-            xytext=offset,
-            ha=align,
-            fontsize=8,
-        ).set_in_layout(False)  # the final tight_layout must not move the points again
-        placed.append(box)
+        placed.append(best[2])
 
 
 def throughput_vs_batch(sweeps: dict[str, list[dict]]) -> bytes:

@@ -8,6 +8,7 @@ import html
 import json
 import math
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
     return fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
 
 
-def header(metric: str, rank_by: list[str] = ()) -> str:
+def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     d = direction(metric)
     text = f"{metric} {ARROWS[d]}" if d else metric
     if metric not in rank_by:
