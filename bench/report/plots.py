@@ -55,9 +55,7 @@ def quality_vs_speed(
     if (y > 0).all() and y.max() > 20 * y.min():  # references can sit decades apart
         ax.set_yscale("log")
     ax.set_xlabel(f"{speed_name} (log scale, higher is faster)")
-    ax.set_ylabel(
-        quality_name + (" (lower is better)" if direction(quality_name) == "lower" else "")
-    )
+    ax.set_ylabel(f"{quality_name} ({direction(quality_name)} is better)")
     ax.grid(alpha=0.3)
     _label_points(ax, x, y, labels)
     return _png(fig)
