@@ -1,6 +1,7 @@
 """The bad-input catalogue: each case is one line on stderr naming what is wrong and what
 to do, exit code 2, no traceback, and nothing trained."""
 
+import pickle
 import textwrap
 
 import numpy as np
@@ -53,6 +54,22 @@ def write_samples(tmp_path, array):
     return model_entry(tmp_path, "- name: s\n  samples: s.npz\n")
 
 
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):  # a pickle that creates a file when it is loaded
+        return (open, (self.marker, "w"))
+
+
+def write_cifar_payload(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({"data": _Payload(tmp_path / "payload-ran")}))
+    return suite_with(tmp_path, BASE.replace("[digits]", "[cifar10]"))
+
+
 def write_tampered_inception_weights(tmp_path):
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
@@ -88,6 +105,11 @@ CASES = {
         lambda t: suite_with(t, BASE.replace("[digits]", "[cifar10]")),
         ["--data-root", "{tmp}"],
         "cifar-10-batches-py",
+    ),
+    "cifar batch that runs code": (
+        write_cifar_payload,
+        ["--data-root", "{tmp}"],
+        "is not a CIFAR-10 python batch (refused global",
     ),
     "checkpoint does not match": (write_checkpoint_mismatch, [], "does not match model"),
     "truncated checkpoint": (write_truncated_checkpoint, [], "cannot be read"),
@@ -148,3 +170,4 @@ def test_bad_input(tmp_path, case):
     assert message in lines[0] and "Traceback" not in res.stderr
     assert lines[0].startswith("genbench: error: ")
     assert not (tmp_path / "out" / "cache" / "checkpoints").exists()  # nothing trained
+    assert not (tmp_path / "payload-ran").exists()  # nothing in a data file ran

@@ -83,6 +83,54 @@ def test_cifar10_reads_python_batches(tmp_path):
     assert ds.train.x.dtype == torch.uint8
 
 
+class _Payload:
+    """A pickle that runs code when loaded: it creates the file named in `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def write_cifar(root, batch_for):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        (folder / name).write_bytes(batch_for(name))
+
+
+def test_cifar10_reads_protocol_2_batches_with_bytes_keys(tmp_path):
+    """Like the published files: protocol 2, keys as bytes (Python 2 str), filenames."""
+    rng = np.random.default_rng(2)
+
+    def batch(name):
+        data = rng.integers(0, 256, (2, 3072), dtype=np.uint8)
+        return pickle.dumps(
+            {b"batch_label": b"x", b"labels": [3, 4], b"data": data, b"filenames": [b"a", b"b"]},
+            protocol=2,
+        )
+
+    write_cifar(tmp_path, batch)
+    ds = load_dataset("cifar10", tmp_path)
+    assert ds.train.x.shape == (10, 3, 32, 32) and ds.train.y.tolist() == [3, 4] * 5
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar10_pickle_payload_runs_nothing(tmp_path, protocol):
+    marker = tmp_path / "payload-ran"
+    write_cifar(tmp_path, lambda name: pickle.dumps({"data": _Payload(marker)}, protocol))
+    with pytest.raises(UserError, match="not a CIFAR-10 python batch .*refused global"):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()
+
+
+def test_cifar10_wrong_structure_is_one_line(tmp_path):
+    write_cifar(tmp_path, lambda name: pickle.dumps({"data": np.zeros((2, 5), np.uint8)}))
+    with pytest.raises(UserError, match="not a CIFAR-10 python batch"):
+        load_dataset("cifar10", tmp_path)
+
+
 def test_cifar10_missing(tmp_path):
     with pytest.raises(UserError, match="cifar-10-batches-py"):
         load_dataset("cifar10", tmp_path)

@@ -5,6 +5,7 @@ put it."""
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
 from pathlib import Path
 
@@ -106,20 +107,57 @@ CIFAR_HINT = (
 )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """The CIFAR-10 python batches are pickles by format. This unpickler admits only what
+    that format holds (dicts, lists, str/bytes, ints and numpy uint8 arrays); any other
+    global, the way a pickle runs code, is refused before it is looked up."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 3, 32, 32) uint8 and labels of one CIFAR-10 python batch, without running
+    anything the file holds."""
+    try:
+        batch = _CifarUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        if not isinstance(batch, dict):
+            raise ValueError("not a dict")
+        data = batch.get("data", batch.get(b"data"))
+        labels = batch.get("labels", batch.get(b"labels"))
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+            raise ValueError("'data' is not a uint8 matrix")
+        if data.shape[1] != 3 * 32 * 32 or not isinstance(labels, list | np.ndarray):
+            raise ValueError("'data' rows are not 3x32x32 images or 'labels' is missing")
+        y = np.asarray(labels, dtype=np.int64)
+        if y.shape != (len(data),):
+            raise ValueError("'labels' does not match 'data'")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(
+            f"dataset 'cifar10': {path} is not a CIFAR-10 python batch ({e}); re-download it"
+        ) from None
+    return data.reshape(-1, 3, 32, 32), y
+
+
 def _read_cifar_batches(folder: Path, names: list[str]) -> Split:
     xs, ys = [], []
     for n in names:
         path = folder / n
         if not path.is_file():
             raise UserError(f"dataset 'cifar10': {path} not found; {CIFAR_HINT}")
-        try:
-            with open(path, "rb") as f:
-                # The CIFAR-10 distribution format is a pickle; only load files you trust.
-                batch = pickle.load(f, encoding="latin1")
-            xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch["labels"], dtype=np.int64))
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
-            raise UserError(f"dataset 'cifar10': {path} is corrupt ({e}); re-download it") from e
+        x, y = read_cifar_batch(path)
+        xs.append(x)
+        ys.append(y)
     return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
 
 
