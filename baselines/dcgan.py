@@ -21,11 +21,11 @@ from baselines.layers import (
     ConvGenerator,
     PointScaler,
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
     crop_to,
     dcgan_init,
     device_generator,
+    load_checkpoint,
     mlp,
     pad_to,
     pow2_size,
@@ -151,16 +151,10 @@ class DCGAN:
         return to_uint8(x)
 
     def state_dict(self) -> dict:
-        sd = {"config": dict(self.config), "G": cpu_state(self.G), "D": cpu_state(self.D)}
-        if self.scaler is not None:
-            sd["scaler"] = cpu_state(self.scaler)
-        return sd
+        return checkpoint(self.config, self._checkpointed())
 
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "dcgan")
-        self.G.load_state_dict(sd["G"])
-        self.D.load_state_dict(sd["D"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(sd["scaler"])
-        self.G.eval()
-        self.D.eval()
+        load_checkpoint(sd, self.config, "dcgan", self._checkpointed())
+
+    def _checkpointed(self) -> dict:
+        return {"G": self.G, "D": self.D, "scaler": self.scaler}

@@ -32,9 +32,9 @@ from baselines.layers import (
     PointScaler,
     SinusoidalEmbedding,
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
     device_generator,
+    load_checkpoint,
     pad_to,
     padded_size,
     randn,
@@ -421,15 +421,10 @@ class DDPM:
     # -------------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict:
-        sd = {"config": dict(self.config), "net": cpu_state(self.net), "ema": cpu_state(self.ema)}
-        if self.scaler is not None:
-            sd["scaler"] = cpu_state(self.scaler)
-        return sd
+        return checkpoint(self.config, self._checkpointed())
 
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "ddpm")
-        self.net.load_state_dict(sd["net"])
-        self.ema.load_state_dict(sd["ema"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(sd["scaler"])
-        self.net.eval()
+        load_checkpoint(sd, self.config, "ddpm", self._checkpointed())
+
+    def _checkpointed(self) -> dict:
+        return {"net": self.net, "ema": self.ema, "scaler": self.scaler}

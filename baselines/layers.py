@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.device import resolve_device as bench_resolve_device
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent
 
@@ -20,20 +21,27 @@ from bench.models import Budget, Progress, Spent
 
 def resolve_device(device: str | None) -> torch.device:
     """The `device` option: default cuda when available, else cpu; never a silent fallback."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise UserError(f"device {device!r} is not a torch device ({e})") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for, but torch sees no CUDA device; use 'cpu'")
-    return dev
+    return bench_resolve_device("auto" if device is None else device)
 
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """A module's state on the CPU, so checkpoints load on machines without the device."""
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def checkpoint(config: dict, modules: dict[str, nn.Module | None]) -> dict:
+    """A family's checkpoint: its architecture options and each module's CPU state (modules
+    that are None, e.g. no point scaler on images, are left out)."""
+    return {"config": dict(config)} | {k: cpu_state(m) for k, m in modules.items() if m}
+
+
+def load_checkpoint(sd: dict, config: dict, family: str, modules: dict[str, nn.Module | None]):
+    """Load a checkpoint written by `checkpoint` into the modules, left in eval mode."""
+    check_config(sd["config"], config, family)
+    for key, module in modules.items():
+        if module is not None:
+            module.load_state_dict(sd[key])
+            module.eval()
 
 
 def check_config(saved: dict, current: dict, family: str) -> None:

@@ -30,8 +30,8 @@ from torch import nn
 
 from baselines.layers import (
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
+    load_checkpoint,
     rand,
     resolve_device,
     seeded,
@@ -276,9 +276,10 @@ class PixelCNN:
         return float(nats.mean() / (math.prod(self.shape) * math.log(2)))
 
     def state_dict(self) -> dict:
-        return {"config": dict(self.config), "net": cpu_state(self.net)}
+        return checkpoint(self.config, self._checkpointed())
 
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "pixelcnn")
-        self.net.load_state_dict(sd["net"])
-        self.net.eval()
+        load_checkpoint(sd, self.config, "pixelcnn", self._checkpointed())
+
+    def _checkpointed(self) -> dict:
+        return {"net": self.net}

@@ -25,9 +25,9 @@ from torch import nn
 
 from baselines.layers import (
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
     device_generator,
+    load_checkpoint,
     rand,
     randn,
     resolve_device,
@@ -287,9 +287,10 @@ class RealNVP:
         return float(nats.mean() / (math.prod(self.shape) * math.log(2)))
 
     def state_dict(self) -> dict:
-        return {"config": dict(self.config), "flow": cpu_state(self.flow)}
+        return checkpoint(self.config, self._checkpointed())
 
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "realnvp")
-        self.flow.load_state_dict(sd["flow"])
-        self.flow.eval()
+        load_checkpoint(sd, self.config, "realnvp", self._checkpointed())
+
+    def _checkpointed(self) -> dict:
+        return {"flow": self.flow}

@@ -26,6 +26,8 @@ def _to_output(x: torch.Tensor, kind: str) -> torch.Tensor:
 class Copier:
     """Samples training examples uniformly without replacement (with, once n exceeds them)."""
 
+    reference = True  # a known answer, not a model to rank
+
     def __init__(self, kind: str = "images"):
         self.kind = kind
         self.train = torch.empty(0)
@@ -50,6 +52,8 @@ class Copier:
 @register_model("pixel-gaussian")
 class PixelGaussian:
     """Each pixel (or coordinate) an independent Gaussian with the training mean and std."""
+
+    reference = True  # a known answer, not a model to rank
 
     def __init__(self, kind: str = "images"):
         self.kind = kind
@@ -124,6 +128,8 @@ class PCAMixture:
     """A full-covariance Gaussian mixture (sklearn, EM) fitted to the first `n_pca` principal
     components of the training images (or points); samples are mapped back through the PCA
     basis, so they lie in the PCA subspace. Options: n_components=10, n_pca=32."""
+
+    reference = True  # a known answer, not a model to rank
 
     def __init__(self, kind: str = "images", n_components: int = 10, n_pca: int = 32):
         self.kind = kind

@@ -27,10 +27,10 @@ from torch import nn
 from baselines.layers import (
     PointScaler,
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
     crop_to,
     device_generator,
+    load_checkpoint,
     mlp,
     pad_to,
     pow2_size,
@@ -278,20 +278,10 @@ class VAE:
     # -------------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict:
-        sd = {
-            "config": dict(self.config),
-            "encoder": cpu_state(self.encoder),
-            "decoder": cpu_state(self.decoder),
-        }
-        if self.scaler is not None:
-            sd["scaler"] = cpu_state(self.scaler)
-        return sd
+        return checkpoint(self.config, self._checkpointed())
 
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "vae")
-        self.encoder.load_state_dict(sd["encoder"])
-        self.decoder.load_state_dict(sd["decoder"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(sd["scaler"])
-        for m in self._modules():
-            m.eval()
+        load_checkpoint(sd, self.config, "vae", self._checkpointed())
+
+    def _checkpointed(self) -> dict:
+        return {"encoder": self.encoder, "decoder": self.decoder, "scaler": self.scaler}

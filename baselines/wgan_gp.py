@@ -22,11 +22,11 @@ from baselines.layers import (
     ConvGenerator,
     PointScaler,
     batches,
-    check_config,
-    cpu_state,
+    checkpoint,
     crop_to,
     dcgan_init,
     device_generator,
+    load_checkpoint,
     mlp,
     pad_to,
     pow2_size,
@@ -90,15 +90,19 @@ class WGANGP:
         self.G.to(self.device)
         self.D.to(self.device)
 
+    # Copied from baselines.dcgan.DCGAN._generate
     def _generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Generator output in the data's (standardized / [-1, 1]) coordinates and shape."""
         x = self.G(z)
         return x if self.kind == "points" else crop_to(x, *self.shape[1:])
 
+    # Copied from baselines.dcgan.DCGAN._discriminate with _discriminate->_critic
     def _critic(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "images":
             x = pad_to(x, self.size, self.size, value=-1.0)
         return self.D(x).flatten()
 
+    # Copied from baselines.dcgan.DCGAN._prepare
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
         return self.scaler(x) if self.scaler is not None else to_signed(x)
@@ -154,6 +158,7 @@ class WGANGP:
         self.D.eval()
         return spent
 
+    # Copied from baselines.dcgan.DCGAN.sample
     @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 256) -> torch.Tensor:
         self.G.eval()
@@ -168,17 +173,14 @@ class WGANGP:
             return self.scaler.inverse(x).float().cpu()
         return to_uint8(x)
 
+    # Copied from baselines.dcgan.DCGAN.state_dict
     def state_dict(self) -> dict:
-        sd = {"config": dict(self.config), "G": cpu_state(self.G), "D": cpu_state(self.D)}
-        if self.scaler is not None:
-            sd["scaler"] = cpu_state(self.scaler)
-        return sd
+        return checkpoint(self.config, self._checkpointed())
 
+    # Copied from baselines.dcgan.DCGAN.load_state_dict with dcgan->wgan-gp
     def load_state_dict(self, sd: dict) -> None:
-        check_config(sd["config"], self.config, "wgan-gp")
-        self.G.load_state_dict(sd["G"])
-        self.D.load_state_dict(sd["D"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(sd["scaler"])
-        self.G.eval()
-        self.D.eval()
+        load_checkpoint(sd, self.config, "wgan-gp", self._checkpointed())
+
+    # Copied from baselines.dcgan.DCGAN._checkpointed
+    def _checkpointed(self) -> dict:
+        return {"G": self.G, "D": self.D, "scaler": self.scaler}

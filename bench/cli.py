@@ -49,8 +49,9 @@ def run(
     """Train or load every model of a suite, sample, score, track in MLflow, write the
     leaderboard. Finished jobs are reused; an interrupted run resumes."""
     from bench.executors import make_executor
+    from bench.job import RunOptions
     from bench.report.render import write_report
-    from bench.runner import Runner, RunOptions
+    from bench.runner import Runner
     from bench.suite import load_suite
 
     suite = load_suite(suite_file)
@@ -67,7 +68,7 @@ def run(
     )
     runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
     results = runner.run(jobs_executor)
-    boards = write_report(runner.client, out, suite.name)
+    boards = write_report(runner.store, out, suite.name)
     print_leaderboards(boards)
     failed = [r for r in results if r.status == "FAILED"]
     reused = sum(r.status == "REUSED" for r in results)
@@ -95,8 +96,8 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
-    from bench import tracking
     from bench.metrics import check_rank_metric
+    from bench.record import Store, default_tracking_uri
     from bench.report.render import write_report
 
     rank_by = None
@@ -115,8 +116,8 @@ def report(
         db = out / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
-        tracking_uri = tracking.default_tracking_uri(out)
-    boards = write_report(tracking.client_for(tracking_uri), out, suite, rank_by)
+        tracking_uri = default_tracking_uri(out)
+    boards = write_report(Store(tracking_uri), out, suite, rank_by)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
     print_leaderboards(boards)
@@ -128,16 +129,13 @@ def report(
         db = compare / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"--compare {compare}: no MLflow store at {db}")
-        other = tracking.client_for(tracking.default_tracking_uri(compare))
-        text = compare_boards(
-            boards, build_leaderboards(tracking.load_job_runs(other, suite), rank_by)
-        )
+        other = Store(default_tracking_uri(compare))
+        text = compare_boards(boards, build_leaderboards(other.records(suite), rank_by))
         (out / "compare.md").write_text(text)
         typer.echo("\n" + text)
 
 
-class Features(str, Enum):
-    auto = "auto"
+class FidFeatures(str, Enum):
     classifier = "classifier"
     inception = "inception"
     pixels = "pixels"
@@ -153,17 +151,15 @@ def eval_(
     samples: Annotated[Path, typer.Option(help=".npz of uint8 images (or an image folder)")],
     dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
     features: Annotated[
-        Features,
-        typer.Option(
-            help="feature space; auto = the dataset's classifier for "
-            "labelled images, inception for other images, raw points"
-        ),
-    ] = Features.auto,
-    metrics: Annotated[
         str,
         typer.Option(
-            help="comma-separated: fd,kid,prdc,memorization,class_coverage,classifier_score,modes"
+            help="feature space (`genbench list extractors`, or module:Class); auto = the "
+            "dataset's classifier for labelled images, inception for other images, raw points"
         ),
+    ] = "auto",
+    metrics: Annotated[
+        str,
+        typer.Option(help="comma-separated metric groups (`genbench list metrics`)"),
     ] = "fd,kid,prdc,memorization",
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
@@ -177,17 +173,16 @@ def eval_(
 
     from bench.data import load_dataset
     from bench.distributed import score_data_parallel
+    from bench.features import default_extractor
     from bench.samples import load_samples_file
-    from bench.scoring import groups_for
+    from bench.scoring import plan
 
     data = load_dataset(dataset, data_root)
     x = load_samples_file(samples, data)
-    extractor = features.value
-    if extractor == "auto":
-        labelled = data.kind == "images" and data.train.y is not None
-        extractor = "pixels" if data.kind == "points" else "classifier" if labelled else "inception"
+    extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    scored = score_data_parallel(data, x, device, extractor, groups_for(names, extractor), nproc)
+    plan(names, data, [extractor])  # bad names or spaces: one line before any work
+    scored = score_data_parallel(data, x, device, extractor, names, nproc)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
     ctx, results = scored
@@ -214,8 +209,8 @@ def fid(
     path_a: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
     path_b: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
     features: Annotated[
-        Features, typer.Option(help="inception (FID), classifier (needs --dataset) or pixels")
-    ] = Features.inception,
+        FidFeatures, typer.Option(help="inception (FID), classifier (needs --dataset) or pixels")
+    ] = FidFeatures.inception,
     mode: Annotated[Mode, typer.Option(help="Inception resize: clean-fid's or pytorch-fid's")] = (
         Mode.clean
     ),
@@ -232,10 +227,8 @@ def fid(
     from bench.device import resolve_device
 
     dev = resolve_device(device)
-    if features == Features.classifier:
+    if features == FidFeatures.classifier:
         result = classifier_fd(path_a, path_b, dataset, dev)
-    elif features == Features.auto:
-        raise UserError("genbench fid: choose --features inception, classifier or pixels")
     else:
         from bench.fid import fid_between
 
@@ -292,8 +285,8 @@ def throughput(
 
     from bench.data import load_dataset
     from bench.device import resolve_device
+    from bench.job import load_checkpoint
     from bench.models import Budget, build_model, resolve_model
-    from bench.runner import load_checkpoint
     from bench.throughput import sweep
 
     try:
@@ -331,11 +324,20 @@ class ListWhat(str, Enum):
     models = "models"
     datasets = "datasets"
     metrics = "metrics"
+    extractors = "extractors"
 
 
 @app.command("list")
-def list_(what: Annotated[ListWhat, typer.Argument(help="models, datasets or metrics")]) -> None:
-    """List the registered models, datasets or metrics."""
+def list_(
+    what: Annotated[ListWhat, typer.Argument(help="models, datasets, metrics or extractors")],
+) -> None:
+    """List the registered models, datasets, metrics (with their columns) or extractors."""
+    if what == ListWhat.metrics:
+        from bench.metrics import describe
+
+        for name, columns, summary in describe():
+            typer.echo(f"{name}: {columns}\n    {summary}")
+        return
     from bench.suite import known_names
 
     for name in known_names()[what.value]:

@@ -162,7 +162,7 @@ def serve(data, device: torch.device) -> None:
             block = torch.empty_strided(size, stride, dtype=dtype, device=_comm_device())
             dist.recv(block, src=0)
             if name not in extractors:  # rank 0 loaded (or trained) it first: a cache hit
-                extractors[name] = ctx._extractor(name)
+                extractors[name] = ctx.extractor(name).features
             part = torch.from_numpy(np.ascontiguousarray(extractors[name](block.cpu())))
         gather_rows(part)
 
@@ -171,7 +171,7 @@ def _drive(data, x, device, extractor, groups):
     from bench.scoring import ScoringContext, score
 
     hook = ShardedExtract()
-    ctx = ScoringContext(data, x, device, extractor=extractor, extract=hook)
+    ctx = ScoringContext(data, x, device, features_for=[extractor], extract=hook)
     ctx.provenance["data_parallel_ranks"] = hook.world
     results = score(ctx, groups)
     hook.close()
@@ -200,7 +200,7 @@ def score_data_parallel(data, x, device: str, extractor, groups: list[str], npro
             dist.destroy_process_group()
     if nproc > 1:
         return _spawn_and_drive(data, x, device, extractor, groups, nproc)
-    ctx = ScoringContext(data, x, resolve_device(device), extractor=extractor)
+    ctx = ScoringContext(data, x, resolve_device(device), features_for=[extractor])
     return ctx, score(ctx, groups)
 
 

@@ -6,3 +6,9 @@ class UserError(ValueError):
 
     A ValueError, so library callers can catch it as one and pydantic validators report
     it against the field that caused it."""
+
+
+def first_line(error: object) -> str:
+    """The first non-empty line of an error's message ("" when it has none)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""

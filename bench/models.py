@@ -1,8 +1,10 @@
 """The model plug-in contract, the model registry, and how a suite's model name resolves.
 
-A model is found, in order: the registry (`@register_model("name")` in baselines/), the
-entry-point group `genbench.models` of any installed package, or a `package.module:Class`
-reference (which imports and runs that module's code).
+A model is found, in order: the registry (`@register_model("name")` in any module that a
+`genbench.plugins` entry point names; genbench's own baselines are registered that way, so
+the harness never imports them), the entry-point group `genbench.models` of any installed
+package, or a `package.module:Class` reference (which imports and runs that module's code).
+A class with `reference = True` is a known-answer model and gets its own leaderboard table.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 from bench.data import ImageDataset
 from bench.errors import UserError
+from bench.plugins import load_plugins
 
 ENTRY_POINT_GROUP = "genbench.models"
 
@@ -63,6 +66,8 @@ _REGISTRY: dict[str, type] = {}
 
 def register_model(name: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = cls
         return cls
 
@@ -70,9 +75,12 @@ def register_model(name: str) -> Callable[[type], type]:
 
 
 def registered_models() -> dict[str, type]:
-    import baselines  # noqa: F401  (registers the built-in families)
-
+    load_plugins()
     return dict(_REGISTRY)
+
+
+def is_reference(cls: type) -> bool:
+    return getattr(cls, "reference", False) is True
 
 
 def _entry_point_models() -> dict[str, Any]:

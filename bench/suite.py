@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
-from bench.metrics import check_rank_metric
+from bench.features import extractor_names, resolve_extractor
+from bench.metrics import check_rank_metric, metric_names, parse_metric
 from bench.models import model_names, resolve_model
-from bench.scoring import metric_names
+from bench.plugins import import_plugin
 
 
 class Strict(BaseModel):
@@ -48,6 +49,8 @@ class ModelEntry(Strict):
 
 
 class Suite(Strict):
+    # modules imported first, for the models, metrics and extractors they register
+    plugins: list[str] = Field(default_factory=list)
     name: str = Field(pattern=r"^[\w.\-]+$")
     version: str = "1"
     description: str = ""
@@ -58,11 +61,29 @@ class Suite(Strict):
     sample_batch_size: int = Field(default=256, ge=1)
     budget: BudgetSpec
     metrics: list[str] = Field(min_length=1)
+    # feature spaces of metrics named without one (fd, kid, prdc, memorization, fdinf);
+    # default: the dataset's (classifier for labelled images, inception for others, points
+    # as they are)
+    features: list[str] = Field(default_factory=list)
     # images/s at each size goes to the report's throughput plot; the largest is the column
     throughput_batch_sizes: list[int] = Field(default=[1, 16, 64, 256], min_length=1)
     # metric columns that rank the learned models, later ones breaking ties (default: the
     # first FD/FID column); recorded on the MLflow experiment, so the report follows it
     rank_by: list[str] = Field(default_factory=list)
+
+    @field_validator("plugins")
+    @classmethod
+    def _import_plugins(cls, v: list[str]) -> list[str]:
+        for module in v:
+            import_plugin(module)
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _known_extractors(cls, v: list[str]) -> list[str]:
+        for name in v:
+            resolve_extractor(name)
+        return v
 
     @field_validator("rank_by", mode="before")
     @classmethod
@@ -102,10 +123,7 @@ class Suite(Strict):
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
         for name in v:
-            if name not in metric_names():
-                raise ValueError(
-                    f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}"
-                )
+            parse_metric(name)
         return v
 
     @field_validator("models")
@@ -197,4 +215,9 @@ def expand_jobs(suite: Suite) -> list[Job]:
 
 
 def known_names() -> dict[str, list[str]]:
-    return {"models": model_names(), "datasets": dataset_names(), "metrics": metric_names()}
+    return {
+        "models": model_names(),
+        "datasets": dataset_names(),
+        "metrics": metric_names(),
+        "extractors": extractor_names(),
+    }

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,38 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
         text=True,
         timeout=600,
     )
+
+
+def write_suite(
+    folder: Path,
+    models: str,
+    *,
+    name: str = "tiny",
+    datasets: str = "[digits]",
+    seeds: str = "[0]",
+    n_samples: int = 200,
+    steps: int = 3,
+    metrics: str = "[fd_pixels]",
+    extra: str = "",
+) -> Path:
+    """A suite file in `folder`; `models` is the YAML list under `models:`, `extra` more
+    top-level keys."""
+    path = folder / f"{name}.yaml"
+    head = textwrap.dedent(f"""\
+        name: {name}
+        datasets: {datasets}
+        seeds: {seeds}
+        n_samples: {n_samples}
+        budget: {{steps: {steps}}}
+        metrics: {metrics}
+        """)
+    path.write_text(
+        head + textwrap.dedent(extra) + "models:\n" + textwrap.indent(textwrap.dedent(models), "  ")
+    )
+    return path
+
+
+def job_runs(store, suite: str) -> list:
+    """Every job run of a suite in any status (RUNNING, KILLED, ...), straight from MLflow."""
+    exp = store.client.get_experiment_by_name(suite).experiment_id
+    return store.client.search_runs([exp], "tags.`genbench.kind` = 'job'", max_results=10000)

@@ -86,3 +86,9 @@ class KillInSamplingModel(MeanModel):
     def sample(self, n, *, generator, batch_size):
         kill_once()
         return super().sample(n, generator=generator, batch_size=batch_size)
+
+
+class MeanReference(MeanModel):
+    """A known-answer model from outside genbench: it declares itself a reference."""
+
+    reference = True

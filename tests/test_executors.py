@@ -11,19 +11,19 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from collections import Counter
 
 import pytest
-from conftest import TESTS, run_cli
+from conftest import TESTS, job_runs, run_cli, write_suite
 
-from bench import tracking
 from bench.errors import UserError
 from bench.executors import make_executor
+from bench.job import RunOptions
+from bench.record import Store, default_tracking_uri
 from bench.report.leaderboard import build_leaderboards
-from bench.runner import Runner, RunOptions
+from bench.runner import Runner
 from bench.suite import load_suite
 
 pytest.importorskip("ray")
@@ -37,21 +37,8 @@ MODELS = """\
 """
 
 
-def write_suite(tmp_path, models=MODELS, seeds="[0]", name="scale"):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(
-        textwrap.dedent(f"""\
-        name: {name}
-        datasets: [digits]
-        seeds: {seeds}
-        n_samples: 100
-        budget: {{steps: 2}}
-        metrics: [fd_pixels]
-        models:
-        """)
-        + textwrap.indent(models, "  ")
-    )
-    return path
+def scale_suite(tmp_path, models=MODELS, seeds="[0]", name="scale"):
+    return scale_suite(tmp_path, models, name=name, seeds=seeds, n_samples=100, steps=2)
 
 
 @pytest.fixture(autouse=True)
@@ -70,9 +57,9 @@ def run_suite(suite_path, out, executor=None, tracking_uri=None):
     return runner, results
 
 
-def board_values(client, suite="scale"):
+def board_values(store, suite="scale"):
     """metric means per (dataset, model): what the leaderboard shows, nothing else."""
-    boards = build_leaderboards(tracking.load_job_runs(client, suite))
+    boards = build_leaderboards(store.records(suite))
     out = {}
     for b in boards:
         for model in b.table.index:
@@ -81,15 +68,14 @@ def board_values(client, suite="scale"):
     return out
 
 
-def job_statuses(client, suite="scale") -> Counter:
+def job_statuses(store, suite="scale") -> Counter:
     """(job key, status) -> number of runs."""
-    exp = client.get_experiment_by_name(suite)
-    runs = tracking.search_runs(client, exp.experiment_id, "tags.`genbench.kind` = 'job'")
+    runs = job_runs(store, suite)
     return Counter((r.data.tags["genbench.job_key"], r.info.status) for r in runs)
 
 
-def assert_each_job_finished_once(client, n_jobs, suite="scale"):
-    counts = job_statuses(client, suite)
+def assert_each_job_finished_once(store, n_jobs, suite="scale"):
+    counts = job_statuses(store, suite)
     assert sorted(counts.values()) == [1] * n_jobs, counts
     assert {status for _, status in counts} == {"FINISHED"}, counts
 
@@ -99,21 +85,21 @@ def local_board(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("local")
     runner, results = run_suite(write_suite(tmp), tmp / "out")
     assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
-    values = board_values(runner.client)
+    values = board_values(runner.store)
     assert len(values) == 3 and all(v > 0 for v in values.values())  # copier is not 0 here
     return values
 
 
 def test_ray_executor_gives_the_local_leaderboard(tmp_path, local_board):
     ex = make_executor("ray", cpus_per_job=1, max_retries=1, num_cpus=2)
-    runner, results = run_suite(write_suite(tmp_path), tmp_path / "out", ex)
+    runner, results = run_suite(scale_suite(tmp_path), tmp_path / "out", ex)
     assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
-    assert board_values(runner.client) == pytest.approx(local_board, rel=1e-9)
-    assert_each_job_finished_once(runner.client, 3)
+    assert board_values(runner.store) == pytest.approx(local_board, rel=1e-9)
+    assert_each_job_finished_once(runner.store, 3)
     # a rerun on Ray reuses every finished job
-    runner, results = run_suite(write_suite(tmp_path), tmp_path / "out", ex)
+    runner, results = run_suite(scale_suite(tmp_path), tmp_path / "out", ex)
     assert [r.status for r in results] == ["REUSED"] * 3
-    assert_each_job_finished_once(runner.client, 3)
+    assert_each_job_finished_once(runner.store, 3)
 
 
 def test_slurm_executor_through_the_cli_gives_the_local_leaderboard(tmp_path, local_board):
@@ -122,7 +108,7 @@ def test_slurm_executor_through_the_cli_gives_the_local_leaderboard(tmp_path, lo
     out = tmp_path / "out"
     res = run_cli(
         "run",
-        str(write_suite(tmp_path)),
+        str(scale_suite(tmp_path)),
         "--out",
         str(out),
         "--device",
@@ -140,9 +126,9 @@ def test_slurm_executor_through_the_cli_gives_the_local_leaderboard(tmp_path, lo
     assert res.returncode == 0, res.stdout + res.stderr
     assert "3 jobs: 3 run, 0 reused, 0 failed" in res.stdout
     assert list((out / "submitit").glob("*/*_log.out")), "submitit logs under OUT/submitit"
-    client = tracking.client_for(tracking.default_tracking_uri(out))
-    assert board_values(client) == pytest.approx(local_board, rel=1e-9)
-    assert_each_job_finished_once(client, 3)
+    store = Store(default_tracking_uri(out))
+    assert board_values(store) == pytest.approx(local_board, rel=1e-9)
+    assert_each_job_finished_once(store, 3)
 
 
 @pytest.mark.parametrize("name", ["ray", "slurm"])
@@ -150,7 +136,7 @@ def test_a_dead_worker_is_retried_else_reported_and_other_jobs_survive(tmp_path,
     """The job's process is SIGKILLed once: with no retries the job is FAILED (its run
     too, with the error) and the others finish; with a retry the rerun finishes it."""
     models = "- name: copier\n- name: killed\n  model: plugin_models:KillOnceModel\n"
-    suite = write_suite(tmp_path, models)
+    suite = scale_suite(tmp_path, models)
     options = {"num_cpus": 2} if name == "ray" else {"cluster": "local"}
 
     monkeypatch.setenv("GENBENCH_KILL_FLAG", str(tmp_path / "flag1"))
@@ -158,7 +144,7 @@ def test_a_dead_worker_is_retried_else_reported_and_other_jobs_survive(tmp_path,
     runner, results = run_suite(suite, tmp_path / "out", ex)
     assert [r.status for r in results] == ["FINISHED", "FAILED"], [r.error for r in results]
     assert results[1].error and results[1].run_id, results[1]
-    failed = runner.client.get_run(results[1].run_id)
+    failed = runner.store.client.get_run(results[1].run_id)
     assert failed.info.status == "FAILED" and failed.data.tags["genbench.error"]
 
     monkeypatch.setenv("GENBENCH_KILL_FLAG", str(tmp_path / "flag2"))
@@ -167,7 +153,7 @@ def test_a_dead_worker_is_retried_else_reported_and_other_jobs_survive(tmp_path,
     assert [r.status for r in results] == ["REUSED", "FINISHED"], [r.error for r in results]
     assert (tmp_path / "flag2").exists(), "the second run was killed once, then retried"
     # the killed attempt's run was closed as KILLED by the retry, which then finished
-    counts = job_statuses(runner.client)
+    counts = job_statuses(runner.store)
     assert sorted(s for _, s in counts) == ["FAILED", "FINISHED", "FINISHED", "KILLED"], counts
     assert set(counts.values()) == {1}, counts
 
@@ -238,22 +224,22 @@ def mlflow_server(tmp_path):
 
 
 def test_ray_workers_log_to_one_mlflow_server_and_lose_no_run(tmp_path, mlflow_server):
-    suite = write_suite(tmp_path, seeds="[0, 1]")  # 6 jobs on 2 workers at once
+    suite = scale_suite(tmp_path, seeds="[0, 1]")  # 6 jobs on 2 workers at once
     ex = make_executor("ray", cpus_per_job=1, num_cpus=2)
     runner, results = run_suite(suite, tmp_path / "out", ex, tracking_uri=mlflow_server)
     assert [r.status for r in results] == ["FINISHED"] * 6, [r.error for r in results]
-    client = tracking.client_for(mlflow_server)
-    assert_each_job_finished_once(client, 6)
-    runs = tracking.search_runs(client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+    store = Store(mlflow_server)
+    assert_each_job_finished_once(store, 6)
+    runs = job_runs(store, "scale")
     assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in runs)
-    assert all(client.list_artifacts(r.info.run_id) for r in runs), "artifacts reached it"
+    assert all(store.client.list_artifacts(r.info.run_id) for r in runs), "artifacts reached it"
     spans = sorted((r.info.start_time, r.info.end_time) for r in runs)
     overlaps = sum(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
     assert overlaps >= 1, f"no two jobs logged at the same time: {spans}"
-    values = board_values(client)
+    values = board_values(store)
     assert len(values) == 3
-    parent = client.get_run(results[0].run_id).data.tags["mlflow.parentRunId"]
-    assert client.get_run(parent).info.status == "FINISHED"
+    parent = store.client.get_run(results[0].run_id).data.tags["mlflow.parentRunId"]
+    assert store.client.get_run(parent).info.status == "FINISHED"
 
 
 # -- bad input ---------------------------------------------------------------------------
@@ -272,6 +258,6 @@ def test_bad_executor_options_are_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(UserError, match=r"pip install ray"):
         make_executor("ray")
-    res = run_cli("run", str(write_suite(tmp_path)), "--executor", "dask")
+    res = run_cli("run", str(scale_suite(tmp_path)), "--executor", "dask")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "unknown executor" in lines[0], res.stderr

@@ -4,46 +4,34 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import warnings
 
 import pytest
 import torch
-from conftest import ROOT, TESTS, run_cli
+from conftest import ROOT, TESTS, job_runs, run_cli, write_suite
 
-from bench import tracking
 from bench.cache import Cache
+from bench.job import RunOptions
+from bench.record import Store, default_tracking_uri
 from bench.report.render import write_report
-from bench.runner import Runner, RunOptions
+from bench.runner import Runner
 from bench.suite import load_suite
 
 
 def suite_file(tmp_path, models: str, name="rel", metrics="[fd_pixels]"):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(
-        textwrap.dedent(f"""\
-        name: {name}
-        datasets: [digits]
-        n_samples: 150
-        budget: {{steps: 3}}
-        metrics: {metrics}
-        models:
-        """)
-        + textwrap.indent(textwrap.dedent(models), "  ")
-    )
-    return path
+    return write_suite(tmp_path, models, name=name, metrics=metrics, n_samples=150)
 
 
-def job_runs(out, name):
-    client = tracking.client_for(tracking.default_tracking_uri(out))
-    exp = client.get_experiment_by_name(name).experiment_id
-    return tracking.search_runs(client, exp, "tags.`genbench.kind` = 'job'")
+def out_job_runs(out, name):
+    return job_runs(Store(default_tracking_uri(out)), name)
 
 
 def finished_models(out, name):
     return sorted(
-        r.data.tags["genbench.model"] for r in job_runs(out, name) if r.info.status == "FINISHED"
+        r.data.tags["genbench.model"]
+        for r in out_job_runs(out, name)
+        if r.info.status == "FINISHED"
     )
 
 
@@ -144,7 +132,7 @@ def test_two_processes_on_one_output_folder_run_each_job_once(tmp_path):
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    runs = job_runs(out, "par")
+    runs = out_job_runs(out, "par")
     assert sorted(r.data.tags["genbench.model"] for r in runs) == ["m0", "m1", "m2", "m3"]
     assert all(r.info.status == "FINISHED" for r in runs)
     reused = sum(
@@ -169,11 +157,11 @@ def test_same_suite_and_seeds_give_bitwise_identical_metrics(tmp_path):
     for out in ("one", "two"):
         runner = Runner(load_suite(suite), RunOptions(tmp_path / out))
         assert all(r.status == "FINISHED" for r in runner.run())
-        runs = tracking.search_runs(runner.client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+        runs = job_runs(runner.store, runner.suite.name)
         results.append(
             {r.data.tags["genbench.model"]: (r.data.metrics, r.data.params) for r in runs}
         )
-        write_report(runner.client, tmp_path / out, "rel")
+        write_report(runner.store, tmp_path / out, "rel")
     assert results[0].keys() == {"vae", "pixel-gaussian", "dcgan"}
     for model, (metrics, params) in results[0].items():
         assert metrics == results[1][model][0], model  # exact equality, not approx

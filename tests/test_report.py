@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench import tracking
+from bench.record import JobRecord, Store, default_tracking_uri
 from bench.report.leaderboard import build_leaderboards
 from bench.report.render import write_report
 
@@ -12,26 +12,30 @@ FD = "fd_classifier_n1000_train"
 COV = "coverage_classifier_k5"
 
 
+def add_record(store, exp, suite, dataset, model, seed, metrics, reference=False, **result):
+    """A job run written through the record, as a finished (or failed) job leaves it."""
+    record = JobRecord(
+        job_key=f"{model}-{seed}", fit_key=f"fit-{model}-{seed}", samples_key="s",
+        suite=suite, suite_version="1", dataset=dataset, dataset_hash="h", model=model,
+        model_ref=model, source="trained", seed=seed, reference=reference, metrics=metrics,
+    )  # fmt: skip
+    store.start_job(exp, record, None)
+    if result.get("status") == "FAILED":
+        store.fail_job(record.run_id, result["error"])
+    else:
+        store.finish_job(record)
+    return record
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("store")
-    client = tracking.client_for(tracking.default_tracking_uri(tmp_path))
-    exp = tracking.experiment_id(client, "suite-x", tmp_path / "mlruns" / "artifacts")
+    client = Store(default_tracking_uri(tmp_path))
+    exp = client.experiment("suite-x", tmp_path / "mlruns" / "artifacts")
 
     def add(model, seed, metrics, reference=False, status="FINISHED", error=None):
-        tags = {
-            "genbench.kind": "job",
-            "genbench.dataset": "digits",
-            "genbench.model": model,
-            "genbench.seed": str(seed),
-            "genbench.reference": str(reference).lower(),
-            "genbench.job_key": f"{model}-{seed}",
-        }
-        if error:
-            tags["genbench.error"] = error
-        run_id = tracking.start_run(client, exp, f"{model}/{seed}", tags)
-        tracking.log_metrics(client, run_id, metrics)
-        client.set_terminated(run_id, status)
+        add_record(client, exp, "suite-x", "digits", model, seed, metrics, reference,
+                   status=status, error=error)  # fmt: skip
 
     add("vae", 0, {FD: 10.0, COV: 0.8})
     add("vae", 1, {FD: 12.0, COV: 0.7})
@@ -44,7 +48,7 @@ def store(tmp_path_factory):
 
 def test_table_values_mean_std_best_and_order(store):
     client, _ = store
-    [board] = build_leaderboards(tracking.load_job_runs(client, "suite-x"))
+    [board] = build_leaderboards(client.records("suite-x"))
     t = board.table
     assert t.loc["vae", (FD, "mean")] == pytest.approx(12.0)
     assert t.loc["vae", (FD, "std")] == pytest.approx(2.0)  # sample std of 10, 12, 14
@@ -58,9 +62,7 @@ def test_table_values_mean_std_best_and_order(store):
     assert board.best[FD] == "<script>alert(1)</script>"
     assert board.best[COV] == "vae"
     assert list(t.index) == ["<script>alert(1)</script>", "vae", "copier"]
-    assert board.failures == [
-        {"model": "broken", "seed": "0", "error": "samples contain NaN or inf"}
-    ]
+    assert board.failures == [{"model": "broken", "seed": 0, "error": "samples contain NaN or inf"}]
 
 
 def test_written_files_escape_names_and_mark_best(store):
@@ -81,7 +83,7 @@ def test_written_files_escape_names_and_mark_best(store):
 def test_unknown_suite_lists_what_the_store_has(store):
     client, _ = store
     with pytest.raises(ValueError, match="no suite 'other'.*suite-x"):
-        tracking.load_job_runs(client, "other")
+        client.records("other")
 
 
 def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
@@ -90,7 +92,7 @@ def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
     from bench.report.compare import compare
 
     client, _ = store
-    [old] = build_leaderboards(tracking.load_job_runs(client, "suite-x"))
+    [old] = build_leaderboards(client.records("suite-x"))
     assert "No metric moved beyond its uncertainty." in compare([old], [old])
     new = copy.deepcopy(old)
     new.table.loc["vae", (FD, "mean")] = 1.0  # far outside 12 ± 4.97
@@ -116,34 +118,28 @@ def test_primary_metric_is_a_quality_metric_never_throughput():
 
 
 def test_suite_rank_by_on_the_experiment_ranks_and_breaks_ties(tmp_path):
-    client = tracking.client_for(tracking.default_tracking_uri(tmp_path))
-    exp = tracking.experiment_id(client, "modes", tmp_path / "mlruns" / "artifacts")
+    client = Store(default_tracking_uri(tmp_path))
+    exp = client.experiment("modes", tmp_path / "mlruns" / "artifacts")
     for model, captured, hq, fd in [("a", 8, 0.1, 0.01), ("b", 8, 0.9, 0.5), ("c", 7, 0.95, 0.2)]:
-        tags = {
-            "genbench.kind": "job", "genbench.dataset": "ring8", "genbench.model": model,
-            "genbench.seed": "0", "genbench.reference": "false", "genbench.job_key": model,
-        }  # fmt: skip
-        run_id = tracking.start_run(client, exp, model, tags)
         metrics = {"modes_captured": captured, "modes_hq": hq, "fd_pixels_n100_train": fd}
-        tracking.log_metrics(client, run_id, metrics)
-        client.set_terminated(run_id, "FINISHED")
+        add_record(client, exp, "modes", "ring8", model, 0, metrics)
 
     def order(rank_by=None):
-        [board] = build_leaderboards(tracking.load_job_runs(client, "modes"), rank_by)
+        [board] = build_leaderboards(client.records("modes"), rank_by)
         return board.models, board.rank_by
 
     assert order() == (["a", "c", "b"], ["fd_pixels_n100_train"])  # the default: first FD
-    tracking.set_rank_by(client, exp, ["modes_captured", "modes_hq"])
+    client.set_rank_by(exp, ["modes_captured", "modes_hq"])
     assert order() == (["b", "a", "c"], ["modes_captured", "modes_hq"])
     assert order(["modes_hq"]) == (["c", "b", "a"], ["modes_hq"])  # --primary overrides
     write_report(client, tmp_path, "modes")
     head = (tmp_path / "leaderboard.md").read_text().splitlines()[2]
     assert "modes_captured ↑ (primary)" in head and "modes_hq ↑ (tie-break)" in head
     with pytest.raises(ValueError, match="--primary 'kid_pixels_n100' is not on the modes/ring8"):
-        build_leaderboards(tracking.load_job_runs(client, "modes"), ["kid_pixels_n100"])
-    tracking.set_rank_by(client, exp, ["kid_pixels_n100", "modes_hq"])  # as far as it has them
+        build_leaderboards(client.records("modes"), ["kid_pixels_n100"])
+    client.set_rank_by(exp, ["kid_pixels_n100", "modes_hq"])  # as far as it has them
     assert order() == (["c", "b", "a"], ["modes_hq"])
-    tracking.set_rank_by(client, exp, ["fd_pixels_n999_train"])  # e.g. a wrong n: no column
+    client.set_rank_by(exp, ["fd_pixels_n999_train"])  # e.g. a wrong n: no column
     with pytest.raises(ValueError, match="rank_by fd_pixels_n999_train matches no leaderboard"):
         order()
 

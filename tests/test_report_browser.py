@@ -5,8 +5,9 @@ import textwrap
 
 import pytest
 
+from bench.job import RunOptions
 from bench.report.render import write_report
-from bench.runner import Runner, RunOptions
+from bench.runner import Runner
 from bench.suite import load_suite
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,7 +38,7 @@ def report(tmp_path_factory):
     )
     runner = Runner(load_suite(suite), RunOptions(tmp / "out"))
     runner.run()
-    write_report(runner.client, tmp / "out", "browser")
+    write_report(runner.store, tmp / "out", "browser")
     return tmp / "out" / "leaderboard.html"
 
 

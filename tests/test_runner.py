@@ -2,47 +2,34 @@
 
 import json
 import os
-import textwrap
 from importlib.metadata import version
 
 import numpy as np
 import plugin_models
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import ROOT, job_runs, run_cli, write_suite
 
-from bench import tracking
+from bench.job import RunOptions, sample_seed
+from bench.record import Store, default_tracking_uri
 from bench.report.render import by_trained_model, write_report
-from bench.runner import Runner, RunOptions, sample_seed
+from bench.runner import Runner
 from bench.suite import load_suite
 
 
 def make_suite(tmp_path, models: str, name="tiny", metrics="[fd_pixels]", seeds="[0]"):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(
-        textwrap.dedent(f"""\
-        name: {name}
-        datasets: [digits]
-        seeds: {seeds}
-        n_samples: 200
-        budget: {{steps: 3}}
-        metrics: {metrics}
-        models:
-        """)
-        + textwrap.indent(textwrap.dedent(models), "  ")
-    )
-    return path
+    return write_suite(tmp_path, models, name=name, metrics=metrics, seeds=seeds)
 
 
 def run(tmp_path, suite_path):
     runner = Runner(load_suite(suite_path), RunOptions(tmp_path / "out"))
     results = runner.run()
-    boards = write_report(runner.client, tmp_path / "out", runner.suite.name)
+    boards = write_report(runner.store, tmp_path / "out", runner.suite.name)
     return runner, results, boards
 
 
-def job_runs(runner):
-    return tracking.search_runs(runner.client, runner.exp_id, "tags.`genbench.kind` = 'job'")
+def runner_job_runs(runner):
+    return job_runs(runner.store, runner.suite.name)
 
 
 def test_every_plugin_path_and_rerun_trains_nothing(tmp_path, monkeypatch):
@@ -94,13 +81,13 @@ def test_every_plugin_path_and_rerun_trains_nothing(tmp_path, monkeypatch):
     }
     assert table[col].idxmin() == "copier"
     assert table.loc["from-checkpoint", col] > table.loc["registered", col]
-    first = {r.info.run_id for r in job_runs(runner)}
+    first = {r.info.run_id for r in runner_job_runs(runner)}
 
     plugin_models.MeanModel.fits = 0
     runner2, results2, boards2 = run(tmp_path, suite)
     assert [r.status for r in results2] == ["REUSED"] * 6
     assert plugin_models.MeanModel.fits == 0
-    assert {r.info.run_id for r in job_runs(runner2)} == first
+    assert {r.info.run_id for r in runner_job_runs(runner2)} == first
     assert boards2[0].table.equals(boards[0].table)
 
 
@@ -162,7 +149,7 @@ def test_failing_jobs_are_isolated_and_recorded(tmp_path):
     assert "NaN" in status["nan"].error
     assert "boom in fit" in status["crash"].error
     assert "expected (200, 1, 8, 8)" in status["wrong-shape"].error
-    runs = {r.data.tags["genbench.model"]: r for r in job_runs(runner)}
+    runs = {r.data.tags["genbench.model"]: r for r in runner_job_runs(runner)}
     assert runs["nan"].info.status == "FAILED" and "NaN" in runs["nan"].data.tags["genbench.error"]
     assert {f["model"] for f in boards[0].failures} == {"nan", "crash", "wrong-shape"}
     assert list(boards[0].table.index) == ["good"]
@@ -188,9 +175,7 @@ def test_killed_suite_resumes_without_duplicates(tmp_path):
     second = run_cli("run", str(suite), "--out", str(out), env=env)
     assert second.returncode == 0, second.stderr
     assert "1 reused" in second.stdout
-    client = tracking.client_for(tracking.default_tracking_uri(out))
-    exp = client.get_experiment_by_name("tiny").experiment_id
-    runs = tracking.search_runs(client, exp, "tags.`genbench.kind` = 'job'")
+    runs = job_runs(Store(default_tracking_uri(out)), "tiny")
     finished = [r.data.tags["genbench.model"] for r in runs if r.info.status == "FINISHED"]
     assert sorted(finished) == ["first", "killer", "last"]
     killed = [r for r in runs if r.info.status == "KILLED"]
@@ -201,7 +186,7 @@ def test_killed_suite_resumes_without_duplicates(tmp_path):
 def test_job_runs_carry_provenance(tmp_path):
     suite = make_suite(tmp_path, "- name: m\n  model: plugin_models:MeanModel\n", seeds="[3]")
     runner, _, _ = run(tmp_path, suite)
-    [r] = job_runs(runner)
+    [r] = runner_job_runs(runner)
     tags = r.data.tags
     assert tags["version.torch"] == version("torch") and tags["version.genbench"]
     assert len(tags["git_commit"]) == 40 or tags["git_commit"] == "unknown"
@@ -313,8 +298,10 @@ def test_throughput_sweep_feeds_the_column_and_the_batch_size_plot(tmp_path):
     runner, results, boards = run(tmp_path, suite)
     assert results[0].status == "FINISHED", results[0].error
     assert boards[0].metrics == ["throughput_img_s_b16_cpu"]  # the largest size is the column
-    [job] = job_runs(runner)
-    path = runner.client.download_artifacts(job.info.run_id, "report_data.json", str(tmp_path))
+    [job] = runner_job_runs(runner)
+    path = runner.store.client.download_artifacts(
+        job.info.run_id, "report_data.json", str(tmp_path)
+    )
     rows = json.loads(open(path).read())["throughput"]
     assert [r["batch_size"] for r in rows] == [1, 4, 16]
     assert all(r["img_s"] > 0 for r in rows)

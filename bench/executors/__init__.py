@@ -1,6 +1,7 @@
-"""Where a suite's jobs run. Every executor runs the same job function
-(bench.runner.execute_job) against the same MLflow store; the runner's cache and per-job
-locks keep each job exactly once whichever executor ran it.
+"""Where a suite's jobs run. Executors take picklable job specs (bench.worker.JobSpec),
+never the runner, and every one runs the same function (bench.worker.run_job) against the
+same MLflow store; the cache and per-job locks keep each job exactly once whichever
+executor ran it.
 
 `local` runs the jobs one after another in this process; `ray` makes each job a Ray task
 (bench/executors/ray.py) and `slurm` a SLURM job through submitit (bench/executors/slurm.py).
@@ -11,29 +12,27 @@ asked for.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from bench.errors import UserError
-
-if TYPE_CHECKING:
-    from bench.runner import JobResult, Runner, RunOptions
-    from bench.suite import Job
+from bench.errors import UserError, first_line
+from bench.job import JobResult
+from bench.worker import JobSpec, run_job
 
 
 class Executor(Protocol):
-    def run(self, runner: Runner, jobs: list[Job], parent_id: str) -> list[JobResult]: ...
+    def run(self, specs: list[JobSpec]) -> list[JobResult]: ...
 
 
 class LocalExecutor:
     """Jobs one after another in this process."""
 
-    def run(self, runner: Runner, jobs: list[Job], parent_id: str) -> list[JobResult]:
+    def run(self, specs: list[JobSpec]) -> list[JobResult]:
         from tqdm.auto import tqdm
 
         results = []
-        for i, job in enumerate(jobs, 1):
-            tqdm.write(f"[{i}/{len(jobs)}] {job.label}")
-            results.append(runner.run_job(job, parent_id))
+        for i, spec in enumerate(specs, 1):
+            tqdm.write(f"[{i}/{len(specs)}] {spec.label}")
+            results.append(run_job(spec))
         return results
 
 
@@ -98,14 +97,18 @@ def make_executor(
 # -- shared by the executors that run jobs in other processes -----------------------------
 
 
-def portable_options(opts: RunOptions) -> RunOptions:
-    """Options with absolute paths, so that a worker with another working folder (a Ray
+def portable(specs: list[JobSpec]) -> list[JobSpec]:
+    """Specs with absolute paths, so that a worker with another working folder (a Ray
     worker, a SLURM task) writes to the same output folder."""
-    return dataclasses.replace(
+    opts = specs[0].opts if specs else None
+    if opts is None:
+        return specs
+    opts = dataclasses.replace(
         opts,
         out_dir=opts.out_dir.resolve(),
         data_root=opts.data_root.resolve() if opts.data_root is not None else None,
     )
+    return [dataclasses.replace(s, opts=opts) for s in specs]
 
 
 def progress_line(done: int, total: int, result: JobResult) -> str:
@@ -115,35 +118,5 @@ def progress_line(done: int, total: int, result: JobResult) -> str:
     return f"[{done}/{total}] {result.job.label}: {what}"
 
 
-def lost_job(runner: Runner, job: Job, parent_id: str, error: str) -> JobResult:
-    """The result of a job whose worker process died (after its retries). Its MLflow run,
-    left RUNNING by the dead process, becomes FAILED with the error, so that the
-    leaderboard lists the failure; no other job is touched."""
-    from filelock import FileLock, Timeout
-
-    from bench import tracking
-    from bench.data import load_dataset
-    from bench.runner import JobResult, job_keys
-
-    run_id = None
-    try:
-        key = job_keys(job, load_dataset(job.dataset, runner.opts.data_root))["job"]
-        with FileLock(str(runner.opts.out_dir / "locks" / f"{key}.lock"), timeout=60):
-            query = f"tags.`genbench.job_key` = '{key}'"
-            for r in tracking.search_runs(runner.client, runner.exp_id, query):
-                if (
-                    r.info.status == "RUNNING"
-                    and r.data.tags.get("mlflow.parentRunId") == parent_id
-                ):
-                    tracking.set_tags(runner.client, r.info.run_id, {"genbench.error": error})
-                    runner.client.set_terminated(r.info.run_id, "FAILED")
-                    run_id = r.info.run_id
-    except (Timeout, UserError, OSError):
-        pass  # the job result below still reports the failure
-    return JobResult(job, "FAILED", run_id, error)
-
-
 def one_line(e: BaseException, limit: int = 300) -> str:
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    return f"{type(e).__name__}: {text}"[:limit]
+    return f"{type(e).__name__}: {first_line(e)}"[:limit]

@@ -1,4 +1,4 @@
-"""Ray executor: every job is a Ray task running bench.runner.execute_job.
+"""Ray executor: every job is a Ray task running bench.worker.run_job.
 
 `address` joins an existing cluster (`ray start --head` there, then `--ray-address auto`
 on the head node or `--ray-address HEAD:6379` elsewhere); without it a local Ray instance
@@ -6,7 +6,7 @@ is started for this run and stopped after it. Every worker writes to the same ou
 folder (a shared file system on a multi-machine cluster) and the same MLflow store (an
 `mlflow server` on a multi-machine cluster).
 
-Failures stay per job: a job that raises inside execute_job comes back as a FAILED
+Failures stay per job: a job that raises inside run_job comes back as a FAILED
 JobResult (its MLflow run says why); a worker process that dies (killed, out of memory,
 node lost) is retried by Ray up to `max_retries` times, and if it still dies the job
 becomes a FAILED JobResult with Ray's error. Other jobs are never lost.
@@ -18,17 +18,11 @@ import os
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.executors import (
-    lost_job,
-    one_line,
-    portable_options,
-    progress_line,
-)
-from bench.runner import execute_job
+from bench.executors import one_line, portable, progress_line
+from bench.worker import JobSpec, lost_job, run_job
 
 if TYPE_CHECKING:
-    from bench.runner import JobResult, Runner
-    from bench.suite import Job
+    from bench.job import JobResult
 
 
 def import_ray():
@@ -75,7 +69,7 @@ class RayExecutor:
             raise UserError(f"cannot start or join {where}: {one_line(e)}") from None
         return True
 
-    def run(self, runner: Runner, jobs: list[Job], parent_id: str) -> list[JobResult]:
+    def run(self, specs: list[JobSpec]) -> list[JobResult]:
         from tqdm.auto import tqdm
 
         ray = self.ray
@@ -93,27 +87,23 @@ class RayExecutor:
                 num_gpus=self.gpus_per_job,
                 max_retries=self.max_retries,
                 retry_exceptions=False,  # a job's own errors already come back as FAILED
-            )(execute_job)
-            opts = portable_options(runner.opts)
-            suite = ray.put(runner.suite)
-            index = {
-                task.options(name=job.label).remote(suite, opts, parent_id, job): i
-                for i, job in enumerate(jobs)
-            }
+            )(run_job)
+            specs = portable(specs)
+            index = {task.options(name=s.label).remote(s): i for i, s in enumerate(specs)}
             tqdm.write(
-                f"{len(jobs)} jobs submitted to Ray ({self.cpus_per_job:g} CPUs, "
+                f"{len(specs)} jobs submitted to Ray ({self.cpus_per_job:g} CPUs, "
                 f"{self.gpus_per_job:g} GPUs each)"
             )
-            results: list[JobResult | None] = [None] * len(jobs)
+            results: list[JobResult | None] = [None] * len(specs)
             pending = list(index)
             try:
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)
                     for ref in ready:
                         i = index[ref]
-                        results[i] = self._result(ref, runner, jobs[i], parent_id)
+                        results[i] = self._result(ref, specs[i])
                         done = sum(r is not None for r in results)
-                        tqdm.write(progress_line(done, len(jobs), results[i]))
+                        tqdm.write(progress_line(done, len(specs), results[i]))
             except BaseException:
                 for ref in pending:
                     ray.cancel(ref, force=True)
@@ -123,14 +113,14 @@ class RayExecutor:
             if started:
                 ray.shutdown()
 
-    def _result(self, ref, runner: Runner, job: Job, parent_id: str) -> JobResult:
+    def _result(self, ref, spec: JobSpec) -> JobResult:
         ray = self.ray
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as e:  # raised outside run_job's own handling
             cause = e.cause if isinstance(e.cause, BaseException) else e
             msg = str(cause) if isinstance(cause, UserError) else one_line(cause)
-            return lost_job(runner, job, parent_id, msg)
+            return lost_job(spec, msg)
         except ray.exceptions.RayError as e:  # the worker died, also on its last retry
             retries = f" (after {self.max_retries} retries)" if self.max_retries else ""
-            return lost_job(runner, job, parent_id, f"Ray worker lost{retries}: {one_line(e)}")
+            return lost_job(spec, f"Ray worker lost{retries}: {one_line(e)}")

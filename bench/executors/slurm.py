@@ -1,5 +1,5 @@
 """SLURM executor through submitit: the suite's jobs go out as one SLURM job array, each
-array task running bench.runner.execute_job with the partition, time limit, CPUs, GPUs
+array task running bench.worker.run_job with the partition, time limit, CPUs, GPUs
 and memory from the CLI. submitit's logs and pickles land in OUT/submitit/.
 
 The output folder must be on a file system the compute nodes share (it holds the cache,
@@ -18,17 +18,11 @@ import time
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.executors import (
-    lost_job,
-    one_line,
-    portable_options,
-    progress_line,
-)
-from bench.runner import execute_job
+from bench.executors import one_line, portable, progress_line
+from bench.worker import JobSpec, lost_job, run_job
 
 if TYPE_CHECKING:
-    from bench.runner import JobResult, Runner
-    from bench.suite import Job
+    from bench.job import JobResult
 
 
 def import_submitit():
@@ -46,11 +40,11 @@ submitit = import_submitit()
 
 
 class JobTask(submitit.helpers.Checkpointable):
-    """execute_job as a submitit callable; on preemption or timeout submitit requeues the
-    same call (Checkpointable), which resumes from the runner's cache."""
+    """run_job as a submitit callable; on preemption or timeout submitit requeues the
+    same call (Checkpointable), which resumes from the job cache."""
 
-    def __call__(self, suite, opts, parent_id, job):
-        return execute_job(suite, opts, parent_id, job)
+    def __call__(self, spec: JobSpec) -> JobResult:
+        return run_job(spec)
 
 
 class SlurmExecutor:
@@ -86,11 +80,11 @@ class SlurmExecutor:
         self.array_parallelism = array_parallelism
         self.poll_seconds = poll_seconds or (10.0 if self.cluster == "slurm" else 0.5)
 
-    def executor(self, runner: Runner):
-        folder = runner.opts.out_dir.resolve() / "submitit" / "%j"
+    def executor(self, spec: JobSpec):
+        folder = spec.opts.out_dir.resolve() / "submitit" / "%j"
         ex = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
         params = {
-            "name": f"genbench-{runner.suite.name}",
+            "name": f"genbench-{spec.job.suite.name}",
             "timeout_min": self.time_min,
             "nodes": 1,
             "tasks_per_node": 1,
@@ -106,21 +100,22 @@ class SlurmExecutor:
         ex.update_parameters(**params)
         return ex
 
-    def run(self, runner: Runner, jobs: list[Job], parent_id: str) -> list[JobResult]:
+    def run(self, specs: list[JobSpec]) -> list[JobResult]:
         from tqdm.auto import tqdm
 
-        ex = self.executor(runner)
-        opts = portable_options(runner.opts)
-        args = (runner.suite, opts, parent_id)
+        if not specs:
+            return []
+        specs = portable(specs)
+        ex = self.executor(specs[0])
         task = JobTask()
-        n = len(jobs)
+        n = len(specs)
         try:
-            submitted = ex.map_array(task, [args[0]] * n, [opts] * n, [parent_id] * n, jobs)
+            submitted = ex.map_array(task, specs)
         except Exception as e:  # sbatch refused: bad partition, time, memory, ...
             raise UserError(f"submitting the jobs failed: {one_line(e)}") from None
         tqdm.write(
             f"{n} jobs submitted as {self.cluster} job array {submitted[0].job_id}; "
-            f"logs in {runner.opts.out_dir / 'submitit'}"
+            f"logs in {specs[0].opts.out_dir / 'submitit'}"
         )
         active = dict(enumerate(submitted))
         tries = dict.fromkeys(range(n), 0)
@@ -139,10 +134,10 @@ class SlurmExecutor:
                         error = self._error(sj, e)
                         if tries[i] < self.max_retries:
                             tries[i] += 1
-                            tqdm.write(f"  {jobs[i].label}: {error}; retry {tries[i]}")
-                            active[i] = ex.submit(task, *args, jobs[i])
+                            tqdm.write(f"  {specs[i].label}: {error}; retry {tries[i]}")
+                            active[i] = ex.submit(task, specs[i])
                             continue
-                        result = lost_job(runner, jobs[i], parent_id, error)
+                        result = lost_job(specs[i], error)
                     results[i] = result
                     done = sum(r is not None for r in results)
                     tqdm.write(progress_line(done, n, result))

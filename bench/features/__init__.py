@@ -1,1 +1,149 @@
-"""Feature extractors: uint8 NCHW images in, float32 (n, d) arrays out."""
+"""The feature-extractor registry: uint8 NCHW images (or points) in, float32 (n, d) out.
+
+An extractor is registered once with what the rest of genbench needs: its name in metric
+columns, whether it needs the dataset's labels (a per-dataset classifier does), which kinds
+of data it takes, and a loader `(dataset, device) -> Extractor`. Every feature-space metric
+(FD, KID, PRDC, memorization, ...) runs in any registered space. Besides the built-ins,
+extractors come from the entry-point group `genbench.extractors` or a `module:Class`
+reference in a suite; such a class is built like a model plug-in (`data` and `device` are
+passed when its __init__ accepts them) and needs a `features(images) -> (n, d)` method,
+optionally `weights_sha256` and `name` (its column name).
+
+The default rule, the same for `genbench run` and `genbench eval`: points -> their
+coordinates (`pixels`); labelled images -> the dataset's classifier; other images ->
+Inception.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.errors import UserError
+from bench.plugins import load_plugins
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.data import ImageDataset
+
+ENTRY_POINT_GROUP = "genbench.extractors"
+
+
+@dataclass
+class Extractor:
+    """A loaded extractor: its feature function and what to record about it."""
+
+    features: Callable[[Any], np.ndarray]
+    weights_sha256: str = ""
+    provenance: dict[str, str | float] = field(default_factory=dict)
+
+
+Loader = Callable[["ImageDataset", "torch.device"], Extractor]
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    name: str
+    column: str  # how metric columns name this space
+    load: Loader
+    needs_labels: bool = False
+    kinds: tuple[str, ...] = ("images",)
+    fd_name: str = "fd"  # FD in Inception features is FID
+
+
+_REGISTRY: dict[str, ExtractorSpec] = {}
+
+
+def register_extractor(
+    name: str,
+    *,
+    column: str | None = None,
+    needs_labels: bool = False,
+    kinds: tuple[str, ...] = ("images",),
+    fd_name: str = "fd",
+) -> Callable[[Loader], Loader]:
+    def wrap(load: Loader) -> Loader:
+        if name in _REGISTRY:
+            raise ValueError(f"extractor {name!r} is registered twice")
+        _REGISTRY[name] = ExtractorSpec(name, column or name, load, needs_labels, kinds, fd_name)
+        return load
+
+    return wrap
+
+
+def extractor_names() -> list[str]:
+    load_plugins()
+    return sorted(set(_REGISTRY) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def default_extractor(data: ImageDataset) -> str:
+    if data.kind == "points":
+        return "pixels"
+    return "classifier" if data.train.y is not None and data.num_classes else "inception"
+
+
+def resolve_extractor(ref: str) -> ExtractorSpec:
+    """The spec for a registered name, an entry-point name or `module:Class`."""
+    load_plugins()
+    if ref in _REGISTRY:
+        return _REGISTRY[ref]
+    eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if ref in eps:
+        try:
+            obj = eps[ref].load()
+        except Exception as e:
+            msg = f"extractor {ref!r}: entry point {eps[ref].value} failed to load: {e}"
+            raise UserError(msg) from None
+        return _plugin_spec(ref, obj)
+    if ":" in ref:
+        module_name, _, attr = ref.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            msg = f"extractor {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
+            raise UserError(msg) from None
+        if not hasattr(module, attr):
+            raise UserError(f"extractor {ref!r}: module {module_name!r} has no attribute {attr!r}")
+        return _plugin_spec(ref, getattr(module, attr))
+    raise UserError(
+        f"unknown extractor {ref!r}; choose one of: {', '.join(extractor_names())}, "
+        "or give module:Class"
+    )
+
+
+def _plugin_spec(ref: str, cls: Any) -> ExtractorSpec:
+    column = str(getattr(cls, "name", "") or getattr(cls, "__name__", ref)).lower()
+    if not re.fullmatch(r"[a-z0-9_]+", column):
+        raise UserError(f"extractor {ref!r}: its name {column!r} must be letters, digits and _")
+
+    def load(data: ImageDataset, device: torch.device) -> Extractor:
+        params = inspect.signature(cls).parameters
+        offered = {"data": data, "device": device}
+        instance = cls(**{k: v for k, v in offered.items() if k in params})
+        if not callable(getattr(instance, "features", None)):
+            raise UserError(f"extractor {ref!r} has no features(images) method")
+        sha = str(getattr(instance, "weights_sha256", ""))
+        return Extractor(lambda x: np.asarray(instance.features(x), dtype=np.float32), sha)
+
+    return ExtractorSpec(ref, column, load, kinds=tuple(getattr(cls, "kinds", ("images",))))
+
+
+def check_extractor(ref: str, data: ImageDataset) -> ExtractorSpec:
+    """The spec, or one line saying why it cannot run on this dataset."""
+    spec = resolve_extractor(ref)
+    if data.kind not in spec.kinds:
+        raise UserError(f"extractor {ref!r} takes {'/'.join(spec.kinds)}, not {data.kind}")
+    if spec.needs_labels and (data.train.y is None or not data.num_classes):
+        raise UserError(
+            f"extractor {ref!r} needs a labelled dataset and {data.name!r} has no labels; "
+            "use inception or pixels features"
+        )
+    return spec

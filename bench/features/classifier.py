@@ -19,6 +19,7 @@ from torch import nn
 from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError
+from bench.features import Extractor, register_extractor
 from bench.progress import progress_bar
 
 RECIPE = {
@@ -217,3 +218,17 @@ def load_classifier(
     torch.save(entry["state"], buf)
     sha = hashlib.sha256(buf.getvalue()).hexdigest()
     return Classifier(net.to(device).eval(), entry["test_accuracy"], sha, device)
+
+
+@register_extractor("classifier", needs_labels=True)
+def load_classifier_extractor(data: ImageDataset, device: torch.device) -> Extractor:
+    """Penultimate features of the dataset's own classifier."""
+    clf = load_classifier(data, device)
+    return Extractor(
+        clf.features,
+        clf.weights_sha256,
+        {
+            "classifier_weights_sha256": clf.weights_sha256,
+            "classifier_test_accuracy": clf.test_accuracy,
+        },
+    )

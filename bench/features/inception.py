@@ -44,6 +44,7 @@ from torchvision.models.inception import BasicConv2d
 from bench.cache import Cache, default_cache_dir, sha256_file
 from bench.device import resolve_device
 from bench.errors import UserError
+from bench.features import Extractor, register_extractor
 from bench.imageio import check_uint8_nchw
 
 HUB_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -288,3 +289,14 @@ def _run(images, mode: str, batch_size: int, device, *, logits: bool) -> np.ndar
             y = model(PREPROCESS[mode](images[i : i + batch_size], dev))
             out[i : i + len(y)] = (model.fc(y) if logits else y).cpu().numpy()
     return out
+
+
+@register_extractor("inception", column="inception_clean", fd_name="fid")
+def load_inception_extractor(data, device: torch.device) -> Extractor:
+    """pytorch-fid's Inception pool3 features, clean-fid resizing (FID)."""
+    _, sha, _ = load_inception(device)
+    return Extractor(
+        lambda x: inception_features(x, mode="clean", device=device),
+        sha,
+        {"inception_weights_sha256": sha},
+    )

@@ -1,41 +1,151 @@
-"""Metric functions on arrays and tensors, and the direction table the leaderboard uses.
+"""The metric registry: each metric group is declared once, next to its math, with
+everything the rest of genbench needs to know about it.
 
-Each metric's name carries its protocol (feature extractor, n, reference split, k), so
-numbers from different protocols never share a column.
+A spec names the suite-file group (`fd`, `prdc`, ...), the columns it produces (each a name
+prefix with its direction and display order), what it needs (`images`, `labels`, `model`),
+and its function. The scorer, the leaderboard's arrows, bold and ranking, `genbench list
+metrics`, `eval`'s choices and the suite validation all read this registry, so a new metric
+is one decorated function:
+
+    @register_metric("sharpness", columns={"sharpness_": "higher"})
+    def sharpness(ctx):
+        return {f"sharpness_n{ctx.n}": ...}
+
+Metrics computed in a feature space (`per_extractor=True`) receive the extractor's name and
+put its column name in theirs; a suite asks for them either plainly (`fd`: in the suite's
+`features`, default the dataset's default extractor) or for one space (`fd_inception`).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-# (pattern matched at the start of a metric name, direction). First match wins.
-DIRECTIONS: list[tuple[str, str]] = [
-    (r"fid_|fd_|fdinf_", "lower"),
-    (r"kid_", "lower"),
-    (r"precision_|recall_|density_|coverage_", "higher"),
-    (r"copy_fraction_", "lower"),
-    (r"authpct_", "higher"),
-    (r"ct_", "closer to 0"),
-    (r"nn_gap_ratio_", "closer to 1"),
-    (r"classes_hit", "higher"),
-    (r"class_kl|class_tv", "lower"),
-    (r"modes_captured|modes_hq|stacked_modes", "higher"),
-    (r"modes_reverse_kl|stacked_kl", "lower"),
-    (r"inception_score|classifier_score", "higher"),
-    (r"bits_per_dim", "lower"),
-    (r"throughput_", "higher"),
-    (r"ms_per_img", "lower"),
-]
+from bench.plugins import load_plugins
+
+DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
+NEEDS = frozenset({"images", "labels", "model"})
+
+
+@dataclass(frozen=True)
+class Column:
+    prefix: str  # every column of this kind starts with it
+    direction: str | None  # one of DIRECTIONS, or None for informational columns
+    order: float  # position on the leaderboard (lower first)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # the suite-file group
+    compute: Callable[..., dict[str, float]]  # (ctx) or, per_extractor, (ctx, extractor)
+    columns: tuple[Column, ...]
+    needs: frozenset[str]  # images: skipped on point data; labels: a dataset with labels;
+    #                        model: the model itself (skipped for samples-file jobs)
+    per_extractor: bool = False
+    also: tuple[str, ...] = ()  # feature spaces always added to the default ones
+    summary: str = ""
+
+
+_SPECS: dict[str, MetricSpec] = {}
+_ALIASES: dict[str, tuple[str, str]] = {}  # suite name -> (metric, extractor)
+
+
+def register_metric(
+    name: str,
+    *,
+    columns: dict[str, str | None | tuple[str | None, float]],
+    needs: Iterable[str] = (),
+    per_extractor: bool = False,
+    also: Iterable[str] = (),
+) -> Callable[[Callable], Callable]:
+    """Register a metric group. `columns` maps each column prefix to its direction, or to
+    (direction, order) to place it on the leaderboard (default: after the built-ins)."""
+    needs = frozenset(needs)
+    if needs - NEEDS:
+        raise ValueError(f"metric {name!r}: unknown needs {sorted(needs - NEEDS)}")
+
+    def wrap(fn: Callable) -> Callable:
+        if name in _SPECS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        cols = []
+        for prefix, how in columns.items():
+            direction, order = how if isinstance(how, tuple) else (how, 100.0)
+            if direction not in (*DIRECTIONS, None):
+                raise ValueError(f"metric {name!r}: direction {direction!r} of {prefix!r}")
+            cols.append(Column(prefix, direction, order))
+        summary = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        _SPECS[name] = MetricSpec(
+            name, fn, tuple(cols), needs, per_extractor, tuple(also), " ".join(summary.split())
+        )
+        return fn
+
+    return wrap
+
+
+def register_alias(suite_name: str, metric: str, extractor: str) -> None:
+    """A suite name for one feature-space metric in one space (`fid_inception`)."""
+    if suite_name in _ALIASES:
+        raise ValueError(f"metric alias {suite_name!r} is registered twice")
+    _ALIASES[suite_name] = (metric, extractor)
+
+
+def specs() -> dict[str, MetricSpec]:
+    load_plugins()
+    return dict(_SPECS)
+
+
+def metric_names() -> list[str]:
+    """Every name a suite's `metrics:` accepts: groups, and feature-space groups with an
+    extractor (`fd_pixels`, `kid_inception`, ...)."""
+    from bench.features import extractor_names
+
+    names = set(specs()) | set(_ALIASES)
+    for spec in _SPECS.values():
+        if spec.per_extractor:
+            names |= {f"{spec.name}_{e}" for e in extractor_names()}
+    return sorted(names)
+
+
+def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
+    """A suite metric name -> (spec, the extractor it names or None for the default)."""
+    from bench.features import extractor_names
+
+    all_specs = specs()
+    if name in all_specs:
+        return all_specs[name], None
+    if name in _ALIASES:
+        metric, extractor = _ALIASES[name]
+        return all_specs[metric], extractor
+    for spec in all_specs.values():
+        rest = name.removeprefix(spec.name + "_")
+        if spec.per_extractor and rest != name and rest in extractor_names():
+            return spec, rest
+    raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}")
+
+
+def _column(metric: str) -> Column | None:
+    specs()
+    best = None
+    for spec in _SPECS.values():
+        for col in spec.columns:
+            if metric.startswith(col.prefix) and (
+                best is None or len(col.prefix) > len(best.prefix)
+            ):
+                best = col
+    return best
 
 
 def direction(metric: str) -> str | None:
     """'lower', 'higher', 'closer to 0' / 'closer to 1', or None for informational columns."""
-    if metric.endswith("_std") or metric.endswith("_floor"):
+    if metric.endswith(("_std", "_floor")):
         return None
-    for pattern, d in DIRECTIONS:
-        if re.match(pattern, metric):
-            return d
-    return None
+    col = _column(metric)
+    return col.direction if col else None
+
+
+def column_order(metric: str) -> tuple[float, str]:
+    col = _column(metric)
+    return (col.order if col else 1000.0, metric)
 
 
 def check_rank_metric(metric: str) -> None:
@@ -45,3 +155,14 @@ def check_rank_metric(metric: str) -> None:
             f"{metric!r} cannot rank models: name a quality metric column that is better "
             "lower or higher, e.g. fd_classifier_n1000_train or modes_captured"
         )
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(suite name, columns with directions, summary) for `genbench list metrics`."""
+    arrows = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1", None: ""}
+    rows = []
+    for name, spec in sorted(specs().items()):
+        cols = ", ".join(f"{c.prefix}* {arrows[c.direction]}".strip() for c in spec.columns)
+        where = " (per feature space: NAME or NAME_EXTRACTOR)" if spec.per_extractor else ""
+        rows.append((name, cols, spec.summary + where))
+    return rows

@@ -15,6 +15,8 @@ from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
+from bench.metrics import register_alias, register_metric
+from bench.scoring import ScoringContext
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -195,3 +197,22 @@ def fd_infinity(
         fds.append(_fd(mu - mu_ref, tr_ref + float(np.trace(sigma)), tr_sqrt))
     _, intercept = np.polyfit(1.0 / sizes, fds, 1)
     return float(intercept)
+
+
+@register_metric("fd", columns={"fid_": ("lower", 0), "fd_": ("lower", 1)}, per_extractor=True)
+def score_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """Fréchet distance of the samples to the training split (FID in Inception features)."""
+    fake, train = ctx.features(extractor, "fake"), ctx.features(extractor, "train")
+    name = f"{ctx.fd_name(extractor)}_{ctx.column(extractor)}_n{ctx.n}_train"
+    return {name: frechet_distance(fake, train)}
+
+
+@register_metric("fdinf", columns={"fdinf_": ("lower", 3)}, per_extractor=True)
+def score_fdinf(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """FD extrapolated to infinitely many samples (Chong & Forsyth 2020)."""
+    mu, sigma = feature_stats(ctx.features(extractor, "train"))
+    value = fd_infinity(ctx.features(extractor, "fake"), mu, sigma)
+    return {f"fdinf_{ctx.column(extractor)}_train": value}
+
+
+register_alias("fid_inception", "fd", "inception")

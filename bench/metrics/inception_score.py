@@ -11,7 +11,9 @@ import numpy as np
 from scipy.special import softmax, xlogy
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.fd import ArrayLike, check_finite, to_numpy
+from bench.scoring import ScoringContext
 
 # Rows this close to summing to 1 (and within [0, 1]) are taken as probabilities.
 _PROB_SUM_TOL = 1e-3
@@ -45,3 +47,25 @@ def inception_score(probs_or_logits: ArrayLike, *, splits: int = 10) -> tuple[fl
         kl = (xlogy(chunk, chunk) - xlogy(chunk, marginal)).sum(axis=1)
         scores.append(np.exp(kl.mean()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+@register_metric(
+    "classifier_score", columns={"classifier_score": ("higher", 17)}, needs={"images", "labels"}
+)
+def score_classifier_score(ctx: ScoringContext) -> dict[str, float]:
+    """exp E[KL(p(y|x) || p(y))] with the dataset's classifier (Inception Score's formula)."""
+    from bench.features.classifier import load_classifier
+
+    clf = load_classifier(ctx.data, ctx.device)
+    mean, std = inception_score(clf.logits(ctx.fake))
+    return {"classifier_score": mean, "classifier_score_std": std}
+
+
+@register_metric("inception_score", columns={"inception_score": ("higher", 18)}, needs={"images"})
+def score_inception_score(ctx: ScoringContext) -> dict[str, float]:
+    """Inception Score (10 splits) from the 1008-way Inception classifier, which only the
+    torch hub weights file carries."""
+    from bench.features.inception import inception_logits
+
+    mean, std = inception_score(inception_logits(ctx.fake, mode="clean", device=ctx.device))
+    return {f"inception_score_n{ctx.n}": mean, f"inception_score_n{ctx.n}_std": std}

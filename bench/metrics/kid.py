@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.fd import ArrayLike, as_features, check_finite, to_numpy
+from bench.scoring import ScoringContext
 
 
 def kid_subset_indices(
@@ -137,3 +139,11 @@ def kid(
         a.shape[0], b.shape[0], num_subsets=num_subsets, subset_size=subset_size, seed=seed
     )
     return kid_from_subsets(a, b, idx_a, idx_b)
+
+
+@register_metric("kid", columns={"kid_": ("lower", 4)}, per_extractor=True)
+def score_kid(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """KID: unbiased MMD² with the cubic kernel, 100 subsets of min(1000, n), and its std."""
+    mean, std = kid(ctx.features(extractor, "fake"), ctx.features(extractor, "train"))
+    column = f"kid_{ctx.column(extractor)}_n{ctx.n}"
+    return {column: mean, f"{column}_std": std}

@@ -16,6 +16,7 @@ from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.distances import (
     DEFAULT_CHUNK,
     ArrayLike,
@@ -24,6 +25,7 @@ from bench.metrics.distances import (
     nearest,
     points,
 )
+from bench.scoring import ScoringContext
 
 COPY_RATIO = 1 / 3  # Gu et al. 2023
 CT_PCA_DIM = 64
@@ -163,3 +165,30 @@ def _to_numpy(x: torch.Tensor) -> np.ndarray:
 def _median(x: torch.Tensor) -> float:
     # numpy's median averages the two middle values; torch.median takes the lower one.
     return float(np.median(x.double().cpu().numpy()))
+
+
+@register_metric(
+    "memorization",
+    columns={
+        "copy_fraction_": ("lower", 13),
+        "authpct_": ("higher", 14),
+        "ct_": ("closer to 0", 15),
+        "nn_gap_ratio_": ("closer to 1", 16),
+    },
+    per_extractor=True,
+    also=("pixels",),
+)
+def score_memorization(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """Copy fraction, AuthPct, C_T and the NN distance gap (always also in pixels)."""
+    m = memorization(
+        ctx.features(extractor, "train"),
+        ctx.features(extractor, "test"),
+        ctx.features(extractor, "fake"),
+    )
+    col = ctx.column(extractor)
+    return {
+        f"copy_fraction_1/3_{col}": m["copy_fraction"],
+        f"authpct_{col}": m["authpct"],
+        f"ct_{col}": m["c_t"],
+        f"nn_gap_ratio_{col}": m["nn_ratio"],
+    }

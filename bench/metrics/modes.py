@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.distances import ArrayLike, check_same_space, nearest, points
+from bench.scoring import ScoringContext, equal_size_subset
 
 
 def gmm_modes(samples: ArrayLike, centers: ArrayLike, sigma: float) -> dict[str, float]:
@@ -126,3 +128,61 @@ def _labels(labels: ArrayLike, name: str, num_classes: int, *, ndim: int) -> np.
 def _check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
+
+
+@register_metric(
+    "class_coverage",
+    columns={"classes_hit": ("higher", 9), "class_kl": ("lower", 10), "class_tv": ("lower", 10)},
+    needs={"images", "labels"},
+)
+def score_class_coverage(ctx: ScoringContext) -> dict[str, float]:
+    """Classes hit, KL and TV of the classifier's labels of the samples against the training
+    labels, with the same for an equally sized real test subset (the noise floor)."""
+    from bench.features.classifier import load_classifier
+
+    clf = load_classifier(ctx.data, ctx.device)
+    test = equal_size_subset(ctx.data.test.x.numpy(), ctx.n)
+    fake_labels, test_labels = clf.predict(ctx.fake), clf.predict(torch.from_numpy(test))
+    k = ctx.data.num_classes
+    m = class_coverage(fake_labels, ctx.data.train.y, k, test_pred_labels=test_labels)
+    ctx.artifacts["class_histogram"] = {
+        "samples": np.bincount(fake_labels, minlength=k).tolist(),
+        "train": np.bincount(ctx.data.train.y.numpy(), minlength=k).tolist(),
+    }
+    return {
+        "classes_hit": m["classes_hit"],
+        "class_kl": m["kl"],
+        "class_tv": m["tv"],
+        "class_kl_test_floor": m["test_kl"],
+        "class_tv_test_floor": m["test_tv"],
+    }
+
+
+@register_metric(
+    "modes",
+    columns={
+        "modes_captured": ("higher", 11),
+        "modes_hq": ("higher", 11),
+        "modes_reverse_kl": ("lower", 11),
+        "stacked_modes": ("higher", 12),
+        "stacked_kl": ("lower", 12),
+    },
+)
+def score_modes(ctx: ScoringContext) -> dict[str, float]:
+    """2-D mixtures: modes captured, high-quality share, reverse KL; stacked digits: modes
+    of k**3 and KL to uniform (VEEGAN/PacGAN)."""
+    if "stacked_base" in ctx.data.meta:
+        from bench.features.classifier import load_classifier
+
+        clf = load_classifier(ctx.data, ctx.device)
+        k = clf.base_classes
+        m = stacked_modes(clf.channel_labels(ctx.fake), k)
+        return {f"stacked_modes_of{k**3}": m["modes"], "stacked_kl_uniform": m["kl"]}
+    if "centers" not in ctx.data.meta:
+        return {}
+    m = gmm_modes(ctx.fake, np.asarray(ctx.data.meta["centers"]), ctx.data.meta["sigma"])
+    return {
+        "modes_captured": m["modes"],
+        "modes_hq": m["hq_share"],
+        "modes_reverse_kl": m["reverse_kl"],
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.metrics import register_metric
 from bench.metrics.distances import (
     DEFAULT_CHUNK,
     ArrayLike,
@@ -19,6 +20,7 @@ from bench.metrics.distances import (
     nearest,
     points,
 )
+from bench.scoring import ScoringContext, equal_size_subset
 
 
 def prdc(
@@ -71,4 +73,29 @@ def prdc_metrics(
         # Same two roundings as the prdc package: (1 / k) * mean(count).
         "density": (1.0 / k_dc) * (balls_per_fake.sum().item() / f.n),
         "coverage": covered.sum().item() / r.n,
+    }
+
+
+@register_metric(
+    "prdc",
+    columns={
+        "precision_": ("higher", 5),
+        "recall_": ("higher", 6),
+        "density_": ("higher", 7),
+        "coverage_": ("higher", 8),
+    },
+    per_extractor=True,
+)
+def score_prdc(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """Precision/recall (k=3), density/coverage (k=5) against an equally sized training
+    subset."""
+    fake = ctx.features(extractor, "fake")
+    real = equal_size_subset(ctx.features(extractor, "train"), len(fake))
+    m = prdc_metrics(real, fake, k_pr=3, k_dc=5)
+    col = ctx.column(extractor)
+    return {
+        f"precision_{col}_k3": m["precision"],
+        f"recall_{col}_k3": m["recall"],
+        f"density_{col}_k5": m["density"],
+        f"coverage_{col}_k5": m["coverage"],
     }

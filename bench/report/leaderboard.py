@@ -12,16 +12,26 @@ import pandas as pd
 from scipy import stats
 
 from bench.errors import UserError
-from bench.metrics import direction
+from bench.metrics import column_order, direction
+from bench.record import JobRecord
 
-RUN_COLUMNS = {"run_id", "status", "suite", "rank_by", "start_time", "artifact_uri"}
-HISTORY_METRICS = {"train_loss"}
-# Sampling speed sits right after the headline quality metric.
-METRIC_ORDER = [
-    "fid_", "fd_", "throughput_", "fdinf_", "kid_", "precision_", "recall_", "density_",
-    "coverage_", "classes_hit", "class_", "modes_", "stacked_", "copy_", "authpct_", "ct_",
-    "nn_gap_", "classifier_score", "inception_score", "bits_per_dim",
+RUN_COLUMNS = [
+    "run_id", "status", "suite", "rank_by", "start_time", "dataset", "model", "seed",
+    "reference", "source", "fit_key", "budget_spent_steps", "budget_spent_seconds", "error",
 ]  # fmt: skip
+PROVENANCE = "prov."
+
+
+def records_frame(records: list[JobRecord]) -> pd.DataFrame:
+    """One row per job record: its run fields, provenance (prefixed `prov.`) and metrics."""
+    rows = []
+    for r in records:
+        row = {c: getattr(r, c) for c in RUN_COLUMNS}
+        row["rank_by"] = ",".join(r.rank_by)
+        row.update({f"{PROVENANCE}{k}": v for k, v in r.provenance.items()})
+        row.update(r.metrics)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -48,43 +58,38 @@ class Leaderboard:
         return [m for m in self.table.index if self.table.loc[m, ("reference", "")]]
 
     def first_run(self, model: str) -> str:
-        g = self.runs[self.runs["tag.genbench.model"] == model]
-        return g.sort_values("tag.genbench.seed")["run_id"].iloc[0]
+        g = self.runs[self.runs["model"] == model]
+        return g.sort_values("seed")["run_id"].iloc[0]
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    skip = RUN_COLUMNS | HISTORY_METRICS
-    cols = [c for c in runs.columns if c not in skip and not c.startswith(("tag.", "param."))]
-    return sorted(cols, key=_metric_order)
-
-
-def _metric_order(name: str) -> tuple[int, str]:
-    for i, prefix in enumerate(METRIC_ORDER):
-        if name.startswith(prefix):
-            return i, name
-    return len(METRIC_ORDER), name
+    cols = [c for c in runs.columns if c not in RUN_COLUMNS and not c.startswith(PROVENANCE)]
+    return sorted(cols, key=column_order)
 
 
 def latest_per_job(runs: pd.DataFrame) -> pd.DataFrame:
     """The newest run per (suite, dataset, model, seed): reruns replace older results."""
-    keys = ["suite", "tag.genbench.dataset", "tag.genbench.model", "tag.genbench.seed"]
+    keys = ["suite", "dataset", "model", "seed"]
     return runs.sort_values("start_time").groupby(keys, as_index=False).tail(1)
 
 
-def build_leaderboards(runs: pd.DataFrame, rank_by: list[str] | None = None) -> list[Leaderboard]:
+def build_leaderboards(
+    records: list[JobRecord], rank_by: list[str] | None = None
+) -> list[Leaderboard]:
     """One board per (suite, dataset). `rank_by` overrides the suite's own ranking (its
     `rank_by`, read from the MLflow experiment), which overrides the first FD/FID column."""
+    runs = records_frame(records)
     if runs.empty:
         return []
     runs = latest_per_job(runs)
     boards = []
-    for (suite, dataset), group in runs.groupby(["suite", "tag.genbench.dataset"], sort=True):
+    for (suite, dataset), group in runs.groupby(["suite", "dataset"], sort=True):
         finished = group[group["status"] == "FINISHED"]
         failures = [
             {
-                "model": r["tag.genbench.model"],
-                "seed": r["tag.genbench.seed"],
-                "error": r.get("tag.genbench.error", "unknown error"),
+                "model": r["model"],
+                "seed": r["seed"],
+                "error": r["error"] or "unknown error",
             }
             for _, r in group[group["status"] == "FAILED"].iterrows()
         ]
@@ -116,12 +121,12 @@ def summarize(values: np.ndarray) -> dict[str, float]:
 def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
     metrics = [m for m in metric_columns(runs) if runs[m].notna().any()]
     rows = {}
-    for model, g in runs.groupby("tag.genbench.model", sort=False):
+    for model, g in runs.groupby("model", sort=False):
         row = {
-            ("reference", ""): g["tag.genbench.reference"].iloc[0] == "true",
+            ("reference", ""): bool(g["reference"].iloc[0]),
             ("seeds", ""): len(g),
-            ("budget_steps", ""): _mean_tag(g, "tag.budget_spent_steps"),
-            ("train_seconds", ""): _mean_tag(g, "tag.budget_spent_seconds"),
+            ("budget_steps", ""): _mean(g, "budget_spent_steps"),
+            ("train_seconds", ""): _mean(g, "budget_spent_seconds"),
         }
         for m in metrics:
             for stat, v in summarize(g[m].dropna().to_numpy(dtype=float)).items():
@@ -147,14 +152,12 @@ def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
 
 def suite_rank_by(runs: pd.DataFrame) -> list[str]:
     """The ranking the suite file asked for, as the last `genbench run` recorded it."""
-    if "rank_by" not in runs or runs["rank_by"].isna().all():
+    if runs.empty:
         return []
-    return [m for m in str(runs["rank_by"].dropna().iloc[0]).split(",") if m]
+    return [m for m in str(runs["rank_by"].iloc[0]).split(",") if m]
 
 
-def _mean_tag(g: pd.DataFrame, col: str) -> float:
-    if col not in g:
-        return np.nan
+def _mean(g: pd.DataFrame, col: str) -> float:
     return pd.to_numeric(g[col], errors="coerce").mean()
 
 

@@ -7,7 +7,6 @@ import base64
 import html
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.metrics import direction
+from bench.record import Store
 from bench.report import plots
-from bench.report.leaderboard import Leaderboard, build_leaderboards
+from bench.report.leaderboard import PROVENANCE, Leaderboard, build_leaderboards
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
@@ -25,10 +25,9 @@ LEGEND = (
     "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
     "...) bound the scale from above and below and are not ranked."
 )
-PROVENANCE_TAGS = [
-    "genbench.suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
-    "genbench.dataset_hash", "genbench.classifier_weights_sha256",
-    "genbench.classifier_test_accuracy", "genbench.inception_weights_sha256",
+PROVENANCE_FIRST = [
+    "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
+    "dataset_hash",
 ]  # fmt: skip
 
 
@@ -138,37 +137,29 @@ class Assets:
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
 
 
-def collect_assets(client, boards: list[Leaderboard]) -> Assets:
+def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
     assets = Assets()
-    with tempfile.TemporaryDirectory() as tmp:
-        for b in boards:
-            for model in b.table.index:
-                key = (b.suite, b.dataset, model)
-                run_id = b.first_run(model)
-                for name, store in (
-                    ("samples.png", assets.samples),
-                    ("nearest_neighbours.png", assets.neighbours),
-                ):
-                    data = _artifact(client, run_id, name, tmp)
-                    if data is not None:
-                        store[key] = data
-                data = _artifact(client, run_id, "report_data.json", tmp)
+    for b in boards:
+        for model in b.table.index:
+            key = (b.suite, b.dataset, model)
+            run_id = b.first_run(model)
+            for name, found in (
+                ("samples.png", assets.samples),
+                ("nearest_neighbours.png", assets.neighbours),
+            ):
+                data = store.artifact(run_id, name)
                 if data is not None:
-                    report_data = json.loads(data)
-                    assets.histograms[key] = report_data.get("class_histogram")
-                    if "throughput" in report_data:
-                        assets.throughput[key] = report_data["throughput"]
-                history = client.get_metric_history(run_id, "train_loss")
-                if history:
-                    assets.losses[key] = sorted((m.step, m.value) for m in history)
+                    found[key] = data
+            data = store.artifact(run_id, "report_data.json")
+            if data is not None:
+                report_data = json.loads(data)
+                assets.histograms[key] = report_data.get("class_histogram")
+                if "throughput" in report_data:
+                    assets.throughput[key] = report_data["throughput"]
+            history = store.loss_history(run_id)
+            if history:
+                assets.losses[key] = history
     return assets
-
-
-def _artifact(client, run_id: str, name: str, tmp: str) -> bytes | None:
-    try:
-        return Path(client.download_artifacts(run_id, name, tmp)).read_bytes()
-    except Exception:  # not logged for this run (e.g. no memorization metric)
-        return None
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -273,7 +264,7 @@ def by_trained_model(board: Leaderboard) -> dict[tuple[str, ...], str]:
     groups: dict[str, list[str]] = {}
     for model in board.table.index:
         run = board.runs[board.runs["run_id"] == board.first_run(model)].iloc[0]
-        fit = run.get("tag.genbench.fit_key")
+        fit = run["fit_key"]
         shared = isinstance(fit, str) and fit != "none"  # "none": a samples file, no training
         groups.setdefault(fit if shared else model, []).append(model)
     return {tuple(models): models[0] for models in groups.values()}
@@ -282,10 +273,9 @@ def by_trained_model(board: Leaderboard) -> dict[tuple[str, ...], str]:
 def provenance(board: Leaderboard) -> dict[str, str]:
     out = {}
     runs = board.runs
-    for tag in PROVENANCE_TAGS + sorted(
-        c[4:] for c in runs.columns if c.startswith("tag.version.")
-    ):
-        col = f"tag.{tag}"
+    rest = sorted(c.removeprefix(PROVENANCE) for c in runs.columns if c.startswith(PROVENANCE))
+    for tag in dict.fromkeys(PROVENANCE_FIRST + rest):
+        col = f"{PROVENANCE}{tag}"
         if col in runs:
             values = sorted({str(v) for v in runs[col].dropna()})
             if values:
@@ -341,14 +331,12 @@ img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 
 
 def write_report(
-    client, out_dir: Path, suite: str | None = None, rank_by: list[str] | None = None
+    store: Store, out_dir: Path, suite: str | None = None, rank_by: list[str] | None = None
 ) -> list[Leaderboard]:
     """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
-    from bench.tracking import load_job_runs
-
-    boards = build_leaderboards(load_job_runs(client, suite), rank_by)
+    boards = build_leaderboards(store.records(suite), rank_by)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "leaderboard.md").write_text(to_markdown(boards))
     to_csv(boards).to_csv(out_dir / "leaderboard.csv", index=False)
-    (out_dir / "leaderboard.html").write_text(to_html(boards, collect_assets(client, boards)))
+    (out_dir / "leaderboard.html").write_text(to_html(boards, collect_assets(store, boards)))
     return boards

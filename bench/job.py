@@ -1,0 +1,296 @@
+"""One job: fit or load -> sample -> score -> a JobRecord. No MLflow here.
+
+Checkpoints and samples are cached under keys that hash everything that determines them,
+so a rerun trains nothing it has trained before.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from bench.cache import Cache, hash_key, sha256_file
+from bench.data import ImageDataset
+from bench.errors import UserError, first_line
+from bench.grids import save_nn_grid, save_sample_figure
+from bench.models import Budget, GenerativeModel, Spent, build_model, is_reference, resolve_model
+from bench.progress import progress_bar
+from bench.record import JobRecord
+from bench.samples import check_samples, load_samples_file
+from bench.scoring import ScoringContext, score
+from bench.suite import Job
+
+SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
+LOSS_HISTORY_POINTS = 200
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_dir: Path
+    tracking_uri: str | None = None
+    data_root: Path | None = None
+    device: str = "auto"
+
+    @property
+    def locks(self) -> Path:
+        return self.out_dir / "locks"
+
+    def lock_path(self, job_key: str) -> Path:
+        return self.locks / f"{job_key}.lock"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # FINISHED, FAILED, REUSED
+    run_id: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobRecord:
+    """The record of a job before it runs: keys, labels, params."""
+    suite, entry = job.suite, job.entry
+    keys = job_keys(job, data)
+    source = "samples-file" if entry.samples else "checkpoint" if entry.checkpoint else "trained"
+    params = {
+        "dataset": job.dataset,
+        "model": entry.ref,
+        "seed": job.seed,
+        "sample_seed": sample_seed(job.seed),
+        "n_samples": suite.n_samples,
+        "budget_steps": suite.budget.steps,
+        "budget_seconds": suite.budget.seconds,
+        **{f"option.{k}": v for k, v in entry.options.items()},
+        **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
+        **({"samples_file": entry.samples} if entry.samples else {}),
+    }
+    return JobRecord(
+        job_key=keys["job"],
+        fit_key=keys["fit"],
+        samples_key=keys["samples"],
+        suite=suite.name,
+        suite_version=suite.version,
+        dataset=job.dataset,
+        dataset_hash=data.content_hash,
+        model=entry.name,
+        model_ref=entry.ref if entry.samples is None else "samples-file",
+        source=source,
+        seed=job.seed,
+        reference=entry.samples is None and is_reference(resolve_model(entry.ref)),
+        params=params,
+        machine=machine,
+    )
+
+
+def compute(
+    job: Job, data: ImageDataset, record: JobRecord, cache: Cache, device: torch.device
+) -> JobRecord:
+    """Fit or load, sample and score; fills the record's results."""
+    suite, entry = job.suite, job.entry
+    model = None
+    t0 = time.perf_counter()
+    if entry.samples is None:
+        model = fit_or_load(job, data, record.fit_key, cache, device, record)
+    record.timings["fit_or_load_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    samples = draw_samples(job, data, model, record.samples_key, cache)
+    record.timings["sample_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ctx = ScoringContext(
+        data,
+        samples,
+        device,
+        features_for=suite.features,
+        model=model,
+        batch_size=suite.sample_batch_size,
+        throughput_batch_sizes=suite.throughput_batch_sizes,
+    )
+    record.metrics = score(ctx, suite.metrics)
+    record.timings["score_s"] = time.perf_counter() - t0
+    record.features = dict(ctx.provenance)
+    record.artifacts = artifacts(job, data, samples, record.metrics, ctx.artifacts)
+    tqdm.write("  " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()))
+    return record
+
+
+def fit_or_load(
+    job: Job, data: ImageDataset, fit_key: str, cache: Cache, device, record: JobRecord
+) -> GenerativeModel:
+    entry, suite = job.entry, job.suite
+    cls = resolve_model(entry.ref)
+    torch.manual_seed(job.seed)  # weight initialization draws from the global RNG
+    model = build_model(cls, data, dict(entry.options), device)
+    record.nfe = str(getattr(model, "nfe", "unknown"))
+    record.sample_options = json.dumps(getattr(model, "sample_options", {}))
+    if entry.checkpoint is not None:
+        load_checkpoint(model, entry.checkpoint, entry.ref)
+        record.budget_spent_steps, record.budget_spent_seconds, record.fit_cached = 0, 0.0, True
+        return model
+    cached = cache.load("checkpoints", fit_key)
+    if cached is not None:
+        load_checkpoint_dict(model, cached["state"], "the cached checkpoint", entry.ref)
+        info = cached["info"]
+        fit_cached = True
+    else:
+        info = fit(model, data, suite, job, entry.name)
+        cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
+        fit_cached = False
+    record.budget_spent_steps, record.budget_spent_seconds = info["steps"], info["seconds"]
+    record.fit_cached = fit_cached
+    record.loss_history = [tuple(p) for p in info["losses"]]
+    return model
+
+
+def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str) -> dict:
+    budget = Budget(suite.budget.steps, suite.budget.seconds)
+    losses: list[tuple[int, float]] = []
+    bar = progress_bar(total=budget.steps, desc=f"  fit {label}", unit="step")
+
+    def progress(step: int, values: dict[str, float]) -> None:
+        if "loss" in values:
+            losses.append((step, float(values["loss"])))
+            bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
+        bar.update(step - bar.n)
+
+    t0 = time.perf_counter()
+    spent = model.fit(data, budget, seed=job.seed, progress=progress) or Spent()
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"steps": int(spent.steps), "seconds": seconds, "losses": thin(losses)}
+
+
+def draw_samples(job: Job, data: ImageDataset, model, sample_key: str, cache: Cache):
+    cached = cache.load("samples", sample_key)
+    if cached is not None:
+        return cached
+    n = job.suite.n_samples
+    if model is None:
+        samples = load_samples_file(job.entry.samples, data)
+        if len(samples) < n:
+            raise UserError(
+                f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
+                f"n_samples={n}"
+            )
+        samples = samples[:n]
+    else:
+        g = torch.Generator().manual_seed(sample_seed(job.seed))
+        with torch.inference_mode():
+            samples = model.sample(n, generator=g, batch_size=job.suite.sample_batch_size)
+    samples = check_samples(samples, data, n)
+    cache.save("samples", sample_key, samples)
+    return samples
+
+
+def artifacts(job: Job, data, samples, metrics: dict, report_data: dict) -> dict[str, bytes]:
+    """The files a job leaves for people and for the report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
+        if data.kind == "images" and "memorization" in job.suite.metrics:
+            save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        if report_data:
+            (folder / "report_data.json").write_text(json.dumps(report_data, indent=2))
+        config = {
+            "dataset": job.dataset,
+            "seed": job.seed,
+            "model": json.loads(job.entry.model_dump_json()),
+            "suite": json.loads(job.suite.model_dump_json()),
+        }
+        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return {f.name: f.read_bytes() for f in sorted(folder.iterdir())}
+
+
+def sample_seed(seed: int) -> int:
+    """Sampling gets its own stream, so that changing the training budget keeps it fixed."""
+    return 1_000_003 * seed + 17
+
+
+@functools.cache  # read once per process: a file edited mid-run must not split a sweep
+def source_hash(cls: type) -> str:
+    try:
+        return sha256_file(inspect.getsourcefile(cls))[:16]
+    except (TypeError, OSError):
+        return "unknown"
+
+
+def files_hash(path: Path) -> str:
+    if path.is_file():
+        return sha256_file(path)
+    return hash_key(
+        [(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*")) if p.is_file()]
+    )
+
+
+def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
+    """fit -> samples -> job: each key hashes everything that determines its result."""
+    suite, entry = job.suite, job.entry
+    if entry.samples is not None:
+        fit_key = "none"
+        samples = hash_key(
+            "samples-file", data.content_hash, files_hash(entry.samples), suite.n_samples
+        )
+    else:
+        cls = resolve_model(entry.ref)
+        ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
+        # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.
+        sample_only = set(getattr(cls, "SAMPLE_OPTIONS", ()))
+        fit_key = hash_key(
+            "fit",
+            data.content_hash,
+            entry.ref,
+            source_hash(cls),
+            {k: v for k, v in entry.options.items() if k not in sample_only},
+            suite.budget.model_dump(),
+            job.seed,
+            ckpt,
+        )
+        samples = hash_key(
+            "samples", fit_key, suite.n_samples, suite.sample_batch_size, entry.options
+        )
+    metrics = sorted(suite.metrics)
+    # The label is part of the job: two entries with one config are two leaderboard rows
+    # (they share the trained model and samples through the fit and sample keys).
+    scoring = [metrics, suite.throughput_batch_sizes, SCORING_VERSION, entry.name]
+    if suite.features:  # absent from older keys, so that their jobs stay reusable
+        scoring.append(suite.features)
+    job_key = hash_key("job", samples, *scoring)
+    return {"fit": fit_key, "samples": samples, "job": job_key}
+
+
+def thin(points: list[tuple[int, float]], k: int = LOSS_HISTORY_POINTS) -> list:
+    if len(points) <= k:
+        return points
+    idx = np.linspace(0, len(points) - 1, k).round().astype(int)
+    return [points[i] for i in idx]
+
+
+def load_checkpoint(model: GenerativeModel, path: Path, ref: str) -> None:
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(e).__name__}); it is truncated, corrupt or "
+            "not a weights-only torch file: save it with torch.save(model.state_dict(), PATH)"
+        ) from None
+    load_checkpoint_dict(model, sd, f"checkpoint {path}", ref)
+
+
+def load_checkpoint_dict(model: GenerativeModel, sd, what: str, ref: str) -> None:
+    try:
+        model.load_state_dict(sd)
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{what} does not match model {ref!r}: {first_line(e)}") from None

@@ -1,0 +1,342 @@
+"""The job record and the one owner of the MLflow schema.
+
+A `JobRecord` is what a finished (or failed) job is: its keys, labels, params, metrics,
+provenance, artifacts and status. `Store` alone writes records to MLflow (tags, params,
+metrics, artifacts, run status) and reads them back; the runner, the workers and the report
+see records, never MLflow. One experiment per suite, one parent run per suite invocation,
+one child run per job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from bench.errors import UserError, first_line
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+warnings.filterwarnings("ignore", module="mlflow")
+
+JOB_KIND, SUITE_KIND = "job", "suite"
+RANK_BY_TAG = "genbench.rank_by"
+# record field -> MLflow tag; everything else a record holds is a param, metric, artifact,
+# or a provenance tag (machine provenance as is, extractor provenance under genbench.)
+IDENTITY_TAGS = {
+    "job_key": "genbench.job_key",
+    "fit_key": "genbench.fit_key",  # rows that share it share one trained model
+    "samples_key": "genbench.samples_key",
+    "suite": "genbench.suite",
+    "suite_version": "genbench.suite_version",
+    "dataset": "genbench.dataset",
+    "dataset_hash": "genbench.dataset_hash",
+    "model": "genbench.model",
+    "model_ref": "genbench.model_ref",
+    "source": "genbench.source",
+    "seed": "genbench.seed",
+}
+RESULT_TAGS = {
+    "budget_spent_steps": "budget_spent_steps",
+    "budget_spent_seconds": "budget_spent_seconds",
+    "fit_cached": "fit_cached",
+    "nfe": "nfe",
+    "sample_options": "sample_options",
+}
+MACHINE_PREFIXES = ("version.", "git_commit", "python", "torch_cuda", "device", "hostname")
+FEATURE_PREFIX = "feature."  # extractor provenance: weights sha256, classifier accuracy
+LOSS_KEY = "train_loss"
+
+
+@dataclass
+class JobRecord:
+    # identity, known before the job runs
+    job_key: str
+    fit_key: str  # "none" for a samples file (nothing trained)
+    samples_key: str
+    suite: str
+    suite_version: str
+    dataset: str
+    dataset_hash: str
+    model: str  # the leaderboard label
+    model_ref: str  # registry name, module:Class, or "samples-file"
+    source: str  # trained, checkpoint or samples-file
+    seed: int
+    reference: bool = False  # a known-answer model: its own leaderboard table
+    params: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, str] = field(default_factory=dict)  # versions, device, commit, ...
+    # results
+    metrics: dict[str, float] = field(default_factory=dict)
+    features: dict[str, str | float] = field(default_factory=dict)  # extractor provenance
+    budget_spent_steps: int | None = None
+    budget_spent_seconds: float | None = None
+    fit_cached: bool | None = None
+    nfe: str | None = None
+    sample_options: str | None = None  # JSON
+    timings: dict[str, float] = field(default_factory=dict)
+    loss_history: list[tuple[int, float]] = field(default_factory=list)
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> content
+    # where it lives in MLflow (set by Store)
+    status: str = "RUNNING"
+    error: str | None = None
+    run_id: str | None = None
+    start_time: int = 0
+    rank_by: list[str] = field(default_factory=list)  # the suite's ranking (experiment)
+
+    @property
+    def provenance(self) -> dict[str, str]:
+        """Everything recorded about how the numbers were made, flat, for the report."""
+        out = {"suite_version": self.suite_version, "dataset_hash": self.dataset_hash}
+        out.update(self.machine)
+        out.update({k: str(v) for k, v in self.features.items()})
+        return out
+
+    def tags(self) -> dict[str, str]:
+        tags = {"genbench.kind": JOB_KIND, "genbench.reference": str(self.reference).lower()}
+        tags.update({tag: str(getattr(self, f)) for f, tag in IDENTITY_TAGS.items()})
+        tags.update(self.machine)
+        return tags
+
+    def result_tags(self) -> dict[str, str]:
+        tags = {}
+        for f, tag in RESULT_TAGS.items():
+            value = getattr(self, f)
+            if isinstance(value, bool):
+                tags[tag] = str(value).lower()
+            elif isinstance(value, float):
+                tags[tag] = f"{value:.1f}"
+            elif value is not None:
+                tags[tag] = str(value)
+        tags.update({f"{FEATURE_PREFIX}{k}": str(v) for k, v in self.features.items()})
+        tags.update({f"time.{k}": f"{v:.2f}" for k, v in self.timings.items()})
+        return tags
+
+
+def default_tracking_uri(out_dir: Path) -> str:
+    return f"sqlite:///{(out_dir / 'mlruns' / 'mlflow.db').resolve()}"
+
+
+class Store:
+    """One MLflow tracking store; a store that cannot be opened is a UserError."""
+
+    def __init__(self, uri: str):
+        from mlflow.tracking import MlflowClient
+
+        for name in ("alembic", "mlflow"):  # MLflow logs at INFO on import
+            logging.getLogger(name).setLevel(logging.WARNING)
+        lock = contextlib.nullcontext()
+        if uri.startswith("sqlite:///"):
+            db = Path(uri.removeprefix("sqlite:///"))
+            db.parent.mkdir(parents=True, exist_ok=True)
+            # Two processes creating the same SQLite store at once race on its schema.
+            lock = FileLock(str(db) + ".init.lock")
+        try:
+            with lock:
+                self.client = MlflowClient(tracking_uri=uri)
+                self.client.search_experiments(max_results=1)
+        except Exception as e:
+            msg = f"cannot open MLflow tracking URI {uri!r}: {first_line(e) or type(e).__name__}"
+            raise UserError(msg) from None
+        self.uri = uri
+
+    # -- suites ------------------------------------------------------------------------
+
+    def experiment(self, suite: str, artifact_root: Path | None = None) -> str:
+        exp = self.client.get_experiment_by_name(suite)
+        if exp is not None:
+            return exp.experiment_id
+        location = artifact_root.resolve().as_uri() if artifact_root else None
+        try:
+            return self.client.create_experiment(suite, artifact_location=location)
+        except Exception:  # another process created it first
+            return self.client.get_experiment_by_name(suite).experiment_id
+
+    def set_rank_by(self, exp_id: str, rank_by: list[str]) -> None:
+        """The suite's ranking lives on its experiment: the latest `genbench run` sets it,
+        and the report reads it back (runs reused from older invocations follow it too)."""
+        self.client.set_experiment_tag(exp_id, RANK_BY_TAG, ",".join(rank_by))
+
+    def start_suite_run(
+        self, exp_id: str, suite: str, version: str, machine: dict, config_json: str
+    ) -> str:
+        tags = {
+            "genbench.kind": SUITE_KIND,
+            "genbench.suite": suite,
+            "genbench.suite_version": version,
+            **machine,
+        }
+        run_id = self.client.create_run(exp_id, run_name=f"{suite} v{version}", tags=tags)
+        run_id = run_id.info.run_id
+        self._log_params(run_id, {"suite": config_json})
+        return run_id
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def finished_jobs(self, exp_id: str) -> dict[str, str]:
+        """job key -> run id of every FINISHED job run in the experiment."""
+        runs = self._search(exp_id, f"tags.`genbench.kind` = '{JOB_KIND}'")
+        return {
+            r.data.tags["genbench.job_key"]: r.info.run_id
+            for r in runs
+            if r.info.status == "FINISHED" and "genbench.job_key" in r.data.tags
+        }
+
+    def close_stale_runs(self, exp_id: str, job_key: str) -> None:
+        """Runs of this job left RUNNING by a killed process become KILLED (the caller holds
+        the job's lock, so no live process owns them)."""
+        for r in self._search(exp_id, f"tags.`genbench.job_key` = '{job_key}'"):
+            if r.info.status == "RUNNING":
+                self.client.set_terminated(r.info.run_id, "KILLED")
+
+    def start_job(self, exp_id: str, record: JobRecord, parent_id: str | None) -> str:
+        tags = {**({"mlflow.parentRunId": parent_id} if parent_id else {}), **record.tags()}
+        record.run_id = self.client.create_run(exp_id, run_name=_label(record), tags=tags)
+        record.run_id = record.run_id.info.run_id
+        self._log_params(record.run_id, record.params)
+        return record.run_id
+
+    def finish_job(self, record: JobRecord) -> None:
+        """Write a computed record's results to its run and mark it FINISHED."""
+        from mlflow.entities import Metric
+
+        run_id = record.run_id
+        if record.loss_history:
+            items = [Metric(LOSS_KEY, float(v), 0, step) for step, v in record.loss_history]
+            for i in range(0, len(items), 1000):
+                self.client.log_batch(run_id, metrics=items[i : i + 1000])
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, 0) for k, v in record.metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
+        self._set_tags(run_id, record.result_tags())
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in sorted(record.artifacts.items()):
+                (Path(tmp) / name).write_bytes(content)
+                self.client.log_artifact(run_id, str(Path(tmp) / name))
+        self.client.set_terminated(run_id, "FINISHED")
+        record.status = "FINISHED"
+
+    def fail_job(self, run_id: str, error: str, status: str = "FAILED") -> None:
+        if error:
+            self._set_tags(run_id, {"genbench.error": error})
+        self.client.set_terminated(run_id, status)
+
+    def fail_lost_job(self, exp_id: str, job_key: str, parent_id: str, error: str) -> str | None:
+        """A job whose worker process died: its run, left RUNNING, becomes FAILED."""
+        run_id = None
+        for r in self._search(exp_id, f"tags.`genbench.job_key` = '{job_key}'"):
+            if r.info.status == "RUNNING" and r.data.tags.get("mlflow.parentRunId") == parent_id:
+                self.fail_job(r.info.run_id, error)
+                run_id = r.info.run_id
+        return run_id
+
+    # -- reading -----------------------------------------------------------------------
+
+    def records(self, suite: str | None = None) -> list[JobRecord]:
+        """Every FINISHED or FAILED job run, as records (artifacts are read on demand)."""
+        exps = self.client.search_experiments()
+        if suite is not None:
+            exps = [e for e in exps if e.name == suite]
+            if not exps:
+                names = ", ".join(e.name for e in self.client.search_experiments()) or "none"
+                raise UserError(f"no suite {suite!r} in this MLflow store; it has: {names}")
+        out = []
+        for exp in exps:
+            rank_by = [m for m in exp.tags.get(RANK_BY_TAG, "").split(",") if m]
+            for r in self._search(exp.experiment_id, f"tags.`genbench.kind` = '{JOB_KIND}'"):
+                if r.info.status in ("FINISHED", "FAILED"):
+                    out.append(_from_run(r, exp.name, rank_by))
+        return out
+
+    def artifact(self, run_id: str, name: str) -> bytes | None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return Path(self.client.download_artifacts(run_id, name, tmp)).read_bytes()
+            except Exception:  # not logged for this run (e.g. no memorization metric)
+                return None
+
+    def loss_history(self, run_id: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, LOSS_KEY))
+
+    # -- MLflow calls ------------------------------------------------------------------
+
+    def _search(self, exp_id: str, filter_string: str) -> list:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [exp_id], filter_string=filter_string, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def _set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+
+def _label(record: JobRecord) -> str:
+    return f"{record.dataset}/{record.model}/seed{record.seed}"
+
+
+def _from_run(run, suite: str, rank_by: list[str]) -> JobRecord:
+    tags, info = run.data.tags, run.info
+    ident = {f: tags.get(tag, "") for f, tag in IDENTITY_TAGS.items()}
+    ident["seed"] = int(ident["seed"] or 0)
+    ident["suite"] = ident["suite"] or suite
+    ident["source"] = ident["source"] or _old_source(tags)
+    features = {
+        k.removeprefix(FEATURE_PREFIX): v for k, v in tags.items() if k.startswith(FEATURE_PREFIX)
+    }
+    return JobRecord(
+        **ident,
+        reference=tags.get("genbench.reference") == "true",
+        params=dict(run.data.params),
+        machine={k: v for k, v in tags.items() if k.startswith(MACHINE_PREFIXES)},
+        metrics={k: v for k, v in run.data.metrics.items() if k != LOSS_KEY},
+        features=features,
+        budget_spent_steps=_number(tags.get("budget_spent_steps")),
+        budget_spent_seconds=_number(tags.get("budget_spent_seconds")),
+        fit_cached=tags["fit_cached"] == "true" if "fit_cached" in tags else None,
+        nfe=tags.get("nfe"),
+        sample_options=tags.get("sample_options"),
+        timings={
+            k.removeprefix("time."): float(v) for k, v in tags.items() if k.startswith("time.")
+        },
+        status=info.status,
+        error=tags.get("genbench.error"),
+        run_id=info.run_id,
+        start_time=info.start_time,
+        rank_by=rank_by,
+    )
+
+
+def _old_source(tags: dict) -> str:
+    """Runs written before the source tag: samples files had no fit."""
+    return "samples-file" if tags.get("genbench.model_ref") == "samples-file" else "trained"
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

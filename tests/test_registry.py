@@ -1,0 +1,173 @@
+"""One place per concept: a metric, a reference model and an extractor each plug in with one
+registration or attribute, and every part of genbench follows."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, write_suite
+
+from bench.data import load_dataset
+from bench.errors import UserError
+from bench.features import default_extractor, register_extractor
+from bench.metrics import column_order, direction, parse_metric, register_metric
+from bench.models import register_model
+from bench.scoring import ScoringContext, plan, score
+
+
+def test_a_metric_registered_in_a_test_module_runs_ranks_and_is_listed(tmp_path):
+    suite = write_suite(
+        tmp_path,
+        """\
+        - name: copier
+        - name: pixel-gaussian
+        - name: mean
+          model: plugin_models:MeanModel
+          options: {noise: 0.0}
+        """,
+        name="plug",
+        n_samples=100,
+        metrics="[fd_pixels, brightness]",
+        extra="plugins: [plugin_metrics]\nrank_by: [brightness_n100]\n",
+    )
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    head = next(line for line in board.splitlines() if "brightness_n100" in line)
+    assert "brightness_n100 ↑ (primary)" in head
+    rows = [line for line in board.splitlines() if line.startswith("| 1 ")]
+    assert rows and "| mean |" in rows[0]  # copier and pixel-gaussian are references
+    mean_row = next(line for line in board.splitlines() if "| mean |" in line)
+    assert "**" in mean_row.split("|")[-2]  # the best (only learned) value is bold
+    listed = run_cli("list", "metrics", env={"GENBENCH_PLUGINS": "plugin_metrics"})
+    assert "brightness: brightness_* ↑" in listed.stdout
+    assert "Mean pixel value of the samples" in listed.stdout
+
+
+def test_a_plugin_reference_model_lands_in_the_references_table(tmp_path):
+    suite = write_suite(
+        tmp_path,
+        """\
+        - name: mean
+          model: plugin_models:MeanModel
+        - name: mean-ref
+          model: plugin_models:MeanReference
+        """,
+        name="refs",
+        n_samples=60,
+    )
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    ranked, refs = board.split("References (floor and ceiling):")
+    assert "| mean |" in ranked and "mean-ref" not in ranked
+    assert "| ref | mean-ref |" in refs
+
+
+def test_registering_a_name_twice_is_an_error():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_metric("fd", columns={"fd_": "lower"})(lambda ctx, e: {})
+    with pytest.raises(ValueError, match="registered twice"):
+        register_model("ddpm")(object)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_extractor("pixels")(lambda data, device: None)
+
+
+def test_directions_and_order_come_from_the_specs():
+    assert direction("fd_classifier_n1000_train") == "lower"
+    assert direction("fid_inception_clean_n50_train") == "lower"
+    assert direction("kid_pixels_n100_std") is None
+    assert direction("modes_reverse_kl") == "lower" and direction("modes_hq") == "higher"
+    assert direction("ct_pixels") == "closer to 0" and direction("nn_gap_ratio_x") == "closer to 1"
+    assert direction("class_kl_test_floor") is None and direction("nonsense") is None
+    names = ["kid_pixels_n5", "throughput_img_s_b4_cpu", "fd_pixels_n5_train", "bits_per_dim_test"]
+    assert sorted(names, key=column_order) == [
+        "fd_pixels_n5_train", "throughput_img_s_b4_cpu", "kid_pixels_n5", "bits_per_dim_test",
+    ]  # fmt: skip
+
+
+def test_suite_names_resolve_to_metric_and_feature_space():
+    assert [parse_metric(n)[0].name for n in ("fd_pixels", "fid_inception", "prdc")] == [
+        "fd", "fd", "prdc",
+    ]  # fmt: skip
+    assert parse_metric("kid_inception")[1] == "inception" and parse_metric("prdc")[1] is None
+    with pytest.raises(ValueError, match="unknown metric 'fd_nowhere'; choose one of"):
+        parse_metric("fd_nowhere")
+
+
+def folder_dataset(tmp_path, n=20):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    return load_dataset(f"folder:{tmp_path}")
+
+
+def test_one_default_extractor_rule_for_run_and_eval(tmp_path):
+    assert default_extractor(load_dataset("digits")) == "classifier"
+    assert default_extractor(load_dataset("ring8")) == "pixels"
+    assert default_extractor(folder_dataset(tmp_path)) == "inception"
+
+
+def test_unlabelled_folder_plans_prdc_in_inception_and_refuses_classifier_metrics(tmp_path):
+    data = folder_dataset(tmp_path)
+    [p] = plan(["prdc"], data)
+    assert p.extractors == ("inception",)
+    with pytest.raises(UserError, match="'fd_classifier': extractor 'classifier' needs a labelled"):
+        plan(["fd_classifier"], data)
+    with pytest.raises(UserError, match="metric 'class_coverage' needs a labelled dataset"):
+        plan(["class_coverage"], data)
+
+
+def test_folder_suite_with_classifier_metric_stops_before_training(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    folder_dataset(tmp_path / "imgs")
+    suite = write_suite(
+        tmp_path,
+        "- name: mean\n  model: plugin_models:MeanModel\n",
+        name="fold",
+        datasets=f"['folder:{tmp_path / 'imgs'}']",
+        n_samples=4,
+        metrics="[fd_classifier]",
+    )
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "genbench: error: metric 'fd_classifier': extractor 'classifier' needs a labelled "
+        f"dataset and 'folder:{tmp_path / 'imgs'}' has no labels; use inception or pixels features"
+    ]
+    assert not (tmp_path / "out" / "cache" / "checkpoints").exists()
+
+
+def test_image_metrics_skip_point_data_and_model_metrics_skip_sample_files():
+    ring = load_dataset("ring8")
+    assert [p.name for p in plan(["fd_classifier", "class_coverage", "modes"], ring)] == ["modes"]
+    ctx = ScoringContext(ring, ring.train.x[:200], torch.device("cpu"))
+    assert set(score(ctx, ["bits_per_dim", "throughput", "fd"])) == {"fd_pixels_n200_train"}
+
+
+class ConstantEncoder:
+    """A plug-in extractor: the per-image mean and std of the pixels."""
+
+    name = "meanstd"
+
+    def __init__(self, device):
+        self.device = device
+
+    def features(self, images):
+        x = images.float().flatten(1)
+        return torch.stack([x.mean(1), x.std(1)], 1).numpy()
+
+
+def test_a_plugin_extractor_gets_every_feature_metric(tmp_path):
+    data = load_dataset("digits")
+    ctx = ScoringContext(
+        data, data.test.x[:300], torch.device("cpu"), features_for=["test_registry:ConstantEncoder"]
+    )
+    out = score(ctx, ["fd", "kid", "prdc", "memorization"])
+    for column in (
+        "fd_meanstd_n300_train", "kid_meanstd_n300", "precision_meanstd_k3",
+        "coverage_meanstd_k5", "authpct_meanstd", "ct_pixels",
+    ):  # fmt: skip
+        assert column in out
+    assert out["fd_meanstd_n300_train"] < 5.0  # real test images: close to train
