@@ -175,13 +175,33 @@ def nearest(
 def _merge(
     vals: torch.Tensor, idx: torch.Tensor, rows: slice, d: torch.Tensor, offset: int
 ) -> None:
-    """Fold the k smallest entries of each row of tile `d` into the running (vals, idx)."""
+    """Fold the k smallest entries of each row of tile `d` into the running (vals, idx),
+    ties broken by the lowest index, so the result does not depend on the tiling."""
     k = vals.shape[1]
-    tile_vals, tile_idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+    tile_vals, tile_idx = _k_smallest(d, k)
     all_vals = torch.cat([vals[rows], tile_vals], dim=1)
     all_idx = torch.cat([idx[rows], tile_idx + offset], dim=1)
-    vals[rows], pos = all_vals.topk(k, dim=1, largest=False)
-    idx[rows] = all_idx.gather(1, pos)
+    # Order by (distance, index): sort by index, then stably by distance.
+    by_idx = all_idx.argsort(dim=1, stable=True)
+    all_vals, all_idx = all_vals.gather(1, by_idx), all_idx.gather(1, by_idx)
+    all_vals, by_val = all_vals.sort(dim=1, stable=True)
+    vals[rows], idx[rows] = all_vals[:, :k], all_idx.gather(1, by_val[:, :k])
+
+
+def _k_smallest(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest entries of each row of `d` and their column indices, ties at the k-th
+    value going to the lowest columns (topk picks among them arbitrarily)."""
+    if d.shape[1] <= k:
+        return d, torch.arange(d.shape[1], device=d.device).expand(d.shape[0], -1)
+    # One more than needed shows where ties straddle the cut: rows whose (k+1)-th smallest
+    # equals their k-th. Only those pay for a full stable sort.
+    vals, idx = d.topk(k + 1, dim=1, largest=False)
+    crowded = (vals[:, k - 1] == vals[:, k]).nonzero()[:, 0]
+    vals, idx = vals[:, :k], idx[:, :k]
+    if crowded.numel():
+        sorted_vals, sorted_idx = d[crowded].sort(dim=1, stable=True)
+        vals[crowded], idx[crowded] = sorted_vals[:, :k], sorted_idx[:, :k]
+    return vals, idx
 
 
 def _mask_self(d: torch.Tensor, rows: slice, cols: slice) -> None:
