@@ -82,3 +82,20 @@ def test_prdc_does_not_depend_on_chunk_size_and_matches_package():
         "density": float(dc["density"]),
         "coverage": float(dc["coverage"]),
     }
+
+
+def test_float32_features_with_duplicated_rows_do_not_depend_on_chunk_size():
+    # Real-valued float32 features: each duplicated training row is equidistant from every
+    # generated sample, and the float32 rounding of the distances hides the BLAS's
+    # tile-shape-dependent summation order.
+    rng = np.random.default_rng(9)
+    train = rng.standard_normal((120, 24)).astype(np.float32)
+    train[60:] = train[rng.integers(0, 60, 60)]
+    test = rng.standard_normal((120, 24)).astype(np.float32)
+    fake = train[rng.integers(0, 120, 120)] + np.float32(0.3) * rng.standard_normal(
+        (120, 24), dtype=np.float32
+    )
+    results = [memorization(train, test, fake, chunk=chunk) for chunk in (7, 97, 2048)]
+    assert all(r == results[0] for r in results[1:])
+    indices = [nearest_training_indices(fake, train, 2, chunk=c) for c in (7, 97, 2048)]
+    assert all(np.array_equal(i.numpy(), indices[0].numpy()) for i in indices[1:])
