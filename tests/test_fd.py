@@ -10,6 +10,8 @@ from bench.errors import UserError
 from bench.metrics import fd
 from bench.metrics.fd import (
     fd_infinity,
+    fd_infinity_min_n,
+    fd_infinity_sizes,
     feature_stats,
     frechet_distance,
     frechet_distance_from_stats,
@@ -150,9 +152,65 @@ def test_fd_infinity_removes_small_sample_bias():
 
 def test_fd_infinity_is_deterministic_and_seeded():
     x, mu_ref, sigma_ref, _ = gaussian_pair(1, n=1000, d=16)
-    first = fd_infinity(x, mu_ref, sigma_ref, num_points=5, min_n=200, seed=3)
-    assert fd_infinity(x, mu_ref, sigma_ref, num_points=5, min_n=200, seed=3) == first
-    assert fd_infinity(x, mu_ref, sigma_ref, num_points=5, min_n=200, seed=4) != first
+    first = fd_infinity(x, mu_ref, sigma_ref, num_points=5, seed=3)
+    assert fd_infinity(x, mu_ref, sigma_ref, num_points=5, seed=3) == first
+    assert fd_infinity(x, mu_ref, sigma_ref, num_points=5, seed=4) != first
+
+
+def test_fd_infinity_sizes_follow_the_feature_dimension():
+    assert fd_infinity_min_n(128) == 2048
+    sizes = fd_infinity_sizes(2048, 128)
+    assert (sizes[0], sizes[-1], len(sizes)) == (512, 2048, 15)
+    # Chong & Forsyth's 5000..50,000 once n // 10 is above 4 d; 4 d when it is not.
+    assert list(fd_infinity_sizes(50_000, 64)) == list(np.linspace(5000, 50_000, 15).astype(int))
+    assert fd_infinity_sizes(50_000, 2048)[0] == 8192
+    with pytest.raises(UserError, match=r"at least 2048 samples for 128-dim.*got n = 1000"):
+        fd_infinity_sizes(1000, 128)
+    with pytest.raises(UserError, match="positive integer"):
+        fd_infinity_min_n(0)
+
+
+D_BIAS = 128
+
+
+@pytest.fixture(scope="module")
+def population_pair():
+    """Fake ~ N(0.05, Q diag(0.7..1.4) Q^T), reference exactly N(0, I), d = 128, and the
+    population FD between them from the closed form."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((D_BIAS, D_BIAS)))
+    cov = (q * np.linspace(0.7, 1.4, D_BIAS)) @ q.T
+    mean = np.full(D_BIAS, 0.05)
+    mu_ref, sigma_ref = np.zeros(D_BIAS), np.eye(D_BIAS)
+    truth = frechet_distance_from_stats(mean, cov, mu_ref, sigma_ref)
+
+    def draw(n, seed):
+        z = np.random.default_rng(100 + seed).standard_normal((n, D_BIAS))
+        return z @ np.linalg.cholesky(cov).T + mean
+
+    return draw, mu_ref, sigma_ref, truth
+
+
+def test_fd_infinity_refuses_n_1000_at_d_128(population_pair):
+    # The issue's case: the old rule (subsets from n // 10 = 100) gave -87% here.
+    draw, mu_ref, sigma_ref, _ = population_pair
+    with pytest.raises(UserError, match=r"at least 2048 samples for 128-dim.*got n = 1000"):
+        fd_infinity(draw(1000, 0), mu_ref, sigma_ref)
+
+
+def test_fd_infinity_is_within_10_percent_of_population_fd(population_pair):
+    draw, mu_ref, sigma_ref, truth = population_pair
+    assert truth == pytest.approx(1.659, abs=1e-3)
+    for seed in range(4):
+        x = draw(4096, seed)
+        plain = frechet_distance_from_stats(*feature_stats(x), mu_ref, sigma_ref)
+        assert plain > 1.5 * truth  # what fd_infinity has to remove
+        assert fd_infinity(x, mu_ref, sigma_ref, seed=seed) == pytest.approx(truth, rel=0.10)
+    # At the smallest n accepted, single draws stray up to ~13% (measured over 12 seeds);
+    # their mean is within 10%.
+    n_min = fd_infinity_min_n(D_BIAS)
+    at_min = [fd_infinity(draw(n_min, s), mu_ref, sigma_ref, seed=s) for s in range(6)]
+    assert np.mean(at_min) == pytest.approx(truth, rel=0.10)
 
 
 GOOD = np.random.default_rng(6).standard_normal((10, 3))
@@ -186,7 +244,7 @@ def with_inf(x):
         (lambda: frechet_distance_from_stats(SIGMA, SIGMA, MU, SIGMA), "must have 1 dimensions"),
         (lambda: frechet_distance_from_stats(MU, with_nan(SIGMA), MU, SIGMA), "NaN or inf"),
         (lambda: fd_infinity(GOOD, MU[:2], SIGMA[:2, :2]), "mismatched feature dimensions"),
-        (lambda: fd_infinity(GOOD, MU, SIGMA, min_n=10), "min_n"),
+        (lambda: fd_infinity(GOOD, MU, SIGMA), "at least 48 samples"),
         (lambda: fd_infinity(GOOD, MU, SIGMA, num_points=1), "num_points"),
     ],
 )

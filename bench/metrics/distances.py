@@ -11,6 +11,13 @@ whose distances tie exactly in real arithmetic may break a tie differently from 
 
 Work proceeds in (chunk x chunk) tiles: memory grows as a few times 8 * chunk^2 bytes
 plus 16 * chunk * d, never as n^2, and within-set neighbours compute each pair once.
+
+Neighbours are ordered by (distance, index): of equally distant points the lowest index
+comes first, so k-NN results do not depend on the tiling. That holds exactly when the
+distances themselves do not: for integer-valued features (exact in float64) and, in
+practice, for float32 ones. Real-valued float64 distances can differ in the last bit
+between tile shapes (the BLAS sums in a shape-dependent order), so a tie that is exact in
+real arithmetic may still split differently at another chunk size.
 """
 
 from __future__ import annotations
@@ -133,7 +140,8 @@ def knn(
     exclude_self: bool = False,
     chunk: int = DEFAULT_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distances (n_query, k), ascending, and indices into `ref` of each query's k nearest.
+    """Distances (n_query, k), ascending, and indices into `ref` of each query's k nearest
+    (equal distances: lowest index first).
 
     `exclude_self` treats query[i] and ref[i] as the same point and skips that pair (the
     two must have the same length). Passing the same object as query and ref computes
@@ -175,13 +183,37 @@ def nearest(
 def _merge(
     vals: torch.Tensor, idx: torch.Tensor, rows: slice, d: torch.Tensor, offset: int
 ) -> None:
-    """Fold the k smallest entries of each row of tile `d` into the running (vals, idx)."""
+    """Fold the k smallest entries of each row of tile `d` into the running (vals, idx),
+    ties broken by the lowest index, so the result does not depend on the tiling."""
     k = vals.shape[1]
-    tile_vals, tile_idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+    tile_vals, tile_idx = _k_smallest(d, k)
     all_vals = torch.cat([vals[rows], tile_vals], dim=1)
     all_idx = torch.cat([idx[rows], tile_idx + offset], dim=1)
-    vals[rows], pos = all_vals.topk(k, dim=1, largest=False)
-    idx[rows] = all_idx.gather(1, pos)
+    # Order by (distance, index): sort by index, then stably by distance.
+    by_idx = all_idx.argsort(dim=1, stable=True)
+    all_vals, all_idx = all_vals.gather(1, by_idx), all_idx.gather(1, by_idx)
+    all_vals, by_val = all_vals.sort(dim=1, stable=True)
+    vals[rows], idx[rows] = all_vals[:, :k], all_idx.gather(1, by_val[:, :k])
+
+
+def _k_smallest(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest entries of each row of `d` and their column indices, of entries equal
+    to the k-th smallest value the lowest-indexed (topk picks among them arbitrarily)."""
+    if d.shape[1] <= k:
+        return d, torch.arange(d.shape[1], device=d.device).expand(d.shape[0], -1)
+    # One more than needed shows where ties straddle the cut: rows whose (k+1)-th smallest
+    # equals their k-th. Only those are redone, keeping every entry below the k-th value and
+    # the first ones equal to it.
+    vals, idx = d.topk(k + 1, dim=1, largest=False)
+    crowded = (vals[:, k - 1] == vals[:, k]).nonzero()[:, 0]
+    vals, idx = vals[:, :k], idx[:, :k]
+    if crowded.numel():
+        sub, kth = d[crowded], vals[crowded, k - 1 :]
+        below, tied = sub < kth, sub == kth
+        need = k - below.sum(1, keepdim=True)
+        cols = (below | (tied & (tied.cumsum(1) <= need))).nonzero()[:, 1].view(-1, k)
+        vals[crowded], idx[crowded] = sub.gather(1, cols), cols
+    return vals, idx
 
 
 def _mask_self(d: torch.Tensor, rows: slice, cols: slice) -> None:

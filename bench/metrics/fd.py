@@ -159,32 +159,66 @@ def frechet_distance(feats_a: ArrayLike, feats_b: ArrayLike) -> float:
     return frechet_distance_from_stats(*feature_stats(a), *feature_stats(b))
 
 
+# FD-infinity subset sizes. FD on N samples averages FD + b/N + c/N^2 + ..., the 1/N^2 term
+# large below a few times d, so a straight line fitted through such subsets removes
+# too much: on Gaussian features at d = 128, n = 1000, the old smallest subset n // 10 = 100
+# gave -87% of the population FD (issue #16), and even a 4 d = 512 floor gave -11% on
+# average and -27% at worst, 512..1000 being too short a stretch of 1/N to extrapolate.
+# Chong & Forsyth fit 15 sizes from 5000 to 50,000 (mchong6/FID_IS_infinity,
+# score_infinity.py at commit e538d306, calculate_FID_infinity_path: min_fake=5000,
+# num_points=15, np.linspace(min_fake, num_fake, num_points), `assert num_fake > min_fake`).
+FDINF_SUBSET_PER_DIM = 4  # smallest subset >= 4 d
+FDINF_SPAN = 4  # n >= 4 x smallest: the step from 1/n to 0 is <= 1/3 of the fitted 1/N range
+FDINF_NUM_POINTS = 15
+
+
+def fd_infinity_min_n(d: int) -> int:
+    """Fewest samples `fd_infinity` accepts for d-dimensional features (16 d)."""
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise UserError(f"feature dimension must be a positive integer, got {d!r}")
+    return FDINF_SPAN * FDINF_SUBSET_PER_DIM * d
+
+
+def fd_infinity_sizes(n: int, d: int, num_points: int = FDINF_NUM_POINTS) -> np.ndarray:
+    """The subset sizes FD-infinity fits: `num_points` evenly spaced from max(4 d, n // 10)
+    to n (n // 10 is Chong & Forsyth's 5000 of 50,000), duplicates dropped.
+
+    Refuses (UserError) with fewer than `fd_infinity_min_n(d)` samples.
+    """
+    if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 2:
+        raise UserError(f"num_points must be an integer of at least 2, got {num_points!r}")
+    need = fd_infinity_min_n(d)
+    if n < need:
+        raise UserError(
+            f"FD-infinity needs at least {need} samples for {d}-dimensional features "
+            f"(16 x d: subsets from 4 x d = {FDINF_SUBSET_PER_DIM * d} up to n), got n = {n}; "
+            "generate more samples or use the fixed-n FD"
+        )
+    smallest = max(FDINF_SUBSET_PER_DIM * d, n // 10)
+    return np.unique(np.linspace(smallest, n, num_points).astype(np.int64))
+
+
 def fd_infinity(
     feats_fake: ArrayLike,
     mu_ref: ArrayLike,
     sigma_ref: ArrayLike,
     *,
-    num_points: int = 15,
-    min_n: int | None = None,
+    num_points: int = FDINF_NUM_POINTS,
     seed: int = 0,
 ) -> float:
     """FD extrapolated to infinitely many fake samples (Chong & Forsyth 2020).
 
-    FD is computed on random subsets of `num_points` sizes evenly spaced from `min_n`
-    (default n // 10, i.e. 5000 of 50000 as in the paper) to n, fitted linearly against
-    1/size, and the fit is evaluated at 1/size = 0. The reference statistics are exact.
+    FD is computed on seeded random subsets (without replacement) of the sizes
+    `fd_infinity_sizes(n, d, num_points)`, fitted linearly against 1/size, and the fit is
+    evaluated at 1/size = 0. The reference statistics are taken as exact. Refuses
+    (UserError) with fewer than `fd_infinity_min_n(d)` = 16 d samples.
     """
     x = as_features(feats_fake, "fake features")
     n, d = x.shape
     mu_ref, sigma_ref = _stats(mu_ref, sigma_ref, "reference")
     if mu_ref.size != d:
         raise UserError(f"mismatched feature dimensions: fake {d} vs reference {mu_ref.size}")
-    min_n = max(2, n // 10) if min_n is None else min_n
-    if num_points < 2:
-        raise UserError(f"num_points must be at least 2, got {num_points}")
-    if not 2 <= min_n < n:
-        raise UserError(f"min_n must be in [2, {n}) for {n} fake samples, got {min_n}")
-    sizes = np.unique(np.linspace(min_n, n, num_points).astype(np.int64))
+    sizes = fd_infinity_sizes(n, d, num_points)
     chol = _cholesky(sigma_ref)
     factor, lower = (chol, True) if chol is not None else (_range_root(sigma_ref), False)
     tr_ref = float(np.trace(sigma_ref))

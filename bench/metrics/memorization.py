@@ -36,7 +36,7 @@ def nearest_training_indices(
     fake: ArrayLike, train: ArrayLike, k: int = 1, *, chunk: int = DEFAULT_CHUNK
 ) -> torch.Tensor:
     """(n_fake, k) indices of each generated sample's k nearest training samples, nearest
-    first (for the nearest-neighbour image grid)."""
+    first, equally near ones by lowest index (for the nearest-neighbour image grid)."""
     f = points(fake, "generated samples", chunk=chunk)
     t = points(train, "training samples", chunk=chunk)
     check_same_space(f, t, ("generated samples", "training samples"))
@@ -62,7 +62,8 @@ def memorization(
     - copy_fraction: share of generated x with d(x, NN1) / d(x, NN2) < 1/3, NN1 and NN2 its
       two nearest training samples (Gu et al. 2023); an exact match (d = 0) is a copy.
     - authpct: percentage of generated x whose nearest training sample r has another
-      training sample closer to r than x is (Alaa et al. 2022, as dgm-eval computes it).
+      training sample closer to r than x is (Alaa et al. 2022, as dgm-eval computes it);
+      of equally near training samples, r is the lowest-indexed.
     - c_t: Meehan et al. 2020 data-copying statistic, as dgm-eval computes it: PCA of all
       sets to 64-d when d > 64 (fitted on train), k-means (`ct_cells` cells, 10 inits) on
       train; in each cell with more than 20 generated samples (fraction > 20/m), the
