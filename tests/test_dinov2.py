@@ -233,3 +233,17 @@ def test_pos_embed_resampled_the_hub_way_not_timms(official_state):
     )
     assert ours.shape == (1, 257, DIM)
     assert (ours[:, 1:] - by_size.permute(0, 2, 3, 1).reshape(1, 256, DIM)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("arch", list(dinov2.ARCHS))
+def test_official_layout_maps_onto_timm_for_every_size(arch):
+    """Names and shapes only (meta tensors): ViT-g/14's SwiGLU w12/w3 included."""
+    with torch.device("meta"):
+        model = dinov2.build_model(arch)
+    official = dinov2.official_template(model)
+    assert ("blocks.0.mlp.w12.weight" in official) == (arch == "vitg14")
+    assert official["pos_embed"].shape[1] == 37 * 37 + 1
+    mapped = dinov2.to_timm(official)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in mapped.items()} == expected
+    assert model.num_features == dinov2.ARCHS[arch][1]
