@@ -161,6 +161,10 @@ def eval_(
         str,
         typer.Option(help="comma-separated metric groups (`genbench list metrics`)"),
     ] = "fd,kid,prdc,memorization",
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="weights file of the --features extractor (dinov2_*, clip_vitl14_336)"),
+    ] = None,
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -181,8 +185,11 @@ def eval_(
     x = load_samples_file(samples, data)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    plan(names, data, [extractor])  # bad names or spaces: one line before any work
-    scored = score_data_parallel(data, x, device, extractor, names, nproc)
+    paths = {extractor: weights.resolve()} if weights is not None else {}
+    if weights is not None and not weights.is_file():
+        raise UserError(f"--weights {weights}: no such file")
+    plan(names, data, [extractor], len(x), paths)  # bad input: one line before any work
+    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
     ctx, results = scored

@@ -147,11 +147,11 @@ class ShardedExtract:
         _broadcast(None)
 
 
-def serve(data, device: torch.device) -> None:
+def serve(data, device: torch.device, weights=None) -> None:
     """A rank other than 0: extract the blocks rank 0 sends until it says stop."""
     from bench.scoring import ScoringContext
 
-    ctx = ScoringContext(data, torch.empty(0), device)
+    ctx = ScoringContext(data, torch.empty(0), device, weights=weights or {})
     extractors = {}
     while (msg := _broadcast()) is not None:
         _, name, shape, stride, dtype = msg
@@ -167,18 +167,20 @@ def serve(data, device: torch.device) -> None:
         gather_rows(part)
 
 
-def _drive(data, x, device, extractor, groups):
+def _drive(data, x, device, extractor, groups, weights):
     from bench.scoring import ScoringContext, score
 
     hook = ShardedExtract()
-    ctx = ScoringContext(data, x, device, features_for=[extractor], extract=hook)
+    ctx = ScoringContext(data, x, device, features_for=[extractor], weights=weights, extract=hook)
     ctx.provenance["data_parallel_ranks"] = hook.world
     results = score(ctx, groups)
     hook.close()
     return ctx, results
 
 
-def score_data_parallel(data, x, device: str, extractor, groups: list[str], nproc: int = 1):
+def score_data_parallel(
+    data, x, device: str, extractor, groups: list[str], nproc: int = 1, weights=None
+):
     """(ScoringContext, metrics) on rank 0, None on the other ranks: under torchrun the
     ranks it started; else `nproc` processes on this machine (1: plainly, in process)."""
     from bench.device import resolve_device
@@ -193,18 +195,20 @@ def score_data_parallel(data, x, device: str, extractor, groups: list[str], npro
         dev = rank_device(device, int(os.environ.get("LOCAL_RANK", "0")))
         try:
             if rank != 0:
-                serve(data, dev)
+                serve(data, dev, weights or {})
                 return None
-            return _drive(data, x, dev, extractor, groups)
+            return _drive(data, x, dev, extractor, groups, weights or {})
         finally:
             dist.destroy_process_group()
     if nproc > 1:
-        return _spawn_and_drive(data, x, device, extractor, groups, nproc)
-    ctx = ScoringContext(data, x, resolve_device(device), features_for=[extractor])
+        return _spawn_and_drive(data, x, device, extractor, groups, nproc, weights or {})
+    ctx = ScoringContext(
+        data, x, resolve_device(device), features_for=[extractor], weights=weights or {}
+    )
     return ctx, score(ctx, groups)
 
 
-def _spawn_and_drive(data, x, device, extractor, groups, nproc):
+def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights):
     import torch.multiprocessing as mp
 
     from bench.device import resolve_device
@@ -222,7 +226,9 @@ def _spawn_and_drive(data, x, device, extractor, groups, nproc):
     port = free_port()
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_helper, args=(r, nproc, port, backend, data, device), daemon=True)
+        ctx.Process(
+            target=_helper, args=(r, nproc, port, backend, data, device, weights), daemon=True
+        )
         for r in range(1, nproc)
     ]
     for p in procs:
@@ -238,7 +244,7 @@ def _spawn_and_drive(data, x, device, extractor, groups, nproc):
         )
         if backend == "nccl":
             torch.cuda.set_device(rank_device(device, 0))
-        out = _drive(data, x, rank_device(device, 0), extractor, groups)
+        out = _drive(data, x, rank_device(device, 0), extractor, groups, weights)
         ok = True
         return out
     finally:
@@ -253,7 +259,7 @@ def _spawn_and_drive(data, x, device, extractor, groups, nproc):
             raise RuntimeError(f"a data-parallel helper exited with {[p.exitcode for p in procs]}")
 
 
-def _helper(rank, world, port, backend, data, device) -> None:
+def _helper(rank, world, port, backend, data, device, weights) -> None:
     dist.init_process_group(
         backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=TIMEOUT
     )
@@ -261,7 +267,7 @@ def _helper(rank, world, port, backend, data, device) -> None:
     if backend == "nccl":
         torch.cuda.set_device(dev)
     try:
-        serve(data, dev)
+        serve(data, dev, weights)
     finally:
         dist.destroy_process_group()
 

@@ -114,6 +114,7 @@ def compute(
         samples,
         device,
         features_for=suite.features,
+        weights=suite.weights,
         model=model,
         batch_size=suite.sample_batch_size,
         throughput_batch_sizes=suite.throughput_batch_sizes,
@@ -265,8 +266,8 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
     # The label is part of the job: two entries with one config are two leaderboard rows
     # (they share the trained model and samples through the fit and sample keys).
     scoring = [metrics, suite.throughput_batch_sizes, SCORING_VERSION, entry.name]
-    if suite.features:  # absent from older keys, so that their jobs stay reusable
-        scoring.append(suite.features)
+    if suite.features or suite.weights:  # absent from older keys: their jobs stay reusable
+        scoring += [suite.features, {k: str(v) for k, v in sorted(suite.weights.items())}]
     job_key = hash_key("job", samples, *scoring)
     return {"fit": fit_key, "samples": samples, "job": job_key}
 

@@ -16,6 +16,7 @@ BUILTIN_MODULES = (
     "bench.features.pixels",
     "bench.features.classifier",
     "bench.features.inception",
+    "bench.features.foundation",
     "bench.metrics.fd",
     "bench.metrics.kid",
     "bench.metrics.prdc",
@@ -23,6 +24,8 @@ BUILTIN_MODULES = (
     "bench.metrics.modes",
     "bench.metrics.inception_score",
     "bench.metrics.model",
+    "bench.metrics.cmmd",
+    "bench.metrics.vendi",
 )
 _loaded: set[str] = set()
 

@@ -51,7 +51,13 @@ class Runner:
             require_classifier_layer(self.device)
         for job in expand_jobs(self.suite):
             data = load_dataset(job.dataset, self.opts.data_root)
-            plan(self.suite.metrics, data, self.suite.features)
+            plan(
+                self.suite.metrics,
+                data,
+                self.suite.features,
+                self.suite.n_samples,
+                self.suite.weights,
+            )
             entry = job.entry
             if entry.samples is not None:
                 load_samples_file(entry.samples, data)

@@ -9,8 +9,9 @@ dataset hash, split, extractor and weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,10 +30,18 @@ class Planned:
     extractors: tuple[str, ...]  # the feature spaces it runs in (per-extractor metrics)
 
 
-def plan(names: Sequence[str], data: ImageDataset, features: Sequence[str] = ()) -> list[Planned]:
-    """What runs on this dataset. Metrics that do not apply to its kind of data (image
-    metrics on points) are left out; ones that cannot run on it (labels on an unlabelled
-    dataset) are a UserError, so a suite stops before anything trains."""
+def plan(
+    names: Sequence[str],
+    data: ImageDataset,
+    features: Sequence[str] = (),
+    n: int | None = None,
+    weights: Mapping[str, Path] | None = None,
+) -> list[Planned]:
+    """What runs on this dataset with n samples. Metrics that do not apply to its kind of
+    data (image metrics on points) are left out; ones that cannot run on it (labels on an
+    unlabelled dataset, too few samples) are a UserError, so a suite stops before anything
+    trains."""
+    weights = weights or {}
     out = []
     for name in names:
         try:
@@ -57,7 +66,9 @@ def plan(names: Sequence[str], data: ImageDataset, features: Sequence[str] = ())
                 extractors = tuple(dict.fromkeys([*chosen, *spec.also]))
             for e in extractors:
                 try:
-                    check_extractor(e, data)
+                    ext = check_extractor(e, data, weights.get(e))
+                    if spec.check is not None and n is not None and ext.dim is not None:
+                        spec.check(n, ext.dim(data))
                 except UserError as err:
                     raise UserError(f"metric {name!r}: {err}") from None
         out.append(Planned(name, spec, extractors))
@@ -74,6 +85,7 @@ class ScoringContext:
     fake: torch.Tensor
     device: torch.device
     features_for: Sequence[str] = ()  # default feature spaces; empty: the dataset's default
+    weights: Mapping[str, Path] = field(default_factory=dict)  # extractor -> weights file
     model: object | None = None  # for metrics that need it (bits/dim, throughput)
     batch_size: int = 256
     throughput_batch_sizes: Sequence[int] = (1, 16, 64, 256)
@@ -98,7 +110,8 @@ class ScoringContext:
 
     def extractor(self, name: str) -> Extractor:
         if name not in self._loaded:
-            loaded = check_extractor(name, self.data).load(self.data, self.device)
+            path = self.weights.get(name)
+            loaded = check_extractor(name, self.data, path).load(self.data, self.device, path)
             self._loaded[name] = loaded
             self.provenance.update(loaded.provenance)
         return self._loaded[name]
@@ -127,7 +140,7 @@ class ScoringContext:
 
 def score(ctx: ScoringContext, names: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
-    for p in plan(names, ctx.data, ctx.features_for):
+    for p in plan(names, ctx.data, ctx.features_for, weights=ctx.weights):
         if "model" in p.spec.needs and ctx.model is None:
             continue
         if p.spec.per_extractor:

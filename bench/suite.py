@@ -65,6 +65,9 @@ class Suite(Strict):
     # default: the dataset's (classifier for labelled images, inception for others, points
     # as they are)
     features: list[str] = Field(default_factory=list)
+    # extractor -> weights file, for extractors whose weights no package ships (DINOv2,
+    # CLIP); default: the torch hub cache under $TORCH_HOME
+    weights: dict[str, Path] = Field(default_factory=dict)
     # images/s at each size goes to the report's throughput plot; the largest is the column
     throughput_batch_sizes: list[int] = Field(default=[1, 16, 64, 256], min_length=1)
     # metric columns that rank the learned models, later ones breaking ties (default: the
@@ -83,6 +86,14 @@ class Suite(Strict):
     def _known_extractors(cls, v: list[str]) -> list[str]:
         for name in v:
             resolve_extractor(name)
+        return v
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_for_extractors(cls, v: dict[str, Path]) -> dict[str, Path]:
+        for name in v:
+            if not resolve_extractor(name).takes_weights:
+                raise ValueError(f"extractor {name!r} takes no weights file")
         return v
 
     @field_validator("rank_by", mode="before")
@@ -202,7 +213,13 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
                     raise UserError(f"models[{m.name}].{field}: {p} not found")
                 update[field] = p
         models.append(m.model_copy(update=update))
-    return suite.model_copy(update={"models": models})
+    weights = {}
+    for name, p in suite.weights.items():
+        p = p if p.is_absolute() else (base / p).resolve()
+        if not p.is_file():
+            raise UserError(f"weights.{name}: {p} not found")
+        weights[name] = p
+    return suite.model_copy(update={"models": models, "weights": weights})
 
 
 def expand_jobs(suite: Suite) -> list[Job]:

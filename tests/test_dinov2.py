@@ -247,3 +247,79 @@ def test_official_layout_maps_onto_timm_for_every_size(arch):
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in mapped.items()} == expected
     assert model.num_features == dinov2.ARCHS[arch][1]
+
+
+def independent_features(state, x: torch.Tensor) -> np.ndarray:
+    batch = torch.stack([dgm_eval_transform(img.numpy()) for img in x]).float()
+    with torch.no_grad():
+        return hub_forward(state, batch).numpy()
+
+
+def test_eval_in_dinov2_space_equals_the_independent_implementation(
+    tmp_path, official_state, weights_file
+):
+    """`genbench eval --features dinov2_vits14 --weights FILE`: its features equal the
+    transcription's to 1e-5, and its FD/KID/PRDC are the metrics of those features."""
+    import json
+
+    from conftest import run_cli
+
+    from bench.data import load_dataset
+    from bench.imageio import save_npz
+    from bench.metrics.fd import frechet_distance
+    from bench.metrics.kid import kid
+    from bench.metrics.prdc import prdc_metrics
+    from bench.scoring import ScoringContext
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(images(7, 40, 3, 16)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
+    data = load_dataset(f"folder:{folder}")
+    fake = images(8, 24, 3, 16)
+    save_npz(tmp_path / "fake.npz", fake)
+    ctx = ScoringContext(
+        data, fake, torch.device("cpu"), features_for=["dinov2_vits14"],
+        weights={"dinov2_vits14": weights_file},
+    )  # fmt: skip
+    ours_fake, ours_train = (
+        ctx.features("dinov2_vits14", "fake"),
+        ctx.features("dinov2_vits14", "train"),
+    )
+    ref_fake = independent_features(official_state, fake)
+    ref_train = independent_features(official_state, data.train.x)
+    np.testing.assert_allclose(ours_fake, ref_fake, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ours_train, ref_train, atol=1e-5, rtol=1e-5)
+
+    res = run_cli(
+        "eval", "--samples", str(tmp_path / "fake.npz"), "--dataset", f"folder:{folder}",
+        "--features", "dinov2_vits14", "--weights", str(weights_file),
+        "--metrics", "fd,kid,prdc", "--json", "--device", "cpu",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    got = out["metrics"]
+    assert got["fd_dinov2_vits14_n24_train"] == pytest.approx(
+        frechet_distance(ref_fake, ref_train), rel=1e-4
+    )
+    assert got["kid_dinov2_vits14_n24"] == pytest.approx(kid(ref_fake, ref_train)[0], rel=1e-4)
+    real = ref_train[np.sort(np.random.default_rng(0).choice(len(ref_train), 24, replace=False))]
+    expected = prdc_metrics(real, ref_fake, k_pr=3, k_dc=5)
+    assert got["precision_dinov2_vits14_k3"] == expected["precision"]
+    assert got["coverage_dinov2_vits14_k5"] == expected["coverage"]
+    assert (
+        out["dinov2_vits14_weights_sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    )
+
+
+def test_eval_without_the_weights_file_is_one_line(tmp_path):
+    from conftest import run_cli
+
+    np.savez(tmp_path / "s.npz", np.zeros((4, 1, 8, 8), np.uint8))
+    res = run_cli(
+        "eval", "--samples", str(tmp_path / "s.npz"), "--dataset", "digits",
+        "--features", "dinov2_vitl14", "--metrics", "fd",
+        env={"TORCH_HOME": str(tmp_path / "torch")},
+    )  # fmt: skip
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "dinov2_vitl14_pretrain.pth" in res.stderr and "Traceback" not in res.stderr

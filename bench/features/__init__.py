@@ -30,6 +30,8 @@ from bench.errors import UserError
 from bench.plugins import load_plugins
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from bench.data import ImageDataset
@@ -46,17 +48,19 @@ class Extractor:
     provenance: dict[str, str | float] = field(default_factory=dict)
 
 
-Loader = Callable[["ImageDataset", "torch.device"], Extractor]
+Loader = Callable[["ImageDataset", "torch.device", "Path | None"], Extractor]
 
 
 @dataclass(frozen=True)
 class ExtractorSpec:
     name: str
     column: str  # how metric columns name this space
-    load: Loader
+    load: Loader  # (dataset, device, weights file or None for the default place)
     needs_labels: bool = False
     kinds: tuple[str, ...] = ("images",)
     fd_name: str = "fd"  # FD in Inception features is FID
+    takes_weights: bool = False  # a weights file the user provides (DINOv2, CLIP)
+    dim: Callable[[ImageDataset], int] | None = None  # feature dimension, when known up front
 
 
 _REGISTRY: dict[str, ExtractorSpec] = {}
@@ -69,11 +73,15 @@ def register_extractor(
     needs_labels: bool = False,
     kinds: tuple[str, ...] = ("images",),
     fd_name: str = "fd",
+    takes_weights: bool = False,
+    dim: Callable[[ImageDataset], int] | None = None,
 ) -> Callable[[Loader], Loader]:
     def wrap(load: Loader) -> Loader:
         if name in _REGISTRY:
             raise ValueError(f"extractor {name!r} is registered twice")
-        _REGISTRY[name] = ExtractorSpec(name, column or name, load, needs_labels, kinds, fd_name)
+        _REGISTRY[name] = ExtractorSpec(
+            name, column or name, load, needs_labels, kinds, fd_name, takes_weights, dim
+        )
         return load
 
     return wrap
@@ -124,21 +132,25 @@ def _plugin_spec(ref: str, cls: Any) -> ExtractorSpec:
     if not re.fullmatch(r"[a-z0-9_]+", column):
         raise UserError(f"extractor {ref!r}: its name {column!r} must be letters, digits and _")
 
-    def load(data: ImageDataset, device: torch.device) -> Extractor:
+    def load(data: ImageDataset, device: torch.device, weights: Path | None) -> Extractor:
         params = inspect.signature(cls).parameters
-        offered = {"data": data, "device": device}
+        offered = {"data": data, "device": device, "weights": weights}
         instance = cls(**{k: v for k, v in offered.items() if k in params})
         if not callable(getattr(instance, "features", None)):
             raise UserError(f"extractor {ref!r} has no features(images) method")
         sha = str(getattr(instance, "weights_sha256", ""))
         return Extractor(lambda x: np.asarray(instance.features(x), dtype=np.float32), sha)
 
-    return ExtractorSpec(ref, column, load, kinds=tuple(getattr(cls, "kinds", ("images",))))
+    kinds = tuple(getattr(cls, "kinds", ("images",)))
+    takes_weights = "weights" in inspect.signature(cls).parameters
+    return ExtractorSpec(ref, column, load, kinds=kinds, takes_weights=takes_weights)
 
 
-def check_extractor(ref: str, data: ImageDataset) -> ExtractorSpec:
+def check_extractor(ref: str, data: ImageDataset, weights: Path | None = None) -> ExtractorSpec:
     """The spec, or one line saying why it cannot run on this dataset."""
     spec = resolve_extractor(ref)
+    if weights is not None and not spec.takes_weights:
+        raise UserError(f"extractor {ref!r} takes no weights file; drop --weights / weights:")
     if data.kind not in spec.kinds:
         raise UserError(f"extractor {ref!r} takes {'/'.join(spec.kinds)}, not {data.kind}")
     if spec.needs_labels and (data.train.y is None or not data.num_classes):

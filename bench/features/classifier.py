@@ -220,8 +220,12 @@ def load_classifier(
     return Classifier(net.to(device).eval(), entry["test_accuracy"], sha, device)
 
 
-@register_extractor("classifier", needs_labels=True)
-def load_classifier_extractor(data: ImageDataset, device: torch.device) -> Extractor:
+def _feature_dim(data: ImageDataset) -> int:
+    return RECIPE["feature_dim"] * (3 if "stacked_base" in data.meta else 1)
+
+
+@register_extractor("classifier", needs_labels=True, dim=_feature_dim)
+def load_classifier_extractor(data: ImageDataset, device: torch.device, weights: None) -> Extractor:
     """Penultimate features of the dataset's own classifier."""
     clf = load_classifier(data, device)
     return Extractor(

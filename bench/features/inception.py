@@ -291,8 +291,8 @@ def _run(images, mode: str, batch_size: int, device, *, logits: bool) -> np.ndar
     return out
 
 
-@register_extractor("inception", column="inception_clean", fd_name="fid")
-def load_inception_extractor(data, device: torch.device) -> Extractor:
+@register_extractor("inception", column="inception_clean", fd_name="fid", dim=lambda data: 2048)
+def load_inception_extractor(data, device: torch.device, weights: None) -> Extractor:
     """pytorch-fid's Inception pool3 features, clean-fid resizing (FID)."""
     _, sha, _ = load_inception(device)
     return Extractor(

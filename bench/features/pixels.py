@@ -23,7 +23,7 @@ def coordinates_or_pixels(x: torch.Tensor) -> np.ndarray:
     return x.reshape(len(x), -1).float().numpy()
 
 
-@register_extractor("pixels", kinds=("images", "points"))
-def load_pixels(data: ImageDataset, device: torch.device) -> Extractor:
+@register_extractor("pixels", kinds=("images", "points"), dim=lambda data: int(np.prod(data.shape)))
+def load_pixels(data: ImageDataset, device: torch.device, weights: None) -> Extractor:
     """Raw pixels in [0, 1] (coordinates for point datasets)."""
     return Extractor(coordinates_or_pixels)

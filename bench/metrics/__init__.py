@@ -44,6 +44,8 @@ class MetricSpec:
     per_extractor: bool = False
     also: tuple[str, ...] = ()  # feature spaces always added to the default ones
     summary: str = ""
+    # preflight: (n samples, feature dimension) -> raises UserError when it cannot run
+    check: Callable[[int, int], None] | None = None
 
 
 _SPECS: dict[str, MetricSpec] = {}
@@ -57,6 +59,7 @@ def register_metric(
     needs: Iterable[str] = (),
     per_extractor: bool = False,
     also: Iterable[str] = (),
+    check: Callable[[int, int], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins)."""
@@ -75,8 +78,9 @@ def register_metric(
             cols.append(Column(prefix, direction, order))
         summary = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         _SPECS[name] = MetricSpec(
-            name, fn, tuple(cols), needs, per_extractor, tuple(also), " ".join(summary.split())
-        )
+            name, fn, tuple(cols), needs, per_extractor, tuple(also), " ".join(summary.split()),
+            check,
+        )  # fmt: skip
         return fn
 
     return wrap

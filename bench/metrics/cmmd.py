@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.fd import ArrayLike, as_features, check_finite
+from bench.scoring import ScoringContext, equal_size_subset
 
 SIGMA = 10.0
 SCALE = 1000.0
@@ -53,3 +55,13 @@ def _mean_rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> float:
         d2 = sq_a[i : i + rows, None] + sq_b[None, :] - 2.0 * (a[i : i + rows] @ b.T)
         total += np.exp(-gamma * d2).sum()
     return total / (len(a) * len(b))
+
+
+@register_metric("cmmd", columns={"cmmd_": ("lower", 1.5)}, needs={"images"})
+def score_cmmd(ctx: ScoringContext) -> dict[str, float]:
+    """CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an equally sized training
+    subset, Gaussian RBF σ = 10, ×1000 (Jayasumana et al. 2024)."""
+    extractor = "clip_vitl14_336"
+    fake = ctx.features(extractor, "fake")
+    real = equal_size_subset(ctx.features(extractor, "train"), len(fake))
+    return {f"cmmd_{ctx.column(extractor)}_n{ctx.n}_train": cmmd(fake, real)}

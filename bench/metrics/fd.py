@@ -241,7 +241,11 @@ def score_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     return {name: frechet_distance(fake, train)}
 
 
-@register_metric("fdinf", columns={"fdinf_": ("lower", 3)}, per_extractor=True)
+def _check_fdinf(n: int, d: int) -> None:
+    fd_infinity_sizes(n, d)
+
+
+@register_metric("fdinf", columns={"fdinf_": ("lower", 3)}, per_extractor=True, check=_check_fdinf)
 def score_fdinf(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """FD extrapolated to infinitely many samples (Chong & Forsyth 2020)."""
     mu, sigma = feature_stats(ctx.features(extractor, "train"))

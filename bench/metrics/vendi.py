@@ -14,7 +14,9 @@ from scipy import linalg
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
+from bench.metrics import register_metric
 from bench.metrics.fd import ArrayLike, as_features, check_finite
+from bench.scoring import ScoringContext
 
 
 def vendi_score(features: ArrayLike) -> float:
@@ -35,3 +37,10 @@ def vendi_score(features: ArrayLike) -> float:
         w = linalg.eigvalsh(gram / n)
     w = w[w > 0]
     return float(np.exp(-(w * np.log(w)).sum()))
+
+
+@register_metric("vendi", columns={"vendi_": ("higher", 17.5)}, per_extractor=True)
+def score_vendi(ctx: ScoringContext, extractor: str) -> dict[str, float]:
+    """Vendi score: the effective number of distinct samples, no reference set needed
+    (Friedman & Dieng 2023)."""
+    return {f"vendi_{ctx.column(extractor)}_n{ctx.n}": vendi_score(ctx.features(extractor, "fake"))}

@@ -1,0 +1,52 @@
+"""Registrations of the foundation-model feature spaces, whose weights no package ships:
+DINOv2 (FD-DINOv2, Stein et al. 2023) and CLIP ViT-L/14@336px (CMMD, Jayasumana et al.
+2024). Each loads from the file the user gives (`--weights`, a suite's `weights:`) or from
+the torch hub cache under $TORCH_HOME; the networks (timm) are imported only when used."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from bench.features import Extractor, register_extractor
+
+DINOV2_DIMS = {"vits14": 384, "vitb14": 768, "vitl14": 1024, "vitg14": 1536}
+
+
+def _extractor(ext) -> Extractor:
+    provenance = {
+        f"{ext.name}_weights_sha256": ext.weights_sha256,
+        f"{ext.name}_weights": str(ext.weights_path),
+    }
+    return Extractor(ext.features, ext.weights_sha256, provenance)
+
+
+@functools.lru_cache(maxsize=2)  # a suite's jobs share one loaded network
+def _dinov2(arch: str, weights: str | None, device: str):
+    from bench.features.dinov2 import load_dinov2
+
+    return load_dinov2(arch, weights, device)
+
+
+@functools.lru_cache(maxsize=1)
+def _clip(weights: str | None, device: str):
+    from bench.features.clip import load_clip
+
+    return load_clip(weights, device)
+
+
+def _register_dinov2(arch: str) -> None:
+    @register_extractor(f"dinov2_{arch}", takes_weights=True, dim=lambda data: DINOV2_DIMS[arch])
+    def load(data, device: torch.device, weights: Path | None) -> Extractor:
+        return _extractor(_dinov2(arch, None if weights is None else str(weights), str(device)))
+
+
+for _arch in DINOV2_DIMS:
+    _register_dinov2(_arch)
+
+
+@register_extractor("clip_vitl14_336", takes_weights=True, dim=lambda data: 768)
+def load_clip_extractor(data, device: torch.device, weights: Path | None) -> Extractor:
+    return _extractor(_clip(None if weights is None else str(weights), str(device)))
