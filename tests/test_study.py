@@ -2,10 +2,12 @@
 store, the served study over HTTP (kill and restart), MLflow, and bad input."""
 
 import io
+import shutil
 import socket
 import textwrap
 
 import numpy as np
+import plugin_models
 import pytest
 import requests
 import torch
@@ -285,21 +287,25 @@ def test_bad_input_gets_one_line_and_exit_2(sample_files, tmp_path):
     assert "not found" in one_line_error(missing)
     no_dataset = run_cli("study", "--out", str(tmp_path), "--samples", str(files / "noise.npz"))
     assert "--dataset" in one_line_error(no_dataset)
-    too_few = run_cli(*study_args(files, tmp_path / "o", "--images", "500"))
+    too_few = run_cli("study", *study_args(files, tmp_path / "o", "--images", "500"))
     assert "has 120 samples" in one_line_error(too_few)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        busy = run_cli(*study_args(files, tmp_path / "o"), "--port", str(s.getsockname()[1]))
+        busy = run_cli(
+            "study", *study_args(files, tmp_path / "o"), "--port", str(s.getsockname()[1])
+        )
     assert "cannot listen" in one_line_error(busy)
-    changed = run_cli(*study_args(files, tmp_path / "o", "--trials", "20"), "--score")
+    changed = run_cli("study", *study_args(files, tmp_path / "o", "--trials", "20"), "--score")
     assert "other settings" in one_line_error(changed)
 
 
 def test_bad_settings_get_one_line(tmp_path, sample_files):
-    res = run_cli(*study_args(sample_files, tmp_path, "--mode", "fast"), "--score")
+    res = run_cli("study", *study_args(sample_files, tmp_path, "--mode", "fast"), "--score")
     assert "--mode" in one_line_error(res)
-    res = run_cli(*study_args(sample_files, tmp_path, "--mode", "time", "--min-ms", "0"), "--score")
+    res = run_cli(
+        "study", *study_args(sample_files, tmp_path, "--mode", "time", "--min-ms", "0"), "--score"
+    )
     assert "--min-ms" in one_line_error(res)
 
 
@@ -331,6 +337,7 @@ def suite_out(tmp_path_factory):
 
 def test_study_sources_are_the_samples_each_run_scored(suite_out):
     from bench.data import load_dataset
+    from bench.runner import sample_seed
     from bench.study.sources import study_runs, study_sources
 
     train = load_dataset("digits").train.x
@@ -339,8 +346,10 @@ def test_study_sources_are_the_samples_each_run_scored(suite_out):
     assert sources["copier"].shape == (200, 1, 8, 8) and sources["copier"].dtype == torch.uint8
     flat_train = {bytes(x.flatten().tolist()) for x in train}
     assert all(bytes(x.flatten().tolist()) in flat_train for x in sources["copier"])
-    mean = train.float().mean(0)
-    assert (sources["mean"].float().mean(0) - mean).abs().max() < 3  # MeanModel: mean + noise
+    model = plugin_models.MeanModel((1, 8, 8))  # the same samples, drawn again here
+    model.mean = train.float().mean(0)
+    g = torch.Generator().manual_seed(sample_seed(0))
+    assert torch.equal(sources["mean"], model.sample(200, generator=g, batch_size=256))
     runs = {r.label: r.run_id for r in study_runs(suite_out, ["copier"])}
     client = tracking.client_for(tracking.default_tracking_uri(suite_out))
     assert client.get_run(runs["copier"]).data.tags["genbench.model"] == "copier"
@@ -349,6 +358,11 @@ def test_study_sources_are_the_samples_each_run_scored(suite_out):
 def test_unknown_model_and_missing_samples_get_one_line(suite_out, tmp_path):
     res = run_cli("study", "--out", str(suite_out), "--models", "nope", "--score")
     assert "unknown model 'nope'" in one_line_error(res)
+    copy = tmp_path / "out"
+    shutil.copytree(suite_out, copy)
+    shutil.rmtree(copy / "cache" / "samples")
+    res = run_cli("study", "--out", str(copy), "--score")
+    assert "has no cached samples" in one_line_error(res)
 
 
 def test_scores_land_on_the_job_runs(study_server, suite_out):
