@@ -402,7 +402,7 @@ def study(
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
         for link in links(the_study, host, port):
             typer.echo(f"  {link}")
-        typer.echo("Ctrl-C stops the server and writes the scores.", err=False)
+        typer.echo("Ctrl-C stops the server and writes the scores.")
         serve(the_study, host, port)
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())

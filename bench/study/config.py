@@ -1,5 +1,9 @@
-"""Study settings. Values the HYPE paper (arXiv 1904.01121) states are defaults; values we
-could not confirm from the paper are options, marked `unconfirmed` (see README)."""
+"""Study settings. Confirmed from the HYPE paper (arXiv 1904.01121, abstract and
+introduction as readable here): HYPE-time is a per-rater perceptual threshold over
+exposure time from an adaptive staircase, HYPE-infinity the error rate on real and
+generated images without a time limit, intervals by bootstrap. The method section could
+not be read here, so every number below is an option; those marked `unconfirmed` are our
+recollection of the paper or common psychophysics practice (see README, "Human study")."""
 
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ Mode = Literal["inf", "time"]
 @dataclass(frozen=True)
 class StudyConfig:
     mode: Mode = "inf"
-    trials: int = 100  # scored trials per rater, rounded up to a multiple of 2 x models
+    trials: int = 100  # unconfirmed: scored trials per rater (rounded up to 2 x models)
     practice: int = 10  # unconfirmed: practice trials with feedback before the scored ones
     images: int = 100  # generated images per model in the pool (and as many real per model)
     display_px: int = 256  # every image is shown at this size (nearest-neighbour upscaling)
     fixation_ms: int = 500  # unconfirmed: fixation cross before each timed image
     mask_ms: int = 500  # unconfirmed: noise mask after each timed image
-    start_ms: int = 500  # HYPE-time staircase start
-    min_ms: int = 100  # HYPE-time exposure range (paper: 100 ms to 1000 ms)
+    start_ms: int = 500  # unconfirmed: HYPE-time staircase start
+    min_ms: int = 100  # unconfirmed: HYPE-time exposure range, 100 ms to 1000 ms
     max_ms: int = 1000
     step_ms: int = 10  # unconfirmed: staircase step
-    up: int = 3  # correct answers in a row that shorten the exposure (3-up/1-down, ~79%)
+    up: int = 3  # unconfirmed: right answers in a row that shorten it (3-up/1-down, ~79%)
     reversals: int = 6  # unconfirmed: threshold = mean exposure at the last N reversals
     seed: int = 0
 

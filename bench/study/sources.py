@@ -27,7 +27,9 @@ class StudyRun:
     samples_key: str
 
 
-def study_runs(out_dir: Path, models: list[str] | None, dataset: str | None = None) -> list:
+def study_runs(
+    out_dir: Path, models: list[str] | None, dataset: str | None = None
+) -> list[StudyRun]:
     """One finished job run per model label (its first seed) of one dataset."""
     from bench.runner import job_keys
     from bench.suite import Suite, expand_jobs
