@@ -380,3 +380,26 @@ def test_scores_land_on_the_job_runs(study_server, suite_out):
         assert runs.loc[label, "hype_inf"] == 0.0  # an always-right rater
         assert runs.loc[label, "hype_judgements"] == 4
         assert runs.loc[label, "hype_raters"] == 1
+
+
+def test_raters_answering_at_once_keep_their_own_answers(study_server, sample_files, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "out"
+    server = study_server(*study_args(sample_files, out, "--raters", "4"))
+    db = out / "study" / "default.sqlite"
+    is_real = truth(db)
+    plan = {k: i % 2 == 0 for i, k in enumerate(server.tokens)}  # raters 0, 2 always right
+
+    def run(token):
+        t = {"done": False}
+        while not t["done"]:
+            answer_next(server.url, token, is_real, right=plan[token])
+            t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, server.tokens))
+    for token, right in plan.items():
+        answers = store.read_answers(db, token)
+        assert [a.index for a in answers] == list(range(10))
+        assert all(a.correct == right for a in answers)

@@ -118,6 +118,7 @@ def test_scripted_raters_are_recovered_and_nothing_leaks(study_server, files, tm
         page.close()
     scores = study_scores(db)
     copy, noise = scores["copy"], scores["noise"]
+    print({m: {k: round(v, 3) for k, v in s.items()} for m, s in scores.items()})
     assert copy["hype_judgements"] == 40 and copy["hype_raters"] == 2
     assert copy["hype_inf_lo"] <= 0.25 <= copy["hype_inf_hi"]  # error 1 - p
     assert copy["hype_inf_hi"] - copy["hype_inf_lo"] < 0.45
