@@ -351,6 +351,73 @@ def list_(
         typer.echo(name)
 
 
+@app.command()
+def study(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="a suite's output folder (its models are shown); answers go to OUT/study"
+        ),
+    ] = Path("reports/study"),
+    samples: Annotated[
+        list[str] | None, typer.Option(help="LABEL=PATH of an .npz or image folder; repeat it")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="real images [default: the runs']")] = None,
+    models: Annotated[str | None, typer.Option(help="comma-separated labels [default all]")] = None,
+    name: Annotated[str, typer.Option(help="study name: reopening it resumes it")] = "default",
+    mode: Annotated[str, typer.Option(help="inf (HYPE-infinity) or time (HYPE-time)")] = "inf",
+    raters: Annotated[int, typer.Option(help="rater links (reopen with more to add)")] = 1,
+    trials: Annotated[int, typer.Option(help="scored trials per rater")] = 100,
+    practice: Annotated[int, typer.Option(help="practice trials with feedback")] = 10,
+    images: Annotated[int, typer.Option(help="generated images per model in the pool")] = 100,
+    display_px: Annotated[int, typer.Option(help="shown size of every image")] = 256,
+    fixation_ms: Annotated[int, typer.Option()] = 500,
+    mask_ms: Annotated[int, typer.Option(help="noise mask after the image (time)")] = 500,
+    start_ms: Annotated[int, typer.Option(help="staircase start (time)")] = 500,
+    min_ms: Annotated[int, typer.Option(help="shortest exposure (time)")] = 100,
+    max_ms: Annotated[int, typer.Option(help="longest exposure (time)")] = 1000,
+    step_ms: Annotated[int, typer.Option(help="staircase step (time)")] = 10,
+    reversals: Annotated[int, typer.Option(help="threshold: mean of the last N reversals")] = 6,
+    seed: Annotated[int, typer.Option()] = 0,
+    host: Annotated[str, typer.Option(help="0.0.0.0 opens it to the LAN")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8765,
+    score: Annotated[bool, typer.Option("--score", help="score the answers, log, exit")] = False,
+) -> None:
+    """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
+    --score) write the scores to OUT/study and to the models' MLflow job runs."""
+    from bench.study.config import StudyConfig
+    from bench.study.serve import StudyRequest, finish, links, open_study, serve
+
+    cfg = StudyConfig(
+        mode,
+        trials,
+        practice,
+        images,
+        display_px,
+        fixation_ms,
+        mask_ms,
+        start_ms,
+        min_ms,
+        max_ms,
+        step_ms,
+        3,
+        reversals,
+        seed,
+    )
+    labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels)
+    the_study, run_ids = open_study(req)
+    if not score:
+        typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
+        for link in links(the_study, host, port):
+            typer.echo(f"  {link}")
+        typer.echo("Ctrl-C stops the server and writes the scores.")
+        serve(the_study, host, port)
+    for label, values in finish(req, the_study, run_ids).items():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        typer.echo(f"{label}: {shown}")
+
+
 def print_leaderboards(boards) -> None:
     from bench.report.render import to_markdown
 

@@ -214,10 +214,7 @@ class Store:
             items = [Metric(LOSS_KEY, float(v), 0, step) for step, v in record.loss_history]
             for i in range(0, len(items), 1000):
                 self.client.log_batch(run_id, metrics=items[i : i + 1000])
-        ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, 0) for k, v in record.metrics.items()]
-        for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i : i + 500])
+        self._log_metrics(run_id, record.metrics)
         self._set_tags(run_id, record.result_tags())
         with tempfile.TemporaryDirectory() as tmp:
             for name, content in sorted(record.artifacts.items()):
@@ -225,6 +222,10 @@ class Store:
                 self.client.log_artifact(run_id, str(Path(tmp) / name))
         self.client.set_terminated(run_id, "FINISHED")
         record.status = "FINISHED"
+
+    def add_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Metrics measured after the job (a human study's scores) join its run."""
+        self._log_metrics(run_id, metrics)
 
     def fail_job(self, run_id: str, error: str, status: str = "FAILED") -> None:
         if error:
@@ -280,6 +281,14 @@ class Store:
             token = page.token
             if not token:
                 return runs
+
+    def _log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, 0) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

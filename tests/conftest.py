@@ -64,3 +64,80 @@ def job_runs(store, suite: str) -> list:
     """Every job run of a suite in any status (RUNNING, KILLED, ...), straight from MLflow."""
     exp = store.client.get_experiment_by_name(suite).experiment_id
     return store.client.search_runs([exp], "tags.`genbench.kind` = 'job'", max_results=10000)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StudyServer:
+    """A `genbench study` process: its base URL and the rater links it printed."""
+
+    def __init__(self, proc, url: str, links: list[str]):
+        self.proc, self.url, self.links = proc, url, links
+
+    @property
+    def tokens(self) -> list[str]:
+        return [link.rsplit("/", 1)[1] for link in self.links]
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> str:
+        """Ctrl-C: the server stops and prints the scores; returns its stdout."""
+        import signal
+
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=120)
+        return out
+
+
+@pytest.fixture
+def study_server():
+    """Start `genbench study ARGS --port P` (a free port unless given); waits until it
+    serves. Every process still running at the end of the test is killed."""
+    import time
+    import urllib.request
+
+    procs = []
+
+    def start(*args: str, port: int | None = None) -> StudyServer:
+        port = port or free_port()
+        env = {**os.environ, "PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", "study", *args, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        links = []
+        for line in proc.stdout:
+            if line.startswith("  http://"):
+                links.append(line.strip())
+            if line.startswith("Ctrl-C"):
+                break
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"genbench study exited: {proc.stderr.read()}")
+            try:
+                urllib.request.urlopen(url + "/static/study.css", timeout=5).read()
+                return StudyServer(proc, url, links)
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("genbench study did not start serving")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -50,6 +50,7 @@ class MetricSpec:
 
 _SPECS: dict[str, MetricSpec] = {}
 _ALIASES: dict[str, tuple[str, str]] = {}  # suite name -> (metric, extractor)
+_ELSEWHERE: set[str] = set()  # groups whose columns no suite computes
 
 
 def register_metric(
@@ -86,6 +87,18 @@ def register_metric(
     return wrap
 
 
+def register_columns(group: str, columns: dict[str, str | None | tuple[str | None, float]]):
+    """Columns that something other than a suite's scoring writes onto job runs (a human
+    study's scores): the leaderboard reads their directions here; suites cannot ask for
+    them."""
+
+    def written_elsewhere(*args):
+        raise ValueError(f"{group} columns are not computed by a suite")
+
+    register_metric(group, columns=columns)(written_elsewhere)
+    _ELSEWHERE.add(group)
+
+
 def register_alias(suite_name: str, metric: str, extractor: str) -> None:
     """A suite name for one feature-space metric in one space (`fid_inception`)."""
     if suite_name in _ALIASES:
@@ -103,7 +116,7 @@ def metric_names() -> list[str]:
     extractor (`fd_pixels`, `kid_inception`, ...)."""
     from bench.features import extractor_names
 
-    names = set(specs()) | set(_ALIASES)
+    names = (set(specs()) - _ELSEWHERE) | set(_ALIASES)
     for spec in _SPECS.values():
         if spec.per_extractor:
             names |= {f"{spec.name}_{e}" for e in extractor_names()}
@@ -114,7 +127,7 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
     """A suite metric name -> (spec, the extractor it names or None for the default)."""
     from bench.features import extractor_names
 
-    all_specs = specs()
+    all_specs = {k: v for k, v in specs().items() if k not in _ELSEWHERE}
     if name in all_specs:
         return all_specs[name], None
     if name in _ALIASES:
@@ -141,7 +154,7 @@ def _column(metric: str) -> Column | None:
 
 def direction(metric: str) -> str | None:
     """'lower', 'higher', 'closer to 0' / 'closer to 1', or None for informational columns."""
-    if metric.endswith(("_std", "_floor")):
+    if metric.endswith(("_std", "_floor", "_lo", "_hi")):
         return None
     col = _column(metric)
     return col.direction if col else None

@@ -1,0 +1,63 @@
+"""Study settings. Confirmed from the HYPE paper (arXiv 1904.01121, abstract and
+introduction as readable here): HYPE-time is a per-rater perceptual threshold over
+exposure time from an adaptive staircase, HYPE-infinity the error rate on real and
+generated images without a time limit, intervals by bootstrap. The method section could
+not be read here, so every number below is an option; those marked `unconfirmed` are our
+recollection of the paper or common psychophysics practice (see README, "Human study")."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from bench.errors import UserError
+
+Mode = Literal["inf", "time"]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    mode: Mode = "inf"
+    trials: int = 100  # unconfirmed: scored trials per rater (rounded up to 2 x models)
+    practice: int = 10  # unconfirmed: practice trials with feedback before the scored ones
+    images: int = 100  # generated images per model in the pool (and as many real per model)
+    display_px: int = 256  # every image is shown at this size (nearest-neighbour upscaling)
+    fixation_ms: int = 500  # unconfirmed: fixation cross before each timed image
+    mask_ms: int = 500  # unconfirmed: noise mask after each timed image
+    start_ms: int = 500  # unconfirmed: HYPE-time staircase start
+    min_ms: int = 100  # unconfirmed: HYPE-time exposure range, 100 ms to 1000 ms
+    max_ms: int = 1000
+    step_ms: int = 10  # unconfirmed: staircase step
+    up: int = 3  # unconfirmed: right answers in a row that shorten it (3-up/1-down, ~79%)
+    reversals: int = 6  # unconfirmed: threshold = mean exposure at the last N reversals
+    seed: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudyConfig:
+        return cls(**json.loads(text))
+
+
+def check_config(cfg: StudyConfig) -> StudyConfig:
+    """Bad settings become one UserError line naming the option."""
+    if cfg.mode not in ("inf", "time"):
+        raise UserError(f"--mode must be inf or time, got {cfg.mode!r}")
+    positive = {"trials": cfg.trials, "images": cfg.images, "display-px": cfg.display_px}
+    positive |= {"step-ms": cfg.step_ms, "up": cfg.up, "reversals": cfg.reversals}
+    for name, v in positive.items():
+        if v < 1:
+            raise UserError(f"--{name} must be at least 1, got {v}")
+    for name, v in {"practice": cfg.practice, "fixation-ms": cfg.fixation_ms}.items():
+        if v < 0:
+            raise UserError(f"--{name} must be at least 0, got {v}")
+    if cfg.mask_ms < 0:
+        raise UserError(f"--mask-ms must be at least 0, got {cfg.mask_ms}")
+    if not 0 < cfg.min_ms <= cfg.start_ms <= cfg.max_ms:
+        raise UserError(
+            f"need 0 < --min-ms <= --start-ms <= --max-ms, got {cfg.min_ms}, {cfg.start_ms}, "
+            f"{cfg.max_ms}"
+        )
+    return cfg

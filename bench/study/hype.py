@@ -1,0 +1,83 @@
+"""HYPE scores with 95% bootstrap intervals (Zhou et al. 2019).
+
+HYPE-infinity: the share of misjudged images (generated called real, real called
+generated), overall and per class; its interval resamples raters and images together
+(both with replacement), as the paper's bootstrap over evaluators and images.
+HYPE-time: the mean over raters of each rater's staircase threshold, the interval from
+resampling raters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.metrics import register_columns
+
+N_BOOT = 2000
+
+
+def hype_infinity(
+    raters: Sequence[str],
+    images: Sequence[str],
+    is_real: Sequence[bool],
+    correct: Sequence[bool],
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Error rates in [0, 1] (0.5: indistinguishable from real) and their intervals."""
+    r_idx = np.unique(np.asarray(raters), return_inverse=True)[1]
+    i_idx = np.unique(np.asarray(images), return_inverse=True)[1]
+    real = np.asarray(is_real, dtype=bool)
+    err = ~np.asarray(correct, dtype=bool)
+    n_r, n_i = int(r_idx.max()) + 1, int(i_idx.max()) + 1
+    rng = np.random.default_rng(seed)
+    # Weight of each judgement in a resample: times its rater x times its image was drawn.
+    wr = rng.multinomial(n_r, np.full(n_r, 1 / n_r), size=n_boot)[:, r_idx]
+    wi = rng.multinomial(n_i, np.full(n_i, 1 / n_i), size=n_boot)[:, i_idx]
+    w = (wr * wi).astype(np.float64)
+    out: dict[str, float] = {}
+    for name, mask in (("hype_inf", np.ones_like(real)), ("hype_inf_fake", ~real)):
+        out.update(_rate(name, err, mask, w))
+    out.update(_rate("hype_inf_real", err, real, w))
+    out["hype_raters"] = float(n_r)
+    out["hype_judgements"] = float(len(err))
+    return out
+
+
+def _rate(name: str, err: np.ndarray, mask: np.ndarray, w: np.ndarray) -> dict[str, float]:
+    if not mask.any():
+        return {}
+    wm = w[:, mask]
+    total = wm.sum(axis=1)
+    boot = (wm * err[mask]).sum(axis=1)[total > 0] / total[total > 0]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {name: float(err[mask].mean()), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
+
+
+def hype_time(thresholds: Sequence[float], n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Mean per-rater threshold in ms and its interval. Higher is better: raters need a
+    longer look to tell the model's images from real ones."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    boot = t[rng.integers(0, len(t), size=(n_boot, len(t)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {
+        "hype_time_ms": float(t.mean()),
+        "hype_time_ms_lo": float(lo),
+        "hype_time_ms_hi": float(hi),
+        "hype_raters": float(len(t)),
+    }
+
+
+register_columns(
+    "hype",
+    {
+        "hype_inf_real": (None, 18.3),  # real images called fake: not a model's quality
+        "hype_inf": ("higher", 18.1),
+        "hype_time_ms": ("higher", 18.2),
+        "hype_time_excluded": (None, 18.4),
+        "hype_raters": (None, 18.5),
+        "hype_judgements": (None, 18.5),
+    },
+)

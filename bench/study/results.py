@@ -1,0 +1,60 @@
+"""A study's scores per model from its answers, and their place on the model's job run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from bench.record import Store, default_tracking_uri
+from bench.study import store
+from bench.study.hype import hype_infinity, hype_time
+from bench.study.plan import trials_per_rater
+from bench.study.staircase import threshold
+
+
+def study_scores(db: Path) -> dict[str, dict[str, float]]:
+    """Model label -> HYPE-infinity or HYPE-time scores (by the study's mode). Models
+    nobody has judged yet are absent. HYPE-time counts only raters who finished a model's
+    trials, and no trial whose measured exposure was off by more than a frame."""
+    meta = store.read_meta(db)
+    if meta is None:
+        return {}
+    cfg, models, _ = meta
+    per_model: dict[str, list[tuple]] = defaultdict(list)
+    for row in store.all_judgements(db):
+        per_model[row[2]].append(row)
+    out: dict[str, dict[str, float]] = {}
+    for label in models:
+        rows = per_model.get(label, [])
+        if not rows:
+            continue
+        if cfg.mode == "inf":
+            tokens, images, real, correct = zip(*(r[:2] + r[3:5] for r in rows), strict=True)
+            out[label] = hype_infinity(tokens, images, real, correct, seed=cfg.seed)
+            continue
+        by_rater: dict[str, list[bool]] = defaultdict(list)
+        done: dict[str, int] = defaultdict(int)
+        for token, _, _, _, correct, flagged, _ in rows:
+            done[token] += 1
+            if not flagged:
+                by_rater[token].append(bool(correct))
+        need = trials_per_rater(cfg, len(models)) // len(models)
+        finished = [t for t in by_rater if done[t] >= need]
+        if not finished:
+            continue
+        scores = hype_time([threshold(by_rater[t], cfg) for t in finished], seed=cfg.seed)
+        kept = sum(len(by_rater[t]) for t in finished)
+        scores["hype_judgements"] = float(kept)
+        scores["hype_time_excluded"] = float(sum(done[t] for t in finished) - kept)
+        out[label] = scores
+    return out
+
+
+def log_study_scores(
+    out_dir: Path, scores: dict[str, dict[str, float]], run_ids: dict[str, str]
+) -> None:
+    """Each model's scores become metrics of the job run whose samples the study showed."""
+    store = Store(default_tracking_uri(out_dir))
+    for label, values in scores.items():
+        if label in run_ids:
+            store.add_metrics(run_ids[label], values)

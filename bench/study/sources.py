@@ -1,0 +1,95 @@
+"""What a study shows: each model's cached samples from a suite's output folder (found
+through the samples key its job record holds), or the images of samples files, and the
+dataset's real training images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.cache import Cache
+from bench.data import load_dataset
+from bench.errors import UserError
+from bench.record import Store, default_tracking_uri
+from bench.samples import load_samples_file
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    label: str
+    dataset: str
+    run_id: str
+    samples_key: str
+
+
+def study_runs(
+    out_dir: Path, models: list[str] | None, dataset: str | None = None
+) -> list[StudyRun]:
+    """One finished job run per model label (its lowest seed's latest) of one dataset."""
+    db = out_dir / "mlruns" / "mlflow.db"
+    if not db.exists():
+        raise UserError(f"no MLflow store at {db}; run `genbench run` first or pass --samples")
+    records = [r for r in Store(default_tracking_uri(out_dir)).records() if r.status == "FINISHED"]
+    if not records:
+        raise UserError(f"{out_dir} holds no finished job runs; run `genbench run` first")
+    datasets = sorted({r.dataset for r in records})
+    if dataset is None:
+        if len(datasets) > 1:
+            names = ", ".join(datasets)
+            raise UserError(f"{out_dir} has several datasets ({names}); pass --dataset")
+        dataset = datasets[0]
+    elif dataset not in datasets:
+        raise UserError(f"no finished runs on dataset {dataset!r}; it has: {', '.join(datasets)}")
+    records = sorted((r for r in records if r.dataset == dataset), key=lambda r: r.start_time)
+    labels = list(dict.fromkeys(r.model for r in records))
+    for m in models or []:
+        if m not in labels:
+            raise UserError(f"unknown model {m!r}; {out_dir} has: {', '.join(labels)}")
+    out = []
+    for label in models or labels:
+        mine = [r for r in records if r.model == label]
+        lowest = min(r.seed for r in mine)
+        record = [r for r in mine if r.seed == lowest][-1]
+        if not record.samples_key:
+            raise UserError(
+                f"model {label!r}: its run predates recorded samples keys; rerun `genbench run`"
+            )
+        out.append(StudyRun(label, dataset, record.run_id, record.samples_key))
+    return out
+
+
+def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, torch.Tensor]:
+    """Model label -> its cached uint8 NCHW samples, for the models of a suite's output."""
+    cache = Cache(out_dir / "cache")
+    out = {}
+    for run in study_runs(out_dir, models):
+        samples = cache.load("samples", run.samples_key)
+        if samples is None:
+            raise UserError(f"model {run.label!r} has no cached samples in {out_dir}/cache")
+        out[run.label] = samples
+    return out
+
+
+def file_sources(files: list[str], dataset: str) -> dict[str, torch.Tensor]:
+    """Label -> images from `LABEL=PATH` or `PATH` (label: the file's stem) arguments."""
+    data = load_dataset(dataset)
+    if data.kind != "images":
+        raise UserError(f"dataset {dataset!r} holds points; a study shows images")
+    out: dict[str, torch.Tensor] = {}
+    for arg in files:
+        label, _, path = arg.rpartition("=") if "=" in arg else ("", "", arg)
+        label = label or Path(path).stem
+        if label in out:
+            raise UserError(f"two samples files are labelled {label!r}; use LABEL=PATH")
+        if not Path(path).exists():
+            raise UserError(f"samples file {path} not found")
+        out[label] = load_samples_file(Path(path), data)
+    if not out:
+        raise UserError("no samples: pass --out DIR (a suite's output) or --samples FILE")
+    return out
+
+
+def real_images(dataset: str) -> torch.Tensor:
+    return load_dataset(dataset).train.x
