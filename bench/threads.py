@@ -10,7 +10,8 @@ idle threads sleep at once. The runtime reads it when it is loaded, so it must b
 environment before `import torch`; `configure_threads` says whether it was in time.
 
 The thread count is the process's share of the cores it may run on (affinity mask and
-cgroup quota, which `torch`'s default ignores), or the user's OMP_NUM_THREADS unchanged.
+cgroup quota, which `torch`'s default ignores), or the user's OMP_NUM_THREADS (or
+MKL_NUM_THREADS, which torch lets win) unchanged.
 """
 
 from __future__ import annotations
@@ -43,20 +44,23 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
 
 
 def user_threads(environ: MutableMapping[str, str] | None = None) -> int | None:
-    """The thread count the user asked for with OMP_NUM_THREADS, or None."""
+    """The thread count the user asked for, or None: MKL_NUM_THREADS, else OMP_NUM_THREADS
+    (torch's own order of precedence at start-up)."""
     env = os.environ if environ is None else environ
-    value = env.get("OMP_NUM_THREADS", "").strip()
-    if not value or value == env.get(AUTO_MARK):
-        return None
-    first = value.split(",")[0]  # OpenMP allows a list, one count per nesting level
-    if not first.isdigit() or int(first) < 1:
-        raise UserError(f"OMP_NUM_THREADS must be a positive integer, got {value!r}")
-    return int(first)
+    for name in ("MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = env.get(name, "").strip()
+        if not value or (name == "OMP_NUM_THREADS" and value == env.get(AUTO_MARK)):
+            continue
+        first = value.split(",")[0]  # OpenMP allows a list, one count per nesting level
+        if not first.isdigit() or int(first) < 1:
+            raise UserError(f"{name} must be a positive integer, got {value!r}")
+        return int(first)
+    return None
 
 
 def worker_threads(n_workers: int, environ: MutableMapping[str, str] | None = None) -> int:
     """Threads for each of `n_workers` processes running at once on this machine's cores:
-    the user's OMP_NUM_THREADS when set (it is per process), else an equal share, at least 1."""
+    the user's setting (`user_threads`; it is per process), else an equal share, at least 1."""
     if n_workers < 1:
         raise UserError(f"the number of workers must be at least 1, got {n_workers}")
     return user_threads(environ) or max(1, available_cpus() // n_workers)
@@ -78,8 +82,8 @@ def configure_threads(
 
     share: how many processes will run at once on these cores (None: this one alone).
     Sets OMP_WAIT_POLICY=PASSIVE unless the user set a policy, and the thread count to
-    `worker_threads(share)`; a user's OMP_NUM_THREADS is kept. Returns what was done:
-    threads, threads_from ("OMP_NUM_THREADS" or "cores"), cpus, wait_policy,
+    `worker_threads(share)`, which keeps a user's OMP_NUM_THREADS. Returns what was done:
+    threads, threads_from ("user" or "cores"), cpus, wait_policy,
     wait_policy_from ("user" or "genbench") and wait_policy_in_effect (False when the
     OpenMP runtime was loaded before the policy was set, so it did not see it)."""
     env = os.environ if environ is None else environ
@@ -94,7 +98,7 @@ def configure_threads(
         sys.modules["torch"].set_num_threads(threads)
     return {
         "threads": threads,
-        "threads_from": "cores" if chosen is None else "OMP_NUM_THREADS",
+        "threads_from": "cores" if chosen is None else "user",
         "cpus": available_cpus(),
         "wait_policy": env["OMP_WAIT_POLICY"],
         "wait_policy_from": policy_from,
