@@ -91,7 +91,7 @@ def configure_threads(
     policy_from = "user" if env.get("OMP_WAIT_POLICY") else "genbench"
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     chosen = user_threads(env)
-    threads = worker_threads(share or 1, env)
+    threads = worker_threads(1 if share is None else share, env)
     if chosen is None:
         env["OMP_NUM_THREADS"] = env[AUTO_MARK] = str(threads)
     if "torch" in sys.modules:
