@@ -28,7 +28,7 @@ from bench.threads import available_cpus
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 SampleBatch = Callable[[int], object]
-CpuSource = Callable[[], "tuple[float, float] | None"]
+CpuSource = Callable[[], tuple[float, float] | None]
 
 # A figure is `disturbed` when any of these holds (README "Throughput under load"):
 RSD_LIMIT = 0.10  # std of the repeat times >= 10% of their mean (pyperf `check`)
@@ -38,6 +38,7 @@ LOAD_LIMIT = 0.10  # other processes used >= 10% of the CPUs' time while we were
 # 2 / (100 * window); below this window that error reaches half of LOAD_LIMIT and no load
 # is reported.
 MIN_LOAD_WINDOW_S = 0.4
+CALIBRATION_S = 0.05  # a matmul this long is large enough to show the device's rate
 
 
 def timed(fn: Callable[[], object], device: torch.device, clock=time.perf_counter) -> float:
@@ -171,12 +172,24 @@ def flops_per_sample(sample_batch: SampleBatch, batch_size: int) -> float:
 def matmul_flops_per_s(
     device: torch.device, dtype: torch.dtype, *, size: int | None = None, repeats: int = 5
 ) -> float:
-    """The device's dense matmul throughput in `dtype` in this process."""
-    size = size or (4096 if device.type == "cuda" else 1024)
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    a @ b  # warm-up
-    seconds = statistics.median(timed(lambda: a @ b, device) for _ in range(repeats))
+    """The device's dense matmul throughput in `dtype` in this process.
+
+    size: the matrices' side [default: 4096 on CUDA, 1024 on the CPU, or smaller where one
+    product takes over CALIBRATION_S there, as with an emulated dtype (bf16 without native
+    support ran at 0.2 GFLOP/s, a minute for the default CPU measurement)]."""
+
+    def product(n: int) -> Callable[[], object]:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        return lambda: a @ b
+
+    if size is None:
+        size, largest = 256, (4096 if device.type == "cuda" else 1024)
+        while size < largest and timed(product(size), device) < CALIBRATION_S:
+            size *= 2
+    mm = product(size)
+    mm()  # warm-up
+    seconds = statistics.median(timed(mm, device) for _ in range(repeats))
     return 2 * size**3 / seconds
 
 

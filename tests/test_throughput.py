@@ -278,8 +278,9 @@ class Conv:
     def __init__(self):
         torch.manual_seed(0)
         self.net = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(32, 1, 3, padding=1))
+            torch.nn.Conv2d(1, 64, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(64, 1, 3, padding=1))
     def sample(self, n, *, generator, batch_size):
         return self.net(torch.randn(n, 1, 16, 16, generator=generator))
 
