@@ -9,8 +9,8 @@ the working threads need, and every region ends waiting for a thread that is not
 idle threads sleep at once. The runtime reads it when it is loaded, so it must be in the
 environment before `import torch`; `configure_threads` says whether it was in time.
 
-The thread count is the process's share of the cores it may run on (affinity mask and
-cgroup quota, which `torch`'s default ignores), or the user's OMP_NUM_THREADS (or
+The thread count is the process's share of the physical cores it may run on (affinity mask
+and cgroup quota, which `torch`'s default ignores), or the user's OMP_NUM_THREADS (or
 MKL_NUM_THREADS, which torch lets win) unchanged.
 """
 
@@ -30,10 +30,15 @@ AUTO_MARK = "GENBENCH_AUTO_OMP_NUM_THREADS"
 OPENMP_LIBRARIES = ("libgomp", "libiomp", "libomp")
 
 
+def _allowed() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
 def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
-    """Cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpus = cpus or 1
+    """Logical CPUs this process may use: its affinity mask, capped by a cgroup v2 quota."""
+    cpus = len(_allowed())
     try:
         quota, period = (cgroup_root / "cpu.max").read_text().split()
     except (OSError, ValueError):
@@ -41,6 +46,22 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     if quota == "max":
         return cpus
     return max(1, min(cpus, math.floor(int(quota) / int(period))))
+
+
+def available_cores(
+    allowed: set[int] | None = None, sys_cpu: Path = Path("/sys/devices/system/cpu")
+) -> int:
+    """Physical cores among the CPUs this process may use (hyper-threads of one core count
+    once, as in torch's default), capped by `available_cpus()`."""
+    allowed = _allowed() if allowed is None else allowed
+    try:
+        siblings = {
+            (sys_cpu / f"cpu{i}" / "topology" / "thread_siblings_list").read_text().strip()
+            for i in allowed
+        }
+    except OSError:
+        siblings = allowed
+    return max(1, min(len(siblings), available_cpus()))
 
 
 def user_threads(environ: MutableMapping[str, str] | None = None) -> int | None:
@@ -63,7 +84,7 @@ def worker_threads(n_workers: int, environ: MutableMapping[str, str] | None = No
     the user's setting (`user_threads`; it is per process), else an equal share, at least 1."""
     if n_workers < 1:
         raise UserError(f"the number of workers must be at least 1, got {n_workers}")
-    return user_threads(environ) or max(1, available_cpus() // n_workers)
+    return user_threads(environ) or max(1, available_cores() // n_workers)
 
 
 def openmp_loaded(maps: Path = Path("/proc/self/maps")) -> bool:
@@ -83,7 +104,7 @@ def configure_threads(
     share: how many processes will run at once on these cores (None: this one alone).
     Sets OMP_WAIT_POLICY=PASSIVE unless the user set a policy, and the thread count to
     `worker_threads(share)`, which keeps a user's OMP_NUM_THREADS. Returns what was done:
-    threads, threads_from ("user" or "cores"), cpus, wait_policy,
+    threads, threads_from ("user" or "cores"), cores, wait_policy,
     wait_policy_from ("user" or "genbench") and wait_policy_in_effect (False when the
     OpenMP runtime was loaded before the policy was set, so it did not see it)."""
     env = os.environ if environ is None else environ
@@ -99,7 +120,7 @@ def configure_threads(
     return {
         "threads": threads,
         "threads_from": "cores" if chosen is None else "user",
-        "cpus": available_cpus(),
+        "cores": available_cores(),
         "wait_policy": env["OMP_WAIT_POLICY"],
         "wait_policy_from": policy_from,
         "wait_policy_in_effect": policy_from == "user" or not loaded,

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UserError
-from bench.threads import AUTO_MARK, available_cpus, configure_threads, worker_threads
+from bench.threads import (
+    AUTO_MARK,
+    available_cores,
+    available_cpus,
+    configure_threads,
+    worker_threads,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +66,7 @@ def probe(when: str, **env_vars: str) -> tuple[dict, str]:
 def test_before_torch_idle_threads_sleep_and_use_all_cores():
     info, omp = probe("early")
     assert "GOMP_SPINCOUNT = '0'" in omp and "OMP_WAIT_POLICY = 'PASSIVE'" in omp
-    assert info["torch_threads"] == info["threads"] == available_cpus()
+    assert info["torch_threads"] == info["threads"] == available_cores()
     assert info["threads_from"] == "cores" and info["wait_policy_in_effect"] is True
 
 
@@ -84,7 +90,7 @@ def test_after_torch_it_says_the_policy_came_too_late():
 
 
 def test_workers_share_the_cores_unless_the_user_chose():
-    cpus = available_cpus()
+    cpus = available_cores()
     assert worker_threads(1, {}) == cpus
     assert worker_threads(2 * cpus, {}) == 1  # never zero
     assert worker_threads(2, {}) == max(1, cpus // 2)
@@ -103,7 +109,7 @@ def test_a_worker_divides_what_the_parent_chose_not_what_the_user_chose():
     finally:
         torch.set_num_threads(before)  # no user setting: genbench fills it in
     assert env["OMP_NUM_THREADS"] == str(parent["threads"]) and env["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert worker_threads(2 * available_cpus(), env) == 1
+    assert worker_threads(2 * available_cores(), env) == 1
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
@@ -128,3 +134,13 @@ def test_cgroup_quota_caps_the_cores(tmp_path, cpu_max, expected):
     affinity = len(os.sched_getaffinity(0))
     assert available_cpus(tmp_path) == (expected or affinity)
     assert available_cpus(tmp_path / "absent") == affinity
+
+
+def test_hyperthreads_of_one_core_count_once(tmp_path):
+    for cpu, siblings in enumerate(["0,2", "1,3", "0,2", "1,3"]):
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "thread_siblings_list").write_text(siblings + "\n")
+    assert available_cores({0, 1, 2, 3}, tmp_path) == min(2, available_cpus())
+    assert available_cores({0, 2}, tmp_path) == 1
+    assert available_cores({0, 1}, tmp_path / "absent") == min(2, available_cpus())
