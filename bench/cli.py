@@ -311,20 +311,33 @@ def throughput(
     else:  # an untrained model samples exactly as fast; zero steps sets it up
         net.fit(data, Budget(steps=0), seed=0, progress=lambda step, values: None)
     rows = sweep(net, dev, sizes, dtype=dtype, compile=compile, repeats=repeats)
-    if json_out:
-        typer.echo(json.dumps({"model": model, "dataset": dataset, "rows": rows}, indent=2))
+    if json_out:  # NaN (not measured) as null: strict JSON readers reject bare NaN
+        clean = [{k: None if v != v else v for k, v in r.items()} for r in rows]
+        typer.echo(json.dumps({"model": model, "dataset": dataset, "rows": clean}, indent=2))
         return
     typer.echo(f"{model} on {dataset}, {dev}, {dtype}, compile {'on' if compile else 'off'}")
-    typer.echo("batch  img/s      ms/img    NFE   MFLOP/img  share of matmul peak  memory MB")
+    typer.echo(
+        "batch  img/s      ms/img    NFE   MFLOP/img  share of matmul peak  memory MB  rsd     load"
+    )
     for r in rows:
         mem = r.get("peak_mem_mb", r.get("peak_rss_growth_mb"))
+        share = r["share_of_matmul_peak"]
+        share_text = "n/a" if share != share else f"{share:.2%}"
+        if not r["dtype_native"] and share == share:
+            share_text += f" (of {r['matmul_peak_dtype']})"
         typer.echo(
             f"{int(r['batch_size']):>5}  {r['img_s']:<9.4g}  {r['ms_per_img']:<8.4g}  "
             f"{r['nfe']:<4.0f}  {r['flops_per_sample'] / 1e6:<9.4g}  "
-            f"{r['share_of_matmul_peak']:<20.2%}  {mem:.0f}"
+            f"{share_text:<20}  {mem:<9.0f}  {r['rsd']:<6.1%}  {r['load']:.0%}"
+            + ("  !" if r["disturbed"] else "")
         )
     if compile:
         typer.echo(f"compile time (excluded above): {rows[0]['compile_s']:.1f} s")
+    disturbed = [r for r in rows if r["disturbed"]]
+    for r in disturbed:
+        typer.echo(f"! batch {int(r['batch_size'])}: {r['disturbance']}")
+    if disturbed:
+        typer.echo("! disturbed figures: re-measure on a quiet machine (more --repeats help)")
 
 
 class ListWhat(str, Enum):
@@ -426,6 +439,9 @@ def print_leaderboards(boards) -> None:
 
 def main() -> None:
     try:
+        from bench.threads import configure_threads
+
+        configure_threads()  # before torch loads: idle OpenMP threads must not spin
         app()
     except UserError as e:
         typer.echo(f"genbench: error: {e}", err=True)

@@ -162,3 +162,42 @@ def test_quality_vs_speed_labels_do_not_cover_each_other(monkeypatch):
     assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(names)
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
     plt.close(fig)
+
+
+def test_a_disturbed_throughput_figure_is_marked(tmp_path):
+    client = Store(default_tracking_uri(tmp_path))
+    exp = client.experiment("speed")
+    tp, flag, rsd = (
+        "throughput_img_s_b4_cpu",
+        "throughput_disturbed_b4_cpu",
+        "throughput_rsd_b4_cpu",
+    )
+    add_record(
+        client, exp, "speed", "digits", "calm", 0, {FD: 1.0, tp: 100.0, flag: 0.0, rsd: 0.01}
+    )
+    add_record(client, exp, "speed", "digits", "busy", 0, {FD: 2.0, tp: 50.0, flag: 1.0, rsd: 0.4})
+    [board] = write_report(client, tmp_path, "speed")
+    assert board.metrics == [FD, tp]  # the spread and the flag are recorded, not columns
+    lines = (tmp_path / "leaderboard.md").read_text().splitlines()
+    assert "| 50 † |" in next(line for line in lines if "| busy |" in line)
+    assert "†" not in next(line for line in lines if "| calm |" in line)
+    assert "†: a throughput figure measured while" in (tmp_path / "leaderboard.html").read_text()
+
+
+def test_the_throughput_metric_records_how_clean_its_figure_is(monkeypatch):
+    import torch
+
+    from bench import throughput
+    from bench.data import load_dataset
+    from bench.metrics.model import score_throughput
+    from bench.scoring import ScoringContext
+
+    row = {"batch_size": 8, "img_s": 10.0, "rsd": 0.3, "load": float("nan"), "disturbed": True}
+    monkeypatch.setattr(throughput, "sweep", lambda *a, **k: [row])
+    data = load_dataset("digits")
+    ctx = ScoringContext(data, data.test.x[:4], torch.device("cpu"), model=object())
+    assert score_throughput(ctx) == {
+        "throughput_img_s_b8_cpu": 10.0,
+        "throughput_disturbed_b8_cpu": 1.0,
+        "throughput_rsd_b8_cpu": 0.3,  # load unmeasured (NaN): not recorded
+    }

@@ -58,7 +58,14 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return False
-        kwargs = {"include_dashboard": False, "log_to_driver": True}
+        # Workers inherit the thread set-up (bench.threads): idle OpenMP threads sleep, and
+        # Ray gives each task OMP_NUM_THREADS = its CPUs.
+        env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        kwargs = {
+            "include_dashboard": False,
+            "log_to_driver": True,
+            "runtime_env": {"env_vars": env},
+        }
         try:
             if self.address:
                 ray.init(address=self.address, **kwargs)

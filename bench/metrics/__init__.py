@@ -32,6 +32,7 @@ class Column:
     prefix: str  # every column of this kind starts with it
     direction: str | None  # one of DIRECTIONS, or None for informational columns
     order: float  # position on the leaderboard (lower first)
+    shown: bool = True  # False: recorded in MLflow, not a leaderboard column
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,15 @@ _ELSEWHERE: set[str] = set()  # groups whose columns no suite computes
 def register_metric(
     name: str,
     *,
-    columns: dict[str, str | None | tuple[str | None, float]],
+    columns: dict[str, str | None | tuple],
     needs: Iterable[str] = (),
     per_extractor: bool = False,
     also: Iterable[str] = (),
     check: Callable[[int, int], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
-    (direction, order) to place it on the leaderboard (default: after the built-ins)."""
+    (direction, order) to place it on the leaderboard (default: after the built-ins), or to
+    (direction, order, False) for a column recorded but not shown."""
     needs = frozenset(needs)
     if needs - NEEDS:
         raise ValueError(f"metric {name!r}: unknown needs {sorted(needs - NEEDS)}")
@@ -73,10 +75,12 @@ def register_metric(
             raise ValueError(f"metric {name!r} is registered twice")
         cols = []
         for prefix, how in columns.items():
-            direction, order = how if isinstance(how, tuple) else (how, 100.0)
+            direction, order, shown = (
+                (*how, True)[:3] if isinstance(how, tuple) else (how, 100.0, True)
+            )
             if direction not in (*DIRECTIONS, None):
                 raise ValueError(f"metric {name!r}: direction {direction!r} of {prefix!r}")
-            cols.append(Column(prefix, direction, order))
+            cols.append(Column(prefix, direction, order, shown))
         summary = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         _SPECS[name] = MetricSpec(
             name, fn, tuple(cols), needs, per_extractor, tuple(also), " ".join(summary.split()),
@@ -87,7 +91,7 @@ def register_metric(
     return wrap
 
 
-def register_columns(group: str, columns: dict[str, str | None | tuple[str | None, float]]):
+def register_columns(group: str, columns: dict[str, str | None | tuple]) -> None:
     """Columns that something other than a suite's scoring writes onto job runs (a human
     study's scores): the leaderboard reads their directions here; suites cannot ask for
     them."""
@@ -158,6 +162,11 @@ def direction(metric: str) -> str | None:
         return None
     col = _column(metric)
     return col.direction if col else None
+
+
+def shown(metric: str) -> bool:
+    col = _column(metric)
+    return col.shown if col else True
 
 
 def column_order(metric: str) -> tuple[float, str]:

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.errors import UserError
-from bench.metrics import column_order, direction
+from bench.metrics import column_order, direction, shown
 from bench.record import JobRecord
 
 RUN_COLUMNS = [
@@ -64,7 +64,7 @@ class Leaderboard:
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
     cols = [c for c in runs.columns if c not in RUN_COLUMNS and not c.startswith(PROVENANCE)]
-    return sorted(cols, key=column_order)
+    return sorted((c for c in cols if shown(c)), key=column_order)
 
 
 def latest_per_job(runs: pd.DataFrame) -> pd.DataFrame:
@@ -127,6 +127,7 @@ def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
             ("seeds", ""): len(g),
             ("budget_steps", ""): _mean(g, "budget_spent_steps"),
             ("train_seconds", ""): _mean(g, "budget_spent_seconds"),
+            ("disturbed", ""): _any_disturbed(g),
         }
         for m in metrics:
             for stat, v in summarize(g[m].dropna().to_numpy(dtype=float)).items():
@@ -155,6 +156,12 @@ def suite_rank_by(runs: pd.DataFrame) -> list[str]:
     if runs.empty:
         return []
     return [m for m in str(runs["rank_by"].iloc[0]).split(",") if m]
+
+
+def _any_disturbed(g: pd.DataFrame) -> bool:
+    """A throughput figure of any seed was measured while the machine was busy."""
+    flags = [c for c in g.columns if c.startswith("throughput_disturbed_")]
+    return bool((g[flags].fillna(0) > 0).to_numpy().any()) if flags else False
 
 
 def _mean(g: pd.DataFrame, col: str) -> float:

@@ -23,7 +23,9 @@ LEGEND = (
     "Mean over training seeds ± the 95% t-interval half-width (3+ seeds) or ± the std "
     "(2 seeds). Arrows: each metric's direction. Bold: best learned model per column. "
     "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
-    "...) bound the scale from above and below and are not ranked."
+    "...) bound the scale from above and below and are not ranked. †: a throughput figure "
+    "measured while other processes kept the CPU busy or its repeats spread more than 10% "
+    "(re-measure with genbench throughput on a quiet machine)."
 )
 PROVENANCE_FIRST = [
     "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
@@ -43,7 +45,10 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
     t = board.table.loc[model]
     mean, std, ci = t[(metric, "mean")], t[(metric, "std")], t[(metric, "ci95")]
     spread = ci if not math.isnan(ci) else std
-    return fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
+    text = fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
+    if metric.startswith("throughput_img_s_") and t.get(("disturbed", ""), False):
+        text += " †"
+    return text
 
 
 def header(metric: str, rank_by: Sequence[str] = ()) -> str:
