@@ -6,3 +6,20 @@ class UserError(ValueError):
 
     A ValueError, so library callers can catch it as one and pydantic validators report
     it against the field that caused it."""
+
+
+def first_error_line(exc: BaseException) -> str:
+    """One line that says what went wrong in `exc`, for a UserError message.
+
+    Some messages open with a header and put the cause on the lines below it; torch's
+    load_state_dict writes "Error(s) in loading state_dict for Net:" and then one
+    "size mismatch for ..." or "Missing key(s) ..." line per problem. Such a header is
+    joined with the first cause, and the number of further causes is given."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    first, causes = lines[0], lines[1:]
+    if not causes or not first.endswith(":"):
+        return first
+    more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
+    return f"{first} {causes[0]}{more}"
