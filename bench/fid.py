@@ -16,7 +16,16 @@ import torch
 
 from bench.errors import UserError
 from bench.metrics.fd import frechet_distance_from_stats
-from bench.stats import Protocol, Stats, check_compatible, compute_stats, is_stats_file, load_stats
+from bench.stats import (
+    Protocol,
+    Stats,
+    check_compatible,
+    compute_stats,
+    is_stats_file,
+    load_stats,
+    save_stats,
+    stats_path,
+)
 
 FEATURES = ("inception", "classifier", "pixels")
 SPLITS = ("train", "test")
@@ -108,20 +117,35 @@ def build_extractor(
     return Extractor("inception", run, 2048, sha, mode, {"device": str(dev)})
 
 
-def source_stats(source: Source, ext: Extractor) -> Stats:
-    """Statistics of an image source in the extractor's features, with their record."""
-    if source.stats is not None:
-        raise UserError(f"{source.label} already holds statistics; use it as it is")
-    return compute_stats(
-        source.images,
-        extractor=ext.name,
-        features=ext.features,
-        dim=ext.dim,
-        weights_sha256=ext.weights_sha256,
-        mode=ext.mode,
-        source=source.label,
-        source_hash=source.dataset_hash,
+def write_source_stats(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    features: str = "inception",
+    mode: str = "clean",
+    batch_size: int = 50,
+    device: str | torch.device | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Stats:
+    """Compute an image source's statistics and write them to `out` (see bench.stats).
+
+    For classifier features, `dataset` defaults to the dataset the source names."""
+    out = stats_path(out)
+    src = load_source(source, data_root)
+    if src.stats is not None:
+        raise UserError(f"{src.label} already holds statistics; use the file as it is")
+    ext = build_extractor(
+        features,
+        mode=mode,
+        batch_size=batch_size,
+        device=device,
+        dataset=dataset or src.dataset,
+        data_root=data_root,
     )
+    made = _image_stats(src, ext)
+    save_stats(out, made)
+    return made
 
 
 def fid_between(
@@ -154,6 +178,9 @@ def fid_between(
             raise UserError(
                 f"pixel features need equal image shapes, got {tuple(a)} and {tuple(b)} (C, H, W)"
             )
+    stats_sides = [s for s in sides if s.stats is not None]
+    for s in stats_sides:  # before any extractor is loaded (a classifier may need training)
+        check_compatible(s.stats, Protocol(0, features, None, mode), s.label)
     ext = None
     if with_images:
         dataset = dataset or next((s.dataset for s in sides if s.dataset), None)
@@ -170,12 +197,11 @@ def fid_between(
         dim = int(np.prod(with_images[0].images.shape[1:]))
     sha = ext.weights_sha256 if ext else None
     wanted = Protocol(dim, features, sha, mode)
-    for s in sides:
-        if s.stats is not None:
-            check_compatible(s.stats, wanted, s.label)
-    if all(s.stats is not None for s in sides):
+    for s in stats_sides:
+        check_compatible(s.stats, wanted, s.label)
+    if len(stats_sides) == 2:
         check_compatible(sides[1].stats, sides[0].stats.protocol, sides[1].label)
-    sa, sb = (s.stats if s.stats is not None else source_stats(s, ext) for s in sides)
+    sa, sb = (s.stats if s.stats is not None else _image_stats(s, ext) for s in sides)
     return {
         "fid": frechet_distance_from_stats(sa.mu, sa.sigma, sb.mu, sb.sigma),
         "n_a": sa.protocol.n,
@@ -186,6 +212,19 @@ def fid_between(
         "device": None,
         **(ext.info if ext else {}),
     }
+
+
+def _image_stats(source: Source, ext: Extractor) -> Stats:
+    return compute_stats(
+        source.images,
+        extractor=ext.name,
+        features=ext.features,
+        dim=ext.dim,
+        weights_sha256=ext.weights_sha256,
+        mode=ext.mode,
+        source=source.label,
+        source_hash=source.dataset_hash,
+    )
 
 
 def _check_options(features: str, mode: str) -> None:

@@ -98,9 +98,7 @@ def compute_stats(
 
 def save_stats(path: str | os.PathLike, stats: Stats) -> None:
     """Write `stats` as pytorch-fid's .npz plus the protocol record, atomically."""
-    p = Path(path).expanduser()
-    if p.suffix != ".npz":
-        raise UserError(f"{p}: statistics files end in .npz (pytorch-fid reads no other)")
+    p = stats_path(path)
     record = json.dumps({"format": FORMAT, **asdict(stats.protocol)}, sort_keys=True)
     buffer = io.BytesIO()
     np.savez_compressed(
@@ -113,6 +111,14 @@ def save_stats(path: str | os.PathLike, stats: Stats) -> None:
         atomic_write_bytes(p, buffer.getvalue())
     except OSError as e:
         raise UserError(f"cannot write {p} ({e})") from e
+
+
+def stats_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path, refused unless it ends in .npz (pytorch-fid reads no other)."""
+    p = Path(path).expanduser()
+    if p.suffix != ".npz":
+        raise UserError(f"{p}: a statistics file must end in .npz (pytorch-fid reads no other)")
+    return p
 
 
 def is_stats_file(path: str | os.PathLike) -> bool:
