@@ -1,4 +1,4 @@
-"""The genbench command line: run, report, list (and eval, fid)."""
+"""The genbench command line: run, report, list (and eval, fid, stats, throughput)."""
 
 from __future__ import annotations
 
@@ -135,12 +135,6 @@ def report(
         typer.echo("\n" + text)
 
 
-class FidFeatures(str, Enum):
-    classifier = "classifier"
-    inception = "inception"
-    pixels = "pixels"
-
-
 class Mode(str, Enum):
     clean = "clean"
     legacy = "legacy"
@@ -211,64 +205,121 @@ def eval_(
         typer.echo(f"{k}: {v:.6g}")
 
 
+class FidFeatures(str, Enum):
+    inception = "inception"
+    classifier = "classifier"
+    pixels = "pixels"
+
+
+FidInput = Annotated[
+    str,
+    typer.Argument(
+        help="image folder, .npz of uint8 images, .npz of statistics (genbench's, pytorch-fid's "
+        "--save-stats or clean-fid's), or a dataset split: digits:train, digits:test "
+        "(a dataset alone is its train split)"
+    ),
+]
+FidFeaturesOption = Annotated[
+    FidFeatures,
+    typer.Option(
+        help="inception (FID), classifier (the dataset's classifier: --dataset, or the dataset "
+        "given as an input) or pixels"
+    ),
+]
+ModeOption = Annotated[
+    Mode,
+    typer.Option(
+        help="Inception preprocessing: clean = clean-fid's default 'clean' pipeline (PIL bicubic "
+        "resize), legacy = pytorch-fid's (bilinear resize; `python -m pytorch_fid` numbers)"
+    ),
+]
+DatasetOption = Annotated[
+    str | None, typer.Option(help="whose classifier, for --features classifier")
+]
+DataRoot = Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
+
+
 @app.command()
 def fid(
-    path_a: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
-    path_b: Annotated[Path, typer.Argument(help=".npz of uint8 images or an image folder")],
-    features: Annotated[
-        FidFeatures, typer.Option(help="inception (FID), classifier (needs --dataset) or pixels")
-    ] = FidFeatures.inception,
-    mode: Annotated[Mode, typer.Option(help="Inception resize: clean-fid's or pytorch-fid's")] = (
-        Mode.clean
-    ),
-    dataset: Annotated[
-        str | None, typer.Option(help="whose classifier, for --features classifier")
-    ] = None,
+    path_a: FidInput,
+    path_b: Annotated[
+        str, typer.Argument(help="the same kinds as PATH_A; with --save-stats, the output .npz")
+    ],
+    features: FidFeaturesOption = FidFeatures.inception,
+    mode: ModeOption = Mode.clean,
+    save_stats: Annotated[
+        bool,
+        typer.Option(
+            "--save-stats", help="as pytorch-fid: write PATH_A's statistics to PATH_B (.npz)"
+        ),
+    ] = False,
+    dataset: DatasetOption = None,
+    data_root: DataRoot = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 50,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    device: DeviceOption = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Fréchet distance between two image sets (like `python -m pytorch_fid A B`)."""
+    """Fréchet distance between two inputs (like `python -m pytorch_fid A B`).
+
+    Statistics that contradict the requested features, mode or weights are refused.
+
+    FID depends on n: compare numbers at equal n only."""
     import json
 
-    from bench.device import resolve_device
+    if save_stats:
+        write_stats(path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device)
+        return
+    from bench.fid import fid_between
 
-    dev = resolve_device(device)
-    if features == FidFeatures.classifier:
-        result = classifier_fd(path_a, path_b, dataset, dev)
-    else:
-        from bench.fid import fid_between
-
-        result = fid_between(
-            path_a,
-            path_b,
-            features=features.value,
-            mode=mode.value,
-            batch_size=batch_size,
-            device=dev,
-        )
+    result = fid_between(
+        path_a,
+        path_b,
+        features=features.value,
+        mode=mode.value,
+        batch_size=batch_size,
+        device=device,
+        dataset=dataset,
+        data_root=data_root,
+    )
     typer.echo(json.dumps(result, indent=2) if json_out else f"FID: {result['fid']}")
 
 
-def classifier_fd(path_a: Path, path_b: Path, dataset: str | None, device) -> dict:
-    from bench.data import load_dataset
-    from bench.features.classifier import load_classifier
-    from bench.imageio import load_images
-    from bench.metrics.fd import frechet_distance
+@app.command()
+def stats(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="dataset (its train split), DATASET:train|test, image folder or .npz of images"
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="statistics file to write (.npz)")],
+    features: FidFeaturesOption = FidFeatures.inception,
+    mode: ModeOption = Mode.clean,
+    dataset: DatasetOption = None,
+    data_root: DataRoot = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 50,
+    device: DeviceOption = "auto",
+) -> None:
+    """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
+    record (extractor, weights sha256, mode, n, source), which pytorch-fid ignores."""
+    write_stats(source, out, features, mode, dataset, data_root, batch_size, device)
 
-    if dataset is None:
-        raise UserError("--features classifier needs --dataset NAME (whose classifier to use)")
-    clf = load_classifier(load_dataset(dataset), device)
-    a, b = load_images(path_a), load_images(path_b)
-    return {
-        "fid": frechet_distance(clf.features(a), clf.features(b)),
-        "n_a": len(a),
-        "n_b": len(b),
-        "features": "classifier",
-        "dataset": dataset,
-        "weights_sha256": clf.weights_sha256,
-        "classifier_test_accuracy": clf.test_accuracy,
-    }
+
+def write_stats(source, out: Path, features, mode, dataset, data_root, batch_size, device) -> None:
+    from bench.fid import write_source_stats
+
+    made = write_source_stats(
+        source,
+        out,
+        features=features.value,
+        mode=mode.value,
+        batch_size=batch_size,
+        device=device,
+        dataset=dataset,
+        data_root=data_root,
+    ).protocol
+    typer.echo(f"{out}: {made.dim}-d {made.extractor} statistics, n={made.n}, from {made.source}")
 
 
 @app.command()

@@ -9,6 +9,17 @@ class UserError(ValueError):
 
 
 def first_line(error: object) -> str:
-    """The first non-empty line of an error's message ("" when it has none)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    """One line that says what went wrong, for a UserError message ("" when it says nothing).
+
+    Some messages open with a header and put the cause on the lines below it; torch's
+    load_state_dict writes "Error(s) in loading state_dict for Net:" and then one
+    "size mismatch for ..." or "Missing key(s) ..." line per problem. Such a header is
+    joined with the first cause, and the number of further causes is given."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first, causes = lines[0], lines[1:]
+    if not causes or not first.endswith(":"):
+        return first
+    more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
+    return f"{first} {causes[0]}{more}"

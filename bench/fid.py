@@ -1,19 +1,151 @@
-"""FID (or pixel-space FD) between two image sets on disk."""
+"""FID (or FD in classifier or pixel features) between two inputs, and their statistics.
+
+An input is an image folder, an .npz of images, an .npz of statistics (genbench's,
+pytorch-fid's or clean-fid's), or a dataset split (`digits`, `digits:test`).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from bench.device import resolve_device
 from bench.errors import UserError
-from bench.features.inception import MODES, inception_features, load_inception
-from bench.features.pixels import pixel_features
-from bench.imageio import load_images
-from bench.metrics.fd import frechet_distance
+from bench.metrics.fd import frechet_distance_from_stats
+from bench.stats import (
+    Protocol,
+    Stats,
+    check_compatible,
+    compute_stats,
+    is_stats_file,
+    load_stats,
+    save_stats,
+    stats_path,
+)
 
-FEATURES = ("inception", "pixels")
+FEATURES = ("inception", "classifier", "pixels")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input: images (with the dataset they come from, if any) or statistics."""
+
+    label: str
+    images: torch.Tensor | None = None
+    stats: Stats | None = None
+    dataset: str | None = None
+    dataset_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Extractor:
+    name: str
+    features: Callable[[torch.Tensor], np.ndarray]
+    dim: int | None  # None: follows from the image shape (pixels)
+    weights_sha256: str | None
+    mode: str | None
+    info: dict = field(default_factory=dict)  # extra result fields
+
+
+def load_source(spec: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Source:
+    """Resolve a command-line input: an existing path first, else a dataset split."""
+    from bench.imageio import load_images
+
+    p = Path(spec).expanduser()
+    if p.is_dir() or (p.is_file() and not is_stats_file(p)):
+        return Source(str(p), images=load_images(p))
+    if p.is_file():
+        return Source(str(p), stats=load_stats(p))
+    name, split = _dataset_split(str(spec))
+    if name is None:
+        raise UserError(
+            f"{spec} does not exist; give an image folder, an .npz of images or statistics, "
+            "or a dataset split such as digits:train"
+        )
+    from bench.data import load_dataset
+
+    data = load_dataset(name, data_root)
+    if data.kind != "images":
+        raise UserError(f"dataset {name} holds {data.kind}, not images: it has no FID")
+    return Source(
+        f"{name}:{split}",
+        images=getattr(data, split).x,
+        dataset=name,
+        dataset_hash=data.content_hash,
+    )
+
+
+def build_extractor(
+    features: str,
+    *,
+    mode: str = "clean",
+    batch_size: int = 50,
+    device: str | torch.device | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Extractor:
+    """The features function with its name, dimension, weights hash and mode."""
+    _check_options(features, mode)
+    if features == "pixels":
+        from bench.features.pixels import pixel_features
+
+        return Extractor("pixels", pixel_features, None, None, None)
+    from bench.device import resolve_device
+
+    dev = resolve_device("auto" if device is None else str(device))
+    if features == "classifier":
+        from bench.data import load_dataset
+        from bench.features.classifier import load_classifier
+
+        if dataset is None:
+            raise UserError("--features classifier needs --dataset NAME (whose classifier)")
+        clf = load_classifier(load_dataset(dataset, data_root), dev)
+        info = {"dataset": dataset, "classifier_test_accuracy": clf.test_accuracy}
+        return Extractor("classifier", clf.features, None, clf.weights_sha256, None, info)
+    from bench.features.inception import inception_features, load_inception
+
+    sha = load_inception(dev)[1]
+
+    def run(images: torch.Tensor) -> np.ndarray:
+        return inception_features(images, mode=mode, batch_size=batch_size, device=dev)
+
+    return Extractor("inception", run, 2048, sha, mode, {"device": str(dev)})
+
+
+def write_source_stats(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    features: str = "inception",
+    mode: str = "clean",
+    batch_size: int = 50,
+    device: str | torch.device | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Stats:
+    """Compute an image source's statistics and write them to `out` (see bench.stats).
+
+    For classifier features, `dataset` defaults to the dataset the source names."""
+    out = stats_path(out)
+    src = load_source(source, data_root)
+    if src.stats is not None:
+        raise UserError(f"{src.label} already holds statistics; use the file as it is")
+    ext = build_extractor(
+        features,
+        mode=mode,
+        batch_size=batch_size,
+        device=device,
+        dataset=dataset or src.dataset,
+        data_root=data_root,
+    )
+    made = _image_stats(src, ext)
+    save_stats(out, made)
+    return made
 
 
 def fid_between(
@@ -24,38 +156,91 @@ def fid_between(
     mode: str = "clean",
     batch_size: int = 50,
     device: str | torch.device | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
 ) -> dict:
-    """Fréchet distance between two image sets (.npz files or image folders).
+    """Fréchet distance between two inputs (see load_source).
 
-    Returns fid, n_a, n_b, features, mode (None for pixels), weights_sha256 (None for
-    pixels) and device. FD grows as n shrinks: compare results at equal n only.
-    """
-    if features not in FEATURES:
-        raise UserError(f"unknown features {features!r}; use one of {FEATURES}")
-    if features == "inception" and mode not in MODES:
-        raise UserError(f"unknown Inception mode {mode!r}; use one of {MODES}")
-    a, b = load_images(path_a), load_images(path_b)
-    if min(len(a), len(b)) < 2:
-        raise UserError(f"FID needs at least 2 images per set, got {len(a)} and {len(b)}")
-    if features == "pixels":
-        if a.shape[1:] != b.shape[1:]:
+    Returns fid, n_a, n_b (None for statistics files without a record), features, mode,
+    weights_sha256 and device (None where no features were computed here), plus dataset and
+    classifier_test_accuracy for classifier features. Statistics files must not contradict
+    the requested protocol. FD grows as n shrinks: compare results at equal n only."""
+    _check_options(features, mode)
+    mode = mode if features == "inception" else None
+    sides = [load_source(path_a, data_root), load_source(path_b, data_root)]
+    with_images = [s for s in sides if s.images is not None]
+    if any(len(s.images) < 2 for s in with_images):
+        counts = " and ".join(str(len(s.images)) for s in with_images)
+        raise UserError(f"FID needs at least 2 images per set, got {counts}")
+    if features == "pixels" and len(with_images) == 2:
+        a, b = (s.images.shape[1:] for s in with_images)
+        if a != b:
             raise UserError(
-                f"pixel features need equal image shapes, got {tuple(a.shape[1:])} "
-                f"and {tuple(b.shape[1:])} (C, H, W)"
+                f"pixel features need equal image shapes, got {tuple(a)} and {tuple(b)} (C, H, W)"
             )
-        fa, fb = pixel_features(a), pixel_features(b)
-        mode, sha, dev = None, None, None
-    else:
-        dev = resolve_device("auto" if device is None else str(device))
-        sha = load_inception(dev)[1]
-        fa = inception_features(a, mode=mode, batch_size=batch_size, device=dev)
-        fb = inception_features(b, mode=mode, batch_size=batch_size, device=dev)
+    stats_sides = [s for s in sides if s.stats is not None]
+    for s in stats_sides:  # before any extractor is loaded (a classifier may need training)
+        check_compatible(s.stats, Protocol(0, features, None, mode), s.label)
+    ext = None
+    if with_images:
+        dataset = dataset or next((s.dataset for s in sides if s.dataset), None)
+        ext = build_extractor(
+            features,
+            mode=mode or "clean",
+            batch_size=batch_size,
+            device=device,
+            dataset=dataset,
+            data_root=data_root,
+        )
+    dim = ext.dim if ext and ext.dim else 0
+    if features == "pixels" and with_images:
+        dim = int(np.prod(with_images[0].images.shape[1:]))
+    sha = ext.weights_sha256 if ext else None
+    wanted = Protocol(dim, features, sha, mode)
+    for s in stats_sides:
+        check_compatible(s.stats, wanted, s.label)
+    if len(stats_sides) == 2:
+        check_compatible(sides[1].stats, sides[0].stats.protocol, sides[1].label)
+    sa, sb = (s.stats if s.stats is not None else _image_stats(s, ext) for s in sides)
     return {
-        "fid": frechet_distance(fa, fb),
-        "n_a": len(a),
-        "n_b": len(b),
+        "fid": frechet_distance_from_stats(sa.mu, sa.sigma, sb.mu, sb.sigma),
+        "n_a": sa.protocol.n,
+        "n_b": sb.protocol.n,
         "features": features,
         "mode": mode,
         "weights_sha256": sha,
-        "device": None if dev is None else str(dev),
+        "device": None,
+        **(ext.info if ext else {}),
     }
+
+
+def _image_stats(source: Source, ext: Extractor) -> Stats:
+    return compute_stats(
+        source.images,
+        extractor=ext.name,
+        features=ext.features,
+        dim=ext.dim,
+        weights_sha256=ext.weights_sha256,
+        mode=ext.mode,
+        source=source.label,
+        source_hash=source.dataset_hash,
+    )
+
+
+def _check_options(features: str, mode: str) -> None:
+    if features not in FEATURES:
+        raise UserError(f"unknown features {features!r}; use one of {FEATURES}")
+    if features == "inception":
+        from bench.features.inception import MODES
+
+        if mode not in MODES:
+            raise UserError(f"unknown Inception mode {mode!r}; use one of {MODES}")
+
+
+def _dataset_split(spec: str) -> tuple[str | None, str]:
+    from bench.data import is_known_dataset
+
+    name, _, split = spec.rpartition(":")
+    if split in SPLITS and is_known_dataset(name):
+        return name, split
+    return (spec, "train") if is_known_dataset(spec) else (None, "train")

@@ -85,11 +85,14 @@ def _read_folder(p: Path) -> np.ndarray:
                 a = np.asarray(im.convert("L" if im.mode in GRAY_MODES else "RGB"))
         except (OSError, UnidentifiedImageError) as e:
             raise UserError(f"{f} is not a readable image ({e})") from e
-        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-        if arrays and a.shape != arrays[0].shape:
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    # As pytorch-fid (which reads every image as RGB): gray among colour images becomes colour.
+    if len({a.shape[0] for a in arrays}) > 1:
+        arrays = [a.repeat(3, axis=0) if a.shape[0] == 1 else a for a in arrays]
+    for f, a in zip(files, arrays, strict=True):
+        if a.shape != arrays[0].shape:
             raise UserError(
-                f"{p}: images differ in size or channels ({files[0].name} is "
-                f"{arrays[0].shape}, {f.name} is {a.shape} as C,H,W); make them all one size"
+                f"{p}: images differ in size ({files[0].name} is {arrays[0].shape}, "
+                f"{f.name} is {a.shape} as C,H,W); make them all one size"
             )
-        arrays.append(a)
     return np.stack(arrays)

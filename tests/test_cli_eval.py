@@ -8,6 +8,7 @@ from conftest import run_cli
 
 from bench.data import load_dataset
 from bench.metrics.fd import frechet_distance
+from bench.stats import Protocol, Stats, load_stats, save_stats
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,10 @@ def files(tmp_path_factory):
     np.savez(tmp / "train.npz", d.train.x.numpy()[:359])
     np.savez(tmp / "nan.npz", np.full((10, 1, 8, 8), np.nan, np.float32))
     np.savez(tmp / "wrong.npz", np.zeros((10, 1, 5, 5), np.uint8))
+    # pytorch-fid's --save-stats format (mu, sigma only), 2048-d as Inception's
+    np.savez_compressed(tmp / "stats2048.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    legacy = Stats(np.zeros(2048), np.eye(2048), Protocol(2048, "inception", None, "legacy"), "")
+    save_stats(tmp / "legacy.npz", legacy)
     return tmp
 
 
@@ -66,6 +71,19 @@ def test_fid_pixels_matches_the_metric_function(files):
             "unknown metric 'fdd'",
         ),
         (["fid", "{d}/test.npz", "{d}/train.npz", "--features", "classifier"], "--dataset"),
+        (["fid", "digits:tset", "{d}/test.npz"], "digits:tset does not exist"),
+        (["fid", "ring8", "{d}/test.npz"], "holds points, not images"),
+        (
+            ["fid", "{d}/stats2048.npz", "digits:test", "--features", "pixels"],
+            "made with dimension 2048, this comparison uses 64",
+        ),
+        (
+            ["fid", "{d}/legacy.npz", "digits:test"],
+            "made with mode legacy, this comparison uses clean",
+        ),
+        (["fid", "{d}/legacy.npz", "{d}/test.npz", "--features", "pixels"], "extractor inception"),
+        (["stats", "{d}/legacy.npz", "-o", "{d}/x.npz"], "already holds statistics"),
+        (["stats", "digits", "-o", "{d}/x.txt"], "must end in .npz"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(files, args, message):
@@ -73,3 +91,32 @@ def test_bad_input_is_one_line_exit_2(files, args, message):
     assert res.returncode == 2, res.stderr
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_save_stats_and_stats_command_round_trip(files, tmp_path):
+    """`fid --save-stats A OUT` (pytorch-fid's spelling) and `stats A -o OUT` write the same
+    statistics, which `fid` then takes in place of the images."""
+    saved = run_cli(
+        "fid", "--save-stats", "digits:test", str(tmp_path / "s.npz"), "--features", "pixels"
+    )
+    assert saved.returncode == 0, saved.stderr
+    made = run_cli("stats", "digits:test", "-o", str(tmp_path / "t.npz"), "--features", "pixels")
+    assert made.returncode == 0, made.stderr
+    assert "64-d pixels statistics, n=359" in made.stdout
+    s, t = load_stats(tmp_path / "s.npz"), load_stats(tmp_path / "t.npz")
+    assert np.array_equal(s.mu, t.mu) and s.protocol == t.protocol
+    assert (s.protocol.source, s.protocol.n, s.protocol.extractor) == ("digits:test", 359, "pixels")
+    res = run_cli("fid", "digits:train", str(tmp_path / "s.npz"), "--features", "pixels", "--json")
+    assert res.returncode == 0, res.stderr
+    d = load_dataset("digits")
+    ref = frechet_distance(
+        d.train.x.reshape(len(d.train.x), -1) / 255.0, d.test.x.reshape(359, -1) / 255.0
+    )
+    assert json.loads(res.stdout)["fid"] == pytest.approx(ref, rel=1e-9)
+
+
+def test_fid_help_offers_no_auto_and_names_the_pipelines():
+    res = run_cli("fid", "--help", env={"COLUMNS": "200"})
+    assert res.returncode == 0
+    assert "<inception|classifier|pixels>" in res.stdout and "|auto" not in res.stdout
+    assert "legacy = pytorch-fid's" in res.stdout and "clean = clean-fid's" in res.stdout

@@ -10,7 +10,7 @@ from pytorch_fid import fid_score
 
 from bench.errors import UserError
 from bench.features import inception as inc
-from bench.fid import fid_between
+from bench.fid import fid_between, write_source_stats
 from bench.imageio import save_npz
 
 N = 40  # per set: Inception on a shared 2-core CPU is ~0.1-0.3 s per image
@@ -50,20 +50,43 @@ def image_sets(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")  # SciPy 1.17
 @pytest.mark.filterwarnings("ignore:Matrix is singular")  # 40 images, 2048-d features
-def test_legacy_fid_matches_pytorch_fid(image_sets, tmp_path, monkeypatch):
+def test_legacy_fid_and_stats_files_match_pytorch_fid(image_sets, tmp_path, monkeypatch):
+    """pytorch-fid's --save-stats files work as genbench fid inputs, genbench's stats files as
+    pytorch-fid inputs, and both give pytorch-fid's FID on the same folders to 1e-6."""
     _, (a, b) = image_sets
     ours = fid_between(a, b, mode="legacy", batch_size=BATCH, device="cpu")
     assert (ours["n_a"], ours["n_b"], ours["mode"]) == (N, N, "legacy")
     assert ours["weights_sha256"] == inc.load_inception("cpu")[1]
+    made = write_source_stats(
+        a, tmp_path / "ours_a.npz", mode="legacy", batch_size=BATCH, device="cpu"
+    )
 
-    # pytorch-fid, offline: the converted weights where torch hub looks for its download.
+    # pytorch-fid offline, as the README recipe sets it up; its command-line functions
+    # (`python -m pytorch_fid --save-stats A out.npz`, `python -m pytorch_fid X Y`) in-process.
     hub = tmp_path / "hub" / "checkpoints"
     hub.mkdir(parents=True)
     shutil.copyfile(inc.converted_weights_path(), hub / inc.HUB_FILENAME)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    ref = fid_score.calculate_fid_given_paths([str(a), str(b)], BATCH, "cpu", 2048, num_workers=0)
+    for src, out in ((a, "theirs_a.npz"), (b, "theirs_b.npz")):
+        fid_score.save_fid_stats([str(src), str(tmp_path / out)], BATCH, "cpu", 2048, 0)
+    ref = fid_score.calculate_fid_given_paths(
+        [str(tmp_path / "theirs_a.npz"), str(tmp_path / "theirs_b.npz")], BATCH, "cpu", 2048, 0
+    )
     assert ref > 10  # the sets differ, so a wrong feature would show
-    assert ours["fid"] == pytest.approx(ref, rel=1e-3)
+    assert ours["fid"] == pytest.approx(ref, rel=1e-6)
+    from_their_stats = fid_between(tmp_path / "theirs_a.npz", b, mode="legacy", device="cpu")
+    assert from_their_stats["fid"] == pytest.approx(ref, rel=1e-6)
+    assert from_their_stats["n_a"] is None and from_their_stats["n_b"] == N
+    their_fid_of_ours = fid_score.calculate_fid_given_paths(
+        [str(tmp_path / "ours_a.npz"), str(tmp_path / "theirs_b.npz")], BATCH, "cpu", 2048, 0
+    )
+    assert their_fid_of_ours == pytest.approx(ref, rel=1e-6)
+    # the recipe left genbench working: same weights, same record, no refusal
+    assert made.protocol.weights_sha256 == ours["weights_sha256"]
+    again = fid_between(tmp_path / "ours_a.npz", b, mode="legacy", device="cpu")
+    assert again["fid"] == pytest.approx(ours["fid"], rel=1e-9)
+    with pytest.raises(UserError, match="made with mode legacy, this comparison uses clean"):
+        fid_between(tmp_path / "ours_a.npz", b, device="cpu")
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")

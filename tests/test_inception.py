@@ -144,6 +144,37 @@ def test_hub_file_with_wrong_hash_is_an_error(tmp_path, monkeypatch):
         inc.load_inception("cpu")
 
 
+def test_offline_pytorch_fid_recipe_leaves_genbench_working(tmp_path, monkeypatch):
+    """The README recipe copies the converted weights to torch hub's file name for
+    pytorch-fid: genbench then uses them as the converted weights (their sha256, no
+    classifier), also after a re-save that changes the bytes; other tensors are refused."""
+    _, converted_sha, _ = inc.load_inception("cpu")
+    hub = tmp_path / "hub" / "checkpoints" / inc.HUB_FILENAME
+    hub.parent.mkdir(parents=True)
+    shutil.copyfile(inc.converted_weights_path(), hub)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    model, sha, has_classifier = inc.load_inception("cpu")
+    assert (sha, has_classifier, model.fc) == (converted_sha, False, None)
+    with pytest.raises(UserError, match="Inception Score needs the Inception classifier"):
+        inc.inception_logits(random_images(1, 3, 8, seed=5), device="cpu")
+    # pytorch-fid loads the same file (its strict key check included)
+    state = torch.load(hub, weights_only=True)
+    with mock.patch.object(pfi, "load_state_dict_from_url", return_value=state):
+        pfi.InceptionV3([3])
+
+    resaved = {k: v.clone() for k, v in reversed(state.items())}
+    torch.save(resaved, hub)
+    assert hashlib.sha256(hub.read_bytes()).hexdigest() != converted_sha
+    inc._cached_model.cache_clear()
+    assert inc.load_inception("cpu")[1] == converted_sha
+
+    resaved["Mixed_7c.branch_pool.conv.weight"][0, 0, 0, 0] += 1e-3
+    torch.save(resaved, hub)
+    inc._cached_model.cache_clear()
+    with pytest.raises(UserError, match="not pytorch-fid's weights file, nor genbench's"):
+        inc.load_inception("cpu")
+
+
 @pytest.mark.slow
 def test_tampered_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path))
@@ -206,6 +237,21 @@ def test_load_images_npz_and_folder(tmp_path):
     gray = random_images(2, 1, 6, seed=9)
     assert torch.equal(load_images(write_pngs(tmp_path / "gray", gray)), gray)
     assert torch.equal(load_images(write_pngs(tmp_path / "rgb", images)), images)
+
+
+def test_mixed_gray_and_rgb_folder_reads_as_pytorch_fid_does(tmp_path):
+    from pytorch_fid.fid_score import ImagePathDataset
+
+    folder = write_pngs(tmp_path / "mixed", random_images(2, 3, 6, seed=10))
+    write_pngs(tmp_path / "gray", random_images(2, 1, 6, seed=11))
+    for f in sorted((tmp_path / "gray").iterdir()):
+        shutil.move(f, folder / f"g{f.name}")
+    Image.fromarray(np.full((6, 6), 7, np.uint8)).convert("1").save(folder / "h.png")
+    ours = load_images(folder)
+    files = sorted(folder.iterdir())
+    ref = np.stack([np.asarray(ImagePathDataset(files)[i]) for i in range(len(files))])
+    assert ours.shape == (5, 3, 6, 6)
+    assert np.array_equal(ours.permute(0, 2, 3, 1).numpy(), ref)
 
 
 def test_bad_image_files_are_user_errors(tmp_path):

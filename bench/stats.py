@@ -1,0 +1,207 @@
+"""Reference statistics (mean and covariance of features) as files that travel.
+
+The format is pytorch-fid's `.npz`: float64 `mu` (d,) and `sigma` (d, d). genbench adds a
+protocol record under the extra key `genbench_protocol`, a JSON string stored as a numpy
+unicode scalar, so the file loads without pickle; pytorch-fid reads only `mu` and `sigma`
+(fid_score.compute_statistics_of_path) and ignores it. Files without the record
+(pytorch-fid's `--save-stats`, clean-fid's stats folder) are read too: their dimension is
+known, and clean-fid's file names say the mode (`{name}_{mode}[_{model}]_{split}_{res}.npz`,
+cleanfid/features.py get_reference_statistics).
+
+Any extractor plugs in: compute_stats takes its name, features function, dimension,
+weights hash and preprocessing mode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.cache import atomic_write_bytes
+from bench.errors import UserError
+from bench.metrics.fd import feature_stats
+
+PROTOCOL_KEY = "genbench_protocol"
+FORMAT = "genbench-stats/1"
+
+# clean-fid modes that genbench reproduces, under genbench's names.
+_CLEANFID_MODES = {"clean": "clean", "legacy_pytorch": "legacy"}
+_CLEANFID_NAME = re.compile(
+    r"^.+_(?P<mode>clean|legacy_pytorch|legacy_tensorflow)(?P<model>_clip_vit_b_32)?"
+    r"_[^_]+_[^_]+\.npz$"
+)
+
+FeaturesFn = Callable[[torch.Tensor], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How statistics were made; None means not known (a file made by another tool)."""
+
+    dim: int
+    extractor: str | None = None
+    weights_sha256: str | None = None
+    mode: str | None = None  # the extractor's preprocessing, e.g. Inception's clean/legacy
+    n: int | None = None
+    source: str | None = None  # dataset:split, folder or file the images came from
+    source_hash: str | None = None  # the dataset's content hash
+
+
+@dataclass(frozen=True)
+class Stats:
+    mu: np.ndarray  # float64 (d,)
+    sigma: np.ndarray  # float64 (d, d)
+    protocol: Protocol
+    origin: str  # "genbench", "clean-fid" or "pytorch-fid format" (no record)
+
+
+def compute_stats(
+    images: torch.Tensor,
+    *,
+    extractor: str,
+    features: FeaturesFn,
+    dim: int | None,
+    weights_sha256: str | None,
+    mode: str | None = None,
+    source: str | None = None,
+    source_hash: str | None = None,
+) -> Stats:
+    """Mean and covariance of `features(images)` with their protocol record.
+
+    `dim` None means the dimension follows from the images (raw pixels)."""
+    if len(images) < 2:
+        raise UserError(f"statistics need at least 2 images, got {len(images)} from {source}")
+    feats = features(images)
+    if dim is not None and feats.shape[1] != dim:
+        raise UserError(f"extractor {extractor!r} gave {feats.shape[1]}-d features, not {dim}")
+    mu, sigma = feature_stats(feats)
+    protocol = Protocol(
+        dim=feats.shape[1],
+        extractor=extractor,
+        weights_sha256=weights_sha256,
+        mode=mode,
+        n=len(images),
+        source=source,
+        source_hash=source_hash,
+    )
+    return Stats(mu, sigma, protocol, "genbench")
+
+
+def save_stats(path: str | os.PathLike, stats: Stats) -> None:
+    """Write `stats` as pytorch-fid's .npz plus the protocol record, atomically."""
+    p = stats_path(path)
+    record = json.dumps({"format": FORMAT, **asdict(stats.protocol)}, sort_keys=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        mu=stats.mu.astype(np.float64),
+        sigma=stats.sigma.astype(np.float64),
+        **{PROTOCOL_KEY: np.array(record)},
+    )
+    try:
+        atomic_write_bytes(p, buffer.getvalue())
+    except OSError as e:
+        raise UserError(f"cannot write {p} ({e})") from e
+
+
+def stats_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path, refused unless it ends in .npz (pytorch-fid reads no other)."""
+    p = Path(path).expanduser()
+    if p.suffix != ".npz":
+        raise UserError(f"{p}: a statistics file must end in .npz (pytorch-fid reads no other)")
+    return p
+
+
+def is_stats_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is an .npz holding `mu` and `sigma` (not images)."""
+    p = Path(path).expanduser()
+    if not p.is_file() or p.suffix.lower() != ".npz":
+        return False
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            return {"mu", "sigma"} <= set(npz.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+
+
+def load_stats(path: str | os.PathLike) -> Stats:
+    """Statistics from genbench's, pytorch-fid's or clean-fid's .npz; bad files are UserErrors."""
+    p = Path(path).expanduser()
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            if not {"mu", "sigma"} <= set(npz.files):
+                raise UserError(f"{p} holds no statistics (arrays 'mu' and 'sigma')")
+            mu, sigma = npz["mu"], npz["sigma"]
+            record = npz[PROTOCOL_KEY] if PROTOCOL_KEY in npz.files else None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise UserError(f"{p} is not a readable statistics .npz ({e})") from e
+    mu, sigma = _check_arrays(p, mu, sigma)
+    if record is not None:
+        return Stats(mu, sigma, _parse_record(p, record, mu.size), "genbench")
+    match = _CLEANFID_NAME.match(p.name.lower())
+    if match is None:
+        return Stats(mu, sigma, Protocol(dim=mu.size), "pytorch-fid format")
+    extractor = "clip_vit_b_32" if match["model"] else "inception"
+    mode = _CLEANFID_MODES.get(match["mode"], f"clean-fid's {match['mode']}")
+    return Stats(mu, sigma, Protocol(dim=mu.size, extractor=extractor, mode=mode), "clean-fid")
+
+
+def check_compatible(stats: Stats, wanted: Protocol, what: str) -> None:
+    """Refuse, with one line, statistics whose protocol contradicts `wanted`.
+
+    A field unknown on either side (None) contradicts nothing; `wanted.dim` 0 is unknown."""
+    made = stats.protocol
+    checks = [
+        ("extractor", made.extractor, wanted.extractor),
+        ("dimension", made.dim, wanted.dim or None),
+        ("mode", made.mode, wanted.mode),
+        ("weights sha256", made.weights_sha256, wanted.weights_sha256),
+    ]
+    for name, theirs, ours in checks:
+        if theirs is None or ours is None or theirs == ours:
+            continue
+        if name == "weights sha256":
+            theirs, ours = f"{theirs[:12]}...", f"{ours[:12]}..."
+        fix = "recompute them with `genbench stats`"
+        if name == "mode" and theirs in _CLEANFID_MODES.values():
+            fix = f"pass --mode {theirs}, or {fix}"
+        raise UserError(
+            f"{what} was made with {name} {theirs}, this comparison uses {ours}; "
+            f"the numbers are not comparable: {fix}"
+        )
+
+
+def _check_arrays(p: Path, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
+        raise UserError(f"{p}: 'mu' and 'sigma' must hold real numbers")
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size) or mu.size == 0:
+        raise UserError(
+            f"{p}: 'mu' must be (d,) and 'sigma' (d, d), got {mu.shape} and {sigma.shape}"
+        )
+    mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise UserError(f"{p}: 'mu' or 'sigma' contains NaN or inf values")
+    return mu, sigma
+
+
+def _parse_record(p: Path, record: np.ndarray, dim: int) -> Protocol:
+    known = {f.name for f in fields(Protocol)}
+    try:
+        data = json.loads(str(record[()]))
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise ValueError(f"not a {FORMAT} record")
+        protocol = Protocol(**{k: v for k, v in data.items() if k in known})
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{p}: unreadable {PROTOCOL_KEY} record ({e})") from e
+    if protocol.dim != dim:
+        raise UserError(f"{p}: its record says {protocol.dim}-d features, 'mu' has {dim}")
+    return protocol

@@ -1,0 +1,198 @@
+"""Statistics files (bench.stats): pytorch-fid's format plus a protocol record, read back by
+pytorch-fid itself; pytorch-fid's and clean-fid's own files read by genbench; contradictions
+refused. No Inception here: the features are pixels or a plug-in function."""
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import cleanfid
+import numpy as np
+import pytest
+import torch
+from cleanfid import fid as cleanfid_fid
+from PIL import Image
+from pytorch_fid import fid_score
+
+from bench.errors import UserError
+from bench.features.pixels import pixel_features
+from bench.fid import fid_between, write_source_stats
+from bench.imageio import save_npz
+from bench.metrics.fd import frechet_distance
+from bench.stats import (
+    PROTOCOL_KEY,
+    Protocol,
+    check_compatible,
+    compute_stats,
+    is_stats_file,
+    load_stats,
+    save_stats,
+)
+
+
+def images(n: int, seed: int, c: int = 3, size: int = 4) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8, generator=g)
+
+
+def mean_colour(x: torch.Tensor) -> np.ndarray:
+    """A plug-in extractor: 3-d features (mean of each channel)."""
+    return x.float().mean(dim=(2, 3)).numpy()
+
+
+def plugin_stats(n=30, seed=0, **overrides):
+    kwargs = dict(extractor="mean_colour", features=mean_colour, dim=3, weights_sha256="ab" * 32)
+    return compute_stats(images(n, seed), **{**kwargs, "source": "test", **overrides})
+
+
+def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
+    made = plugin_stats(mode="m1")
+    save_stats(tmp_path / "ref.npz", made)
+    back = load_stats(tmp_path / "ref.npz")
+    assert back.origin == "genbench" and back.protocol == made.protocol
+    assert back.protocol == Protocol(3, "mean_colour", "ab" * 32, "m1", 30, "test")
+    feats = mean_colour(images(30, 0)).astype(np.float64)
+    assert np.allclose(back.mu, feats.mean(0), rtol=1e-12)
+    assert np.allclose(back.sigma, np.cov(feats, rowvar=False), rtol=1e-10)
+    # pytorch-fid reads the file as its own (it never touches the model for an .npz) ...
+    mu, sigma = fid_score.compute_statistics_of_path(str(tmp_path / "ref.npz"), None, 50, 3, "cpu")
+    assert np.array_equal(mu, back.mu) and np.array_equal(sigma, back.sigma)
+    # ... and nothing in it needs pickle.
+    with np.load(tmp_path / "ref.npz", allow_pickle=False) as f:
+        assert set(f.files) == {"mu", "sigma", PROTOCOL_KEY}
+        assert json.loads(str(f[PROTOCOL_KEY]))["extractor"] == "mean_colour"
+
+
+def test_pytorch_fid_file_is_read_with_only_its_dimension_known(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(20, 5))
+    np.savez_compressed(tmp_path / "p.npz", mu=feats.mean(0), sigma=np.cov(feats, rowvar=False))
+    s = load_stats(tmp_path / "p.npz")
+    assert s.origin == "pytorch-fid format" and s.protocol == Protocol(5)
+    check_compatible(s, Protocol(5, "inception", "cd" * 32, "clean"), "p.npz")  # no contradiction
+    with pytest.raises(UserError, match="made with dimension 5, this comparison uses 2048"):
+        check_compatible(s, Protocol(2048, "inception", None, "clean"), "p.npz")
+
+
+@pytest.mark.parametrize(
+    "mode, model, want",
+    [
+        ("clean", "inception_v3", ("inception", "clean")),
+        ("legacy_pytorch", "inception_v3", ("inception", "legacy")),
+        ("legacy_tensorflow", "inception_v3", ("inception", "clean-fid's legacy_tensorflow")),
+        ("clean", "clip_vit_b_32", ("clip_vit_b_32", "clean")),
+    ],
+)
+def test_cleanfid_custom_stats_are_read_with_their_mode(tmp_path, monkeypatch, mode, model, want):
+    """clean-fid's make_custom_stats names and writes the file; its stats folder is moved
+    into tmp_path and its network replaced by a 4-d feature function (no download)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, im in enumerate(images(6, 1).permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(im).save(folder / f"{i}.png")
+    monkeypatch.setattr(cleanfid, "__file__", str(tmp_path / "cleanfid" / "__init__.py"))
+    fake = lambda x: x.float().mean(dim=(2, 3)).repeat(1, 2)[:, :4]  # noqa: E731
+    monkeypatch.setattr(cleanfid_fid, "build_feature_extractor", lambda *a, **k: fake)
+    clip = types.ModuleType("cleanfid.clip_features")  # its CLIP branch: the same fake
+    clip.CLIP_fx, clip.img_preprocess_clip = (lambda name: fake), (lambda im: im)
+    monkeypatch.setitem(sys.modules, "cleanfid.clip_features", clip)
+    cleanfid_fid.make_custom_stats(
+        "My_Set", str(folder), mode=mode, model_name=model, device=torch.device("cpu"),
+        verbose=False, batch_size=6,
+    )  # fmt: skip
+    (path,) = (tmp_path / "cleanfid" / "stats").glob("*_na.npz")  # not its KID file
+    s = load_stats(path)
+    assert s.origin == "clean-fid" and (s.protocol.extractor, s.protocol.mode) == want
+    assert s.protocol.dim == 4
+    if want[1] != "clean":
+        with pytest.raises(UserError, match=f"made with mode {want[1]}"):
+            check_compatible(s, Protocol(4, want[0], None, "clean"), path.name)
+
+
+def test_contradicting_protocol_is_refused_naming_the_field():
+    s = plugin_stats(mode="legacy")
+    ok = Protocol(3, "mean_colour", "ab" * 32, "legacy")
+    check_compatible(s, ok, "ref.npz")
+    cases = {
+        Protocol(3, "inception", "ab" * 32, "legacy"): "extractor mean_colour, this comparison "
+        "uses inception",
+        Protocol(1024, "mean_colour", None, None): "dimension 3, this comparison uses 1024",
+        Protocol(3, "mean_colour", None, "clean"): "mode legacy, this comparison uses clean; "
+        "the numbers are not comparable: pass --mode legacy",
+        Protocol(3, "mean_colour", "cd" * 32, None): "weights sha256 abababababab...",
+    }
+    for wanted, message in cases.items():
+        with pytest.raises(UserError, match=message.replace("(", r"\(")):
+            check_compatible(s, wanted, "ref.npz")
+
+
+def test_plugin_extractor_of_the_wrong_dimension_is_refused():
+    with pytest.raises(UserError, match="gave 3-d features, not 4"):
+        plugin_stats(dim=4)
+
+
+def test_fid_from_stats_files_equals_fid_from_images(tmp_path):
+    a, b = images(40, 1, c=1, size=3), images(30, 2, c=1, size=3)
+    save_npz(tmp_path / "a.npz", a)
+    save_npz(tmp_path / "b.npz", b)
+    direct = frechet_distance(pixel_features(a), pixel_features(b))
+    write_source_stats(tmp_path / "a.npz", tmp_path / "sa.npz", features="pixels")
+    write_source_stats(tmp_path / "b.npz", tmp_path / "sb.npz", features="pixels")
+    assert is_stats_file(tmp_path / "sa.npz") and not is_stats_file(tmp_path / "a.npz")
+    for x, y in (("sa", "b"), ("a", "sb"), ("sa", "sb")):
+        r = fid_between(tmp_path / f"{x}.npz", tmp_path / f"{y}.npz", features="pixels")
+        assert r["fid"] == pytest.approx(direct, rel=1e-12)
+        assert (r["n_a"], r["n_b"]) == (40, 30)
+    # A foreign file without a record: n unknown, the number the same.
+    s = load_stats(tmp_path / "sa.npz")
+    np.savez(tmp_path / "foreign.npz", mu=s.mu, sigma=s.sigma)
+    r = fid_between(tmp_path / "foreign.npz", tmp_path / "b.npz", features="pixels")
+    assert r["n_a"] is None and r["fid"] == pytest.approx(direct, rel=1e-12)
+
+
+def test_dataset_split_inputs_and_their_record(tmp_path):
+    from bench.data import load_dataset
+
+    d = load_dataset("digits")
+    made = write_source_stats("digits:test", tmp_path / "t.npz", features="pixels")
+    p = made.protocol
+    assert (p.source, p.source_hash, p.n, p.dim) == (
+        "digits:test",
+        d.content_hash,
+        len(d.test.x),
+        64,
+    )
+    r = fid_between("digits", tmp_path / "t.npz", features="pixels")
+    ref = frechet_distance(pixel_features(d.train.x), pixel_features(d.test.x))
+    assert r["fid"] == pytest.approx(ref, rel=1e-12) and r["n_a"] == len(d.train.x)
+
+
+def write_npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def test_bad_stats_files_are_user_errors(tmp_path):
+    eye = np.eye(3)
+    good = json.dumps({"format": "genbench-stats/1", "dim": 3})
+    cases = {
+        write_npz(tmp_path / "nan.npz", mu=np.full(3, np.nan), sigma=eye): "NaN",
+        write_npz(tmp_path / "shape.npz", mu=np.zeros(3), sigma=np.eye(4)): r"\(d, d\)",
+        write_npz(tmp_path / "str.npz", mu=np.array(["a"]), sigma=eye): "real numbers",
+        write_npz(tmp_path / "rec.npz", mu=np.zeros(3), sigma=eye, **{PROTOCOL_KEY: "{"}): "record",
+        write_npz(
+            tmp_path / "dim.npz", mu=np.zeros(2), sigma=np.eye(2), **{PROTOCOL_KEY: np.array(good)}
+        ): "says 3-d features",
+        write_npz(tmp_path / "noms.npz", images=np.zeros((2, 1, 2, 2), np.uint8)): "no statistics",
+    }
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    cases[tmp_path / "junk.npz"] = "not a readable"
+    for path, message in cases.items():
+        with pytest.raises(UserError, match=message):
+            load_stats(path)
+    with pytest.raises(UserError, match="must end in .npz"):
+        save_stats(tmp_path / "out.txt", plugin_stats())
+    save_stats(tmp_path / "ok.npz", plugin_stats())
+    with pytest.raises(UserError, match="already holds statistics"):
+        write_source_stats(tmp_path / "ok.npz", tmp_path / "x.npz", features="pixels")
