@@ -205,12 +205,6 @@ def eval_(
         typer.echo(f"{k}: {v:.6g}")
 
 
-class FidFeatures(str, Enum):
-    inception = "inception"
-    classifier = "classifier"
-    pixels = "pixels"
-
-
 FidInput = Annotated[
     str,
     typer.Argument(
@@ -220,11 +214,15 @@ FidInput = Annotated[
     ),
 ]
 FidFeaturesOption = Annotated[
-    FidFeatures,
+    str,
     typer.Option(
         help="inception (FID), classifier (the dataset's classifier: --dataset, or the dataset "
-        "given as an input) or pixels"
+        "given as an input), pixels, or any extractor of `genbench list extractors` "
+        "(dinov2_vitl14, clip_vitl14_336, ... with --weights)"
     ),
+]
+WeightsOption = Annotated[
+    Path | None, typer.Option(help="weights file of the --features extractor (DINOv2, CLIP)")
 ]
 ModeOption = Annotated[
     Mode,
@@ -246,7 +244,8 @@ def fid(
     path_b: Annotated[
         str, typer.Argument(help="the same kinds as PATH_A; with --save-stats, the output .npz")
     ],
-    features: FidFeaturesOption = FidFeatures.inception,
+    features: FidFeaturesOption = "inception",
+    weights: WeightsOption = None,
     mode: ModeOption = Mode.clean,
     save_stats: Annotated[
         bool,
@@ -268,14 +267,17 @@ def fid(
     import json
 
     if save_stats:
-        write_stats(path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device)
+        write_stats(
+            path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device, weights
+        )
         return
     from bench.fid import fid_between
 
     result = fid_between(
         path_a,
         path_b,
-        features=features.value,
+        features=features,
+        weights=weights,
         mode=mode.value,
         batch_size=batch_size,
         device=device,
@@ -294,7 +296,8 @@ def stats(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="statistics file to write (.npz)")],
-    features: FidFeaturesOption = FidFeatures.inception,
+    features: FidFeaturesOption = "inception",
+    weights: WeightsOption = None,
     mode: ModeOption = Mode.clean,
     dataset: DatasetOption = None,
     data_root: DataRoot = None,
@@ -303,16 +306,19 @@ def stats(
 ) -> None:
     """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
     record (extractor, weights sha256, mode, n, source), which pytorch-fid ignores."""
-    write_stats(source, out, features, mode, dataset, data_root, batch_size, device)
+    write_stats(source, out, features, mode, dataset, data_root, batch_size, device, weights)
 
 
-def write_stats(source, out: Path, features, mode, dataset, data_root, batch_size, device) -> None:
+def write_stats(
+    source, out: Path, features, mode, dataset, data_root, batch_size, device, weights
+) -> None:
     from bench.fid import write_source_stats
 
     made = write_source_stats(
         source,
         out,
-        features=features.value,
+        features=features,
+        weights=weights,
         mode=mode.value,
         batch_size=batch_size,
         device=device,

@@ -88,9 +88,12 @@ def build_extractor(
     device: str | torch.device | None = None,
     dataset: str | None = None,
     data_root: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> Extractor:
     """The features function with its name, dimension, weights hash and mode."""
     _check_options(features, mode)
+    if features not in FEATURES:  # any other registered extractor (DINOv2, CLIP, plug-ins)
+        return _registered(features, device, dataset, data_root, weights)
     if features == "pixels":
         from bench.features.pixels import pixel_features
 
@@ -117,6 +120,23 @@ def build_extractor(
     return Extractor("inception", run, 2048, sha, mode, {"device": str(dev)})
 
 
+def _registered(features, device, dataset, data_root, weights) -> Extractor:
+    from bench.data import load_dataset
+    from bench.device import resolve_device
+    from bench.features import resolve_extractor
+
+    spec = resolve_extractor(features)
+    if spec.needs_labels and dataset is None:
+        raise UserError(f"--features {features} needs --dataset NAME (whose labels)")
+    if weights is not None and not spec.takes_weights:
+        raise UserError(f"extractor {features!r} takes no weights file; drop --weights")
+    data = load_dataset(dataset, data_root) if dataset else None
+    path = None if weights is None else Path(weights)
+    loaded = spec.load(data, resolve_device("auto" if device is None else str(device)), path)
+    dim = spec.dim(data) if spec.dim is not None else None
+    return Extractor(spec.name, loaded.features, dim, loaded.weights_sha256 or None, None)
+
+
 def write_source_stats(
     source: str | os.PathLike,
     out: str | os.PathLike,
@@ -127,6 +147,7 @@ def write_source_stats(
     device: str | torch.device | None = None,
     dataset: str | None = None,
     data_root: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> Stats:
     """Compute an image source's statistics and write them to `out` (see bench.stats).
 
@@ -142,6 +163,7 @@ def write_source_stats(
         device=device,
         dataset=dataset or src.dataset,
         data_root=data_root,
+        weights=weights,
     )
     made = _image_stats(src, ext)
     save_stats(out, made)
@@ -158,6 +180,7 @@ def fid_between(
     device: str | torch.device | None = None,
     dataset: str | None = None,
     data_root: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> dict:
     """Fréchet distance between two inputs (see load_source).
 
@@ -191,6 +214,7 @@ def fid_between(
             device=device,
             dataset=dataset,
             data_root=data_root,
+            weights=weights,
         )
     dim = ext.dim if ext and ext.dim else 0
     if features == "pixels" and with_images:
@@ -228,8 +252,9 @@ def _image_stats(source: Source, ext: Extractor) -> Stats:
 
 
 def _check_options(features: str, mode: str) -> None:
-    if features not in FEATURES:
-        raise UserError(f"unknown features {features!r}; use one of {FEATURES}")
+    from bench.features import resolve_extractor
+
+    resolve_extractor(features)  # an unknown name: one line listing the choices
     if features == "inception":
         from bench.features.inception import MODES
 

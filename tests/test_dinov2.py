@@ -323,3 +323,23 @@ def test_eval_without_the_weights_file_is_one_line(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "dinov2_vitl14_pretrain.pth" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_stats_in_dinov2_space_and_a_2048_d_file_refused(tmp_path, weights_file):
+    from conftest import run_cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(images(9, 12, 3, 16)):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"{i:02d}.png")
+    args = ["--features", "dinov2_vits14", "--weights", str(weights_file), "--device", "cpu"]
+    res = run_cli("stats", str(folder), "-o", str(tmp_path / "ref.npz"), *args)
+    assert res.returncode == 0, res.stderr
+    with np.load(tmp_path / "ref.npz") as f:
+        assert f["mu"].shape == (384,) and f["sigma"].shape == (384, 384)
+    res = run_cli("fid", str(folder), str(tmp_path / "ref.npz"), *args, "--json")
+    assert res.returncode == 0, res.stderr
+    np.savez(tmp_path / "inception.npz", mu=np.zeros(2048), sigma=np.eye(2048))  # pytorch-fid's
+    res = run_cli("fid", str(folder), str(tmp_path / "inception.npz"), *args)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "2048" in res.stderr and "384" in res.stderr
