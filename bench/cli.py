@@ -97,7 +97,7 @@ def report(
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
     from bench.metrics import check_rank_metric
-    from bench.record import Store, default_tracking_uri
+    from bench.record import open_output_store
     from bench.report.render import write_report
 
     rank_by = None
@@ -116,22 +116,22 @@ def report(
         db = out / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
-        tracking_uri = default_tracking_uri(out)
-    boards = write_report(Store(tracking_uri), out, suite, rank_by)
+    boards = write_report(open_output_store(out, tracking_uri), out, suite, rank_by)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
     print_leaderboards(boards)
     typer.echo(f"\nLeaderboard: {out}/leaderboard.md|.csv|.html")
     if compare is not None:
+        from bench.cache import atomic_write_bytes
         from bench.report.compare import compare as compare_boards
         from bench.report.leaderboard import build_leaderboards
 
         db = compare / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"--compare {compare}: no MLflow store at {db}")
-        other = Store(default_tracking_uri(compare))
+        other = open_output_store(compare)
         text = compare_boards(boards, build_leaderboards(other.records(suite), rank_by))
-        (out / "compare.md").write_text(text)
+        atomic_write_bytes(out / "compare.md", text.encode())
         typer.echo("\n" + text)
 
 
@@ -495,6 +495,16 @@ def print_leaderboards(boards) -> None:
 
 
 def main() -> None:
+    import signal
+
+    from bench.errors import Stopped
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    # SLURM, Kubernetes and `timeout` send SIGTERM: unwind so that runs are marked KILLED
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         from bench.threads import configure_threads
 
@@ -503,9 +513,11 @@ def main() -> None:
     except UserError as e:
         typer.echo(f"genbench: error: {e}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("genbench: interrupted; run the same command again to resume", err=True)
-        sys.exit(130)
+    except (Stopped, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        typer.echo(f"genbench: {what}; run the same command again to resume", err=True)
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,15 @@ class UserError(ValueError):
     it against the field that caused it."""
 
 
+class Stopped(BaseException):  # noqa: N818 (a stop, not an error)
+    """SIGTERM or SIGINT arrived: unwinds like KeyboardInterrupt (runs become KILLED), but
+    passes through typer/click, which turn KeyboardInterrupt into their own exit."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def first_line(error: object) -> str:
     """One line that says what went wrong, for a UserError message ("" when it says nothing).
 

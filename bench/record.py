@@ -12,15 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from filelock import FileLock
 
+from bench.cache import atomic_write_bytes
 from bench.errors import UserError, first_line
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -123,15 +127,46 @@ def default_tracking_uri(out_dir: Path) -> str:
     return f"sqlite:///{(out_dir / 'mlruns' / 'mlflow.db').resolve()}"
 
 
-class Store:
-    """One MLflow tracking store; a store that cannot be opened is a UserError."""
+def open_output_store(out_dir: Path, tracking_uri: str | None = None) -> Store:
+    """The store of an output folder: its own SQLite file and artifact folder, or the given
+    tracking URI (whose artifacts live wherever that server keeps them)."""
+    if tracking_uri is not None:
+        return Store(tracking_uri)
+    return Store(default_tracking_uri(out_dir), out_dir.resolve() / "mlruns" / "artifacts")
 
-    def __init__(self, uri: str):
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """An MLflow server that does not answer fails in seconds, not after MLflow's minutes
+    of retries."""
+    parsed = urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(
+            f"cannot reach the MLflow server at {uri} ({e.strerror or e}); start it "
+            "(`mlflow server ...`) or pass another --tracking-uri"
+        ) from None
+
+
+class Store:
+    """One MLflow tracking store; a store that cannot be opened is a UserError.
+
+    `artifact_root`, for the default store inside an output folder, re-roots artifacts there
+    whatever absolute location the runs recorded, so that a moved or copied output folder
+    keeps (and gets) its own artifacts."""
+
+    def __init__(self, uri: str, artifact_root: Path | None = None):
         from mlflow.tracking import MlflowClient
 
         for name in ("alembic", "mlflow"):  # MLflow logs at INFO on import
             logging.getLogger(name).setLevel(logging.WARNING)
+        self.artifact_root = artifact_root
         lock = contextlib.nullcontext()
+        if uri.startswith(("http://", "https://")):
+            check_reachable(uri)
+        if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
+            raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
         if uri.startswith("sqlite:///"):
             db = Path(uri.removeprefix("sqlite:///"))
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -164,10 +199,11 @@ class Store:
         self.client.set_experiment_tag(exp_id, RANK_BY_TAG, ",".join(rank_by))
 
     def start_suite_run(
-        self, exp_id: str, suite: str, version: str, machine: dict, config_json: str
+        self, exp_id: str, suite: str, version: str, machine: dict, config_json: str, owner: str
     ) -> str:
         tags = {
             "genbench.kind": SUITE_KIND,
+            "genbench.owner": owner,  # the invocation's lock: see close_stale_suite_runs
             "genbench.suite": suite,
             "genbench.suite_version": version,
             **machine,
@@ -179,6 +215,17 @@ class Store:
 
     def end_run(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
+
+    def close_stale_suite_runs(self, exp_id: str, alive: Callable[[str], bool]) -> int:
+        """Suite runs left RUNNING by an invocation that was killed become KILLED; `alive`
+        tells from a run's owner tag whether its invocation still runs."""
+        closed = 0
+        for r in self._search(exp_id, f"tags.`genbench.kind` = '{SUITE_KIND}'"):
+            owner = r.data.tags.get("genbench.owner", "")
+            if r.info.status == "RUNNING" and not (owner and alive(owner)):
+                self.client.set_terminated(r.info.run_id, "KILLED")
+                closed += 1
+        return closed
 
     # -- jobs --------------------------------------------------------------------------
 
@@ -216,10 +263,14 @@ class Store:
                 self.client.log_batch(run_id, metrics=items[i : i + 1000])
         self._log_metrics(run_id, record.metrics)
         self._set_tags(run_id, record.result_tags())
+        folder = self._artifact_folder(run_id)
         with tempfile.TemporaryDirectory() as tmp:
             for name, content in sorted(record.artifacts.items()):
-                (Path(tmp) / name).write_bytes(content)
-                self.client.log_artifact(run_id, str(Path(tmp) / name))
+                if folder is not None:
+                    atomic_write_bytes(folder / name, content)
+                else:
+                    (Path(tmp) / name).write_bytes(content)
+                    self.client.log_artifact(run_id, str(Path(tmp) / name))
         self.client.set_terminated(run_id, "FINISHED")
         record.status = "FINISHED"
 
@@ -260,6 +311,10 @@ class Store:
         return out
 
     def artifact(self, run_id: str, name: str) -> bytes | None:
+        folder = self._artifact_folder(run_id)
+        if folder is not None:
+            path = folder / name
+            return path.read_bytes() if path.is_file() else None
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 return Path(self.client.download_artifacts(run_id, name, tmp)).read_bytes()
@@ -270,6 +325,11 @@ class Store:
         return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, LOSS_KEY))
 
     # -- MLflow calls ------------------------------------------------------------------
+
+    def _artifact_folder(self, run_id: str) -> Path | None:
+        """MLflow's own layout for an experiment created with this artifact location
+        (ROOT/RUN/artifacts), under this store's folder."""
+        return None if self.artifact_root is None else self.artifact_root / run_id / "artifacts"
 
     def _search(self, exp_id: str, filter_string: str) -> list:
         runs, token = [], None

@@ -7,6 +7,10 @@ suite reuses every finished job and an interrupted one resumes where it stopped.
 from __future__ import annotations
 
 import tempfile
+import uuid
+from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from bench.data import load_dataset
 from bench.device import resolve_device
@@ -15,7 +19,7 @@ from bench.executors import Executor, LocalExecutor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, resolve_model
 from bench.provenance import machine_provenance
-from bench.record import Store, default_tracking_uri
+from bench.record import open_output_store
 from bench.samples import load_samples_file
 from bench.scoring import plan
 from bench.suite import Suite, expand_jobs
@@ -36,7 +40,7 @@ class Runner:
         except OSError as e:
             msg = f"output folder {out} is not writable ({e.strerror}); pass --out DIR"
             raise UserError(msg) from None
-        self.store = Store(opts.tracking_uri or default_tracking_uri(out))
+        self.store = open_output_store(out, opts.tracking_uri)
         artifact_root = (out / "mlruns" / "artifacts") if not opts.tracking_uri else None
         self.exp_id = self.store.experiment(suite.name, artifact_root)
 
@@ -49,7 +53,12 @@ class Runner:
             from bench.features.inception import require_classifier_layer
 
             require_classifier_layer(self.device)
+        checked = set()
         for job in expand_jobs(self.suite):
+            entry = job.entry
+            if (job.dataset, entry.name) in checked:  # seeds share datasets and options
+                continue
+            checked.add((job.dataset, entry.name))
             data = load_dataset(job.dataset, self.opts.data_root)
             plan(
                 self.suite.metrics,
@@ -58,31 +67,50 @@ class Runner:
                 self.suite.n_samples,
                 self.suite.weights,
             )
-            entry = job.entry
             if entry.samples is not None:
                 load_samples_file(entry.samples, data)
-            elif entry.checkpoint is not None:
-                model = build_model(
-                    resolve_model(entry.ref), data, dict(entry.options), self.device
-                )
+                continue
+            # built untrained, cheaply: an unknown option is caught before anything trains
+            model = build_model(resolve_model(entry.ref), data, dict(entry.options), self.device)
+            if entry.checkpoint is not None:
                 load_checkpoint(model, entry.checkpoint, entry.ref)
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
         self.store.set_rank_by(self.exp_id, self.suite.rank_by)
-        parent = self.store.start_suite_run(
-            self.exp_id,
-            self.suite.name,
-            self.suite.version,
-            machine_provenance(self.device),
-            self.suite.model_dump_json(),
-        )
-        specs = [JobSpec(job, self.opts, self.exp_id, parent) for job in expand_jobs(self.suite)]
-        try:
-            results = (executor or LocalExecutor()).run(specs)
-        except BaseException:
-            self.store.end_run(parent, "KILLED")
-            raise
-        failed = sum(r.status == "FAILED" for r in results)
-        self.store.end_run(parent, "FAILED" if failed else "FINISHED")
+        owner = uuid.uuid4().hex
+        with FileLock(str(self._owner_lock(owner))):  # held while this invocation lives
+            self.store.close_stale_suite_runs(self.exp_id, self._alive)
+            parent = self.store.start_suite_run(
+                self.exp_id,
+                self.suite.name,
+                self.suite.version,
+                machine_provenance(self.device),
+                self.suite.model_dump_json(),
+                owner,
+            )
+            jobs = expand_jobs(self.suite)
+            specs = [JobSpec(job, self.opts, self.exp_id, parent) for job in jobs]
+            try:
+                results = (executor or LocalExecutor()).run(specs)
+            except BaseException:
+                self.store.end_run(parent, "KILLED")
+                raise
+            failed = sum(r.status == "FAILED" for r in results)
+            self.store.end_run(parent, "FAILED" if failed else "FINISHED")
+        self._owner_lock(owner).unlink(missing_ok=True)
         return results
+
+    def _owner_lock(self, owner: str) -> Path:
+        return self.opts.locks / f"suite-{owner}.lock"
+
+    def _alive(self, owner: str) -> bool:
+        """An invocation lives while it holds its lock (a killed process holds none)."""
+        lock = FileLock(str(self._owner_lock(owner)))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        lock.release()
+        self._owner_lock(owner).unlink(missing_ok=True)
+        return False

@@ -18,7 +18,7 @@ from bench.device import resolve_device
 from bench.errors import UserError, first_line
 from bench.job import JobResult, RunOptions, compute, new_record
 from bench.provenance import machine_provenance
-from bench.record import Store, default_tracking_uri
+from bench.record import Store, open_output_store
 from bench.suite import Job
 
 
@@ -38,7 +38,7 @@ class JobSpec:
 
 @functools.cache
 def store_for(opts: RunOptions) -> Store:
-    return Store(opts.tracking_uri or default_tracking_uri(opts.out_dir))
+    return open_output_store(opts.out_dir, opts.tracking_uri)
 
 
 @functools.cache

@@ -134,6 +134,23 @@ CASES = {
         ["--tracking-uri", "nosuchscheme://x"],
         "cannot open MLflow tracking URI",
     ),
+    "unknown model option": (
+        lambda t: suite_with(
+            t, BASE.replace("- name: copier", "- name: vae\n    options: {latent_dim: 16}")
+        ),
+        [],
+        "model VAE: bad options {'latent_dim': 16}",
+    ),
+    "sqlite tracking uri without a file": (
+        lambda t: suite_with(t, BASE),
+        ["--tracking-uri", "sqlite:///"],
+        "names no database file",
+    ),
+    "tracking server not listening": (
+        lambda t: suite_with(t, BASE),
+        ["--tracking-uri", "http://127.0.0.1:9"],
+        "cannot reach the MLflow server at http://127.0.0.1:9",
+    ),
     "inception weights checksum mismatch": (write_tampered_inception_weights, [], "6726825d"),
     "inception score without the classifier layer": (
         lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[inception_score]")),
@@ -163,7 +180,7 @@ def test_bad_input(tmp_path, case):
     else:
         out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
         command = ["run", made, *out]
-    res = run_cli(*command, *args, env={"TORCH_HOME": str(tmp_path / "torch")})
+    res = run_cli(*command, *args, env={"TORCH_HOME": str(tmp_path / "torch")}, cwd=tmp_path)
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1, res.stderr
@@ -171,3 +188,4 @@ def test_bad_input(tmp_path, case):
     assert lines[0].startswith("genbench: error: ")
     assert not (tmp_path / "out" / "cache" / "checkpoints").exists()  # nothing trained
     assert not (tmp_path / "payload-ran").exists()  # nothing in a data file ran
+    assert not (tmp_path / "mlruns").exists()  # nothing written into the working folder

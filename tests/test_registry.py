@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import run_cli, write_suite
 
-from bench.data import load_dataset
+from bench.data import load_dataset, register_dataset
 from bench.errors import UserError
 from bench.features import default_extractor, register_extractor
 from bench.metrics import column_order, direction, parse_metric, register_metric
@@ -69,7 +69,9 @@ def test_registering_a_name_twice_is_an_error():
     with pytest.raises(ValueError, match="registered twice"):
         register_model("ddpm")(object)
     with pytest.raises(ValueError, match="registered twice"):
-        register_extractor("pixels")(lambda data, device: None)
+        register_extractor("pixels")(lambda data, device, weights: None)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_dataset("digits")(lambda root: None)
 
 
 def test_directions_and_order_come_from_the_specs():

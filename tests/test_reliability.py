@@ -166,3 +166,103 @@ def test_same_suite_and_seeds_give_bitwise_identical_metrics(tmp_path):
     for model, (metrics, params) in results[0].items():
         assert metrics == results[1][model][0], model  # exact equality, not approx
         assert params["seed"] == "0" and "sample_seed" in params
+
+
+def start_run(suite, out) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", "run", str(suite), "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_a_running_job(proc, out, name):
+    deadline = time.time() + 300
+    while not any(r.info.status == "RUNNING" for r in safe_runs(out, name)):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.3)
+
+
+def safe_runs(out, name):
+    try:
+        return out_job_runs(out, name)
+    except Exception:  # the store or experiment is not there yet
+        return []
+
+
+def suite_runs(out, name):
+    store = Store(default_tracking_uri(out))
+    exp = store.client.get_experiment_by_name(name).experiment_id
+    return store.client.search_runs([exp], "tags.`genbench.kind` = 'suite'")
+
+
+SLOW = """\
+- name: slow
+  model: plugin_models:MeanModel
+  options: {fit_seconds: 20.0}
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_sigterm_and_ctrl_c_mark_runs_killed_and_say_so(tmp_path, sig, code, word):
+    suite, out = suite_file(tmp_path, SLOW), tmp_path / "out"
+    proc = start_run(suite, out)
+    wait_for_a_running_job(proc, out, "rel")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code
+    assert err.strip().splitlines()[-1] == f"genbench: {word}; run the same command again to resume"
+    assert [r.info.status for r in out_job_runs(out, "rel")] == ["KILLED"]
+    assert [r.info.status for r in suite_runs(out, "rel")] == ["KILLED"]
+
+
+def test_the_next_invocation_closes_a_killed_invocations_parent_run(tmp_path):
+    suite, out = suite_file(tmp_path, SLOW.replace("20.0", "1.0")), tmp_path / "out"
+    proc = start_run(suite, out)
+    wait_for_a_running_job(proc, out, "rel")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [r.info.status for r in suite_runs(out, "rel")] == ["RUNNING"]
+    res = run_cli("run", str(suite), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert sorted(r.info.status for r in suite_runs(out, "rel")) == ["FINISHED", "KILLED"]
+
+
+def test_a_moved_output_folder_keeps_its_report_and_artifacts(tmp_path):
+    suite = suite_file(tmp_path, "- name: copier\n- name: pixel-gaussian\n")
+    first = tmp_path / "first"
+    assert run_cli("run", str(suite), "--out", str(first)).returncode == 0
+    html = (first / "leaderboard.html").read_text()
+    assert html.count("data:image/png") >= 2
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    res = run_cli("report", "--out", str(moved))
+    assert res.returncode == 0, res.stderr
+    assert (moved / "leaderboard.html").read_text() == html  # same images, from the new place
+    suite.write_text(
+        suite.read_text().replace("- name: copier\n", "- name: copier\n- name: mixture\n")
+    )
+    assert run_cli("run", str(suite), "--out", str(moved)).returncode == 0
+    assert not first.exists()  # nothing written to where the folder was
+    assert (moved / "leaderboard.html").read_text().count("data:image/png") >= 3
+
+
+def test_a_symlink_planted_at_the_leaderboard_is_replaced_not_followed(tmp_path):
+    suite = suite_file(tmp_path, "- name: copier\n")
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out.mkdir()
+    (out / "leaderboard.md").symlink_to(victim)
+    assert run_cli("run", str(suite), "--out", str(out)).returncode == 0
+    assert victim.read_text() == "keep me"
+    assert (
+        not (out / "leaderboard.md").is_symlink()
+        and "copier" in (out / "leaderboard.md").read_text()
+    )

@@ -45,6 +45,8 @@ _PREFIX_LOADERS: dict[str, Callable[[str, Path | None], ImageDataset]] = {}
 
 def register_dataset(name: str):
     def wrap(fn: Loader) -> Loader:
+        if name in _LOADERS:
+            raise ValueError(f"dataset {name!r} is registered twice")
         _LOADERS[name] = fn
         return fn
 
@@ -55,6 +57,8 @@ def register_dataset_prefix(prefix: str):
     """Register a parametrized family such as `folder:PATH`."""
 
     def wrap(fn):
+        if prefix in _PREFIX_LOADERS:
+            raise ValueError(f"dataset prefix {prefix!r} is registered twice")
         _PREFIX_LOADERS[prefix] = fn
         return fn
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.cache import atomic_write_bytes
 from bench.metrics import direction
 from bench.record import Store
 from bench.report import plots
@@ -341,7 +342,9 @@ def write_report(
     """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
     boards = build_leaderboards(store.records(suite), rank_by)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "leaderboard.md").write_text(to_markdown(boards))
-    to_csv(boards).to_csv(out_dir / "leaderboard.csv", index=False)
-    (out_dir / "leaderboard.html").write_text(to_html(boards, collect_assets(store, boards)))
+    # Each file is replaced whole: a symlink planted at its name is replaced, not followed.
+    atomic_write_bytes(out_dir / "leaderboard.md", to_markdown(boards).encode())
+    atomic_write_bytes(out_dir / "leaderboard.csv", to_csv(boards).to_csv(index=False).encode())
+    html_text = to_html(boards, collect_assets(store, boards))
+    atomic_write_bytes(out_dir / "leaderboard.html", html_text.encode())
     return boards

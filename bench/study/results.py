@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from bench.record import Store, default_tracking_uri
+from bench.record import open_output_store
 from bench.study import store
 from bench.study.hype import hype_infinity, hype_time
 from bench.study.plan import trials_per_rater
@@ -54,7 +54,7 @@ def log_study_scores(
     out_dir: Path, scores: dict[str, dict[str, float]], run_ids: dict[str, str]
 ) -> None:
     """Each model's scores become metrics of the job run whose samples the study showed."""
-    store = Store(default_tracking_uri(out_dir))
+    store = open_output_store(out_dir)
     for label, values in scores.items():
         if label in run_ids:
             store.add_metrics(run_ids[label], values)

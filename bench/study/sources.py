@@ -12,7 +12,7 @@ import torch
 from bench.cache import Cache
 from bench.data import load_dataset
 from bench.errors import UserError
-from bench.record import Store, default_tracking_uri
+from bench.record import open_output_store
 from bench.samples import load_samples_file
 
 
@@ -31,7 +31,7 @@ def study_runs(
     db = out_dir / "mlruns" / "mlflow.db"
     if not db.exists():
         raise UserError(f"no MLflow store at {db}; run `genbench run` first or pass --samples")
-    records = [r for r in Store(default_tracking_uri(out_dir)).records() if r.status == "FINISHED"]
+    records = [r for r in open_output_store(out_dir).records() if r.status == "FINISHED"]
     if not records:
         raise UserError(f"{out_dir} holds no finished job runs; run `genbench run` first")
     datasets = sorted({r.dataset for r in records})
