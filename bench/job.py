@@ -167,8 +167,10 @@ def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str)
         bar.update(step - bar.n)
 
     t0 = time.perf_counter()
-    spent = model.fit(data, budget, seed=job.seed, progress=progress) or Spent()
-    bar.close()
+    try:
+        spent = model.fit(data, budget, seed=job.seed, progress=progress) or Spent()
+    finally:
+        bar.close()  # also when stopped: the next line starts on a line of its own
     seconds = time.perf_counter() - t0
     return {"steps": int(spent.steps), "seconds": seconds, "losses": thin(losses)}
 

@@ -247,7 +247,7 @@ def test_a_moved_output_folder_keeps_its_report_and_artifacts(tmp_path):
     assert res.returncode == 0, res.stderr
     assert (moved / "leaderboard.html").read_text() == html  # same images, from the new place
     suite.write_text(
-        suite.read_text().replace("- name: copier\n", "- name: copier\n- name: mixture\n")
+        suite.read_text().replace("  - name: copier\n", "  - name: copier\n  - name: mixture\n")
     )
     assert run_cli("run", str(suite), "--out", str(moved)).returncode == 0
     assert not first.exists()  # nothing written to where the folder was
