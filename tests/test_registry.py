@@ -148,28 +148,32 @@ def test_image_metrics_skip_point_data_and_model_metrics_skip_sample_files():
     assert set(score(ctx, ["bits_per_dim", "throughput", "fd"])) == {"fd_pixels_n200_train"}
 
 
-class ConstantEncoder:
-    """A plug-in extractor: the per-image mean and std of the pixels."""
-
-    name = "meanstd"
-
-    def __init__(self, device):
-        self.device = device
-
-    def features(self, images):
-        x = images.float().flatten(1)
-        return torch.stack([x.mean(1), x.std(1)], 1).numpy()
-
-
 def test_a_plugin_extractor_gets_every_feature_metric(tmp_path):
     data = load_dataset("digits")
-    ctx = ScoringContext(
-        data, data.test.x[:300], torch.device("cpu"), features_for=["test_registry:ConstantEncoder"]
-    )
-    out = score(ctx, ["fd", "kid", "prdc", "memorization"])
+    encoder = "plugin_extractors:MeanStdEncoder"
+    ctx = ScoringContext(data, data.test.x[:300], torch.device("cpu"), features_for=[encoder])
+    out = score(ctx, ["fd", "kid", "prdc", "memorization", "vendi"])
     for column in (
         "fd_meanstd_n300_train", "kid_meanstd_n300", "precision_meanstd_k3",
-        "coverage_meanstd_k5", "authpct_meanstd", "ct_pixels",
+        "coverage_meanstd_k5", "authpct_meanstd", "ct_pixels", "vendi_meanstd_n300",
     ):  # fmt: skip
         assert column in out
     assert out["fd_meanstd_n300_train"] < 5.0  # real test images: close to train
+
+
+def test_a_plugin_extractor_in_a_suite_run(tmp_path):
+    suite = write_suite(
+        tmp_path,
+        "- name: copier\n- name: pixel-gaussian\n",
+        name="enc",
+        n_samples=100,
+        metrics="[fd, kid, prdc, memorization]",
+        extra="features: [plugin_extractors:MeanStdEncoder]\n",
+    )
+    res = run_cli("run", str(suite), "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    head = next(line for line in board.splitlines() if "| model |" in line)
+    for column in ("fd_meanstd_n100_train ↓", "kid_meanstd_n100 ↓", "precision_meanstd_k3 ↑",
+                   "authpct_meanstd ↑", "ct_pixels →0"):  # fmt: skip
+        assert column in head
