@@ -1,5 +1,6 @@
 import textwrap
 
+import numpy as np
 import pytest
 
 from bench.errors import UserError
@@ -95,7 +96,7 @@ def test_missing_suite_file(tmp_path):
 
 
 def test_relative_paths_resolve_against_the_suite_file(tmp_path):
-    (tmp_path / "s.npz").write_bytes(b"x")
+    np.savez(tmp_path / "s.npz", np.zeros((100, 1, 8, 8), np.uint8))
     text = GOOD + "  - name: external\n    samples: s.npz\n"
     suite = load_suite(write(tmp_path, text))
     assert suite.models[2].samples == (tmp_path / "s.npz").resolve()
