@@ -17,8 +17,8 @@ from bench.npz import NpyHeader, read_header, read_rows
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 NPZ_KEYS = ("images", "arr_0")
 GRAY_MODES = {"1", "L", "LA"}
-# An .npz read without a count holds at most this many images: four times the 50,000 of the
-# usual FID protocol, and a bound on what a small, highly compressed file can make us allocate.
+# Four times the 50,000 images of the usual FID protocol; also bounds what a small, highly
+# compressed .npz can make us allocate.
 MAX_IMAGES = 200_000
 
 
@@ -46,9 +46,9 @@ def load_images(
     """Images from an .npz (key 'images', else 'arr_0', else the first array; NCHW or NHWC)
     or from an image folder (searched recursively, sorted by name) as uint8 NCHW.
 
-    n: exactly the first n images (a set with fewer is refused); without it, all of them, at
-    most MAX_IMAGES from an .npz. shape: the (C, H, W) the images must have. For an .npz both
-    are checked against its header before any pixel is decompressed."""
+    n: exactly the first n images (a set with fewer is refused); without it, all of them.
+    shape: the (C, H, W) the images must have. An .npz holds at most MAX_IMAGES; its count
+    and shape are checked against its header before any pixel is decompressed."""
     p = Path(path).expanduser()
     if p.is_dir():
         images = torch.from_numpy(_read_folder(p))
@@ -66,7 +66,7 @@ def images_header(
     path: str | os.PathLike, n: int | None = None, shape: tuple[int, ...] | None = None
 ) -> NpyHeader:
     """The header of an .npz of images, refused unless it declares 4-d images (of `shape` as
-    C,H,W or H,W,C when given), at least one, at least n when given, else at most MAX_IMAGES."""
+    C,H,W or H,W,C when given), at least one, at least n when given, at most MAX_IMAGES."""
     header = read_header(Path(path).expanduser(), NPZ_KEYS)
     dims, what = header.shape, header.what
     if len(dims) != 4:
@@ -77,8 +77,8 @@ def images_header(
         raise UserError(f"{what} holds no images")
     if n is not None and dims[0] < n:
         raise UserError(f"{what} holds {dims[0]} images; {n} are needed")
-    if n is None and dims[0] > MAX_IMAGES:
-        raise UserError(f"{what} holds {dims[0]} images; at most {MAX_IMAGES} are read")
+    if dims[0] > MAX_IMAGES:
+        raise UserError(f"{what} holds {dims[0]} images; an .npz may hold at most {MAX_IMAGES}")
     return header
 
 

@@ -91,6 +91,8 @@ def read_rows(header: NpyHeader, n: int) -> np.ndarray:
         with zipfile.ZipFile(header.path) as zf, zf.open(header.member) as fp:
             _npy_header(fp)
             data = _read_exactly(fp, nbytes)
+            if data is not None and nbytes == header.shape[0] * header.row_bytes:
+                fp.read(1)  # reaches the end of the member, where zipfile checks its CRC
     except _ZIP_ERRORS as e:
         raise UserError(f"{header.what} cannot be read ({_reason(e)})") from None
     if data is None:

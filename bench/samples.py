@@ -44,8 +44,8 @@ def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
 def load_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor:
     """Images from an .npz or image folder; points from an .npz of float (n, D) arrays.
 
-    n: exactly the first n samples (a file with fewer is refused); without it, all of them
-    (at most MAX_IMAGES from an .npz). Only the rows returned are decompressed."""
+    n: exactly the first n samples (a file with fewer is refused); without it, all of them.
+    An .npz holds at most MAX_IMAGES; only the rows returned are decompressed."""
     if data.kind == "images":
         return check_samples(load_images(path, n, data.shape), data, n)
     header = points_header(path, data, n)
@@ -78,8 +78,8 @@ def check_samples_file(path: Path, data: ImageDataset, n: int) -> None:
 
 def points_header(path: Path, data: ImageDataset, n: int | None = None) -> NpyHeader:
     """The header of an .npz of points ('images', else 'arr_0', else its first array),
-    refused unless it declares (N, D) numbers with the dataset's D, N >= 1, N >= n when
-    given, else N <= MAX_IMAGES."""
+    refused unless it declares (N, D) numbers with the dataset's D, 1 <= N <= MAX_IMAGES and
+    N >= n when given."""
     header = read_header(path, NPZ_KEYS)
     dims, what = header.shape, header.what
     if header.dtype.kind not in "iuf" or dims[1:] != data.shape:
@@ -91,6 +91,6 @@ def points_header(path: Path, data: ImageDataset, n: int | None = None) -> NpyHe
         raise UserError(f"{what} holds no points")
     if n is not None and dims[0] < n:
         raise UserError(f"{what} holds {dims[0]} points; {n} are needed")
-    if n is None and dims[0] > MAX_IMAGES:
-        raise UserError(f"{what} holds {dims[0]} points; at most {MAX_IMAGES} are read")
+    if dims[0] > MAX_IMAGES:
+        raise UserError(f"{what} holds {dims[0]} points; an .npz may hold at most {MAX_IMAGES}")
     return header
