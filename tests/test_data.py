@@ -230,6 +230,17 @@ def test_only_the_rows_asked_for_are_decompressed(tmp_path):
         ({"descr": "|u1", "shape": (60, 8, 8)}, bytes(60 * 64), "expected shape (N, C, H, W)"),
         ({"descr": "|u1", "shape": (60, 3, 8, 8)}, bytes(3 * 60 * 64), "expected (60, 1, 8, 8)"),
     ],
+    ids=[
+        "10^11 images",
+        "truncated",
+        "strings",
+        "objects",
+        "structured",
+        "scalar",
+        "over the limit",
+        "3-d",
+        "wrong image shape",
+    ],
 )
 def test_npz_headers_are_checked_before_any_data_is_read(tmp_path, header, data, message):
     import io
