@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,14 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.cache import atomic_write_bytes
 from bench.errors import UserError
+from bench.npz import NpyHeader, read_header, read_rows
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 NPZ_KEYS = ("images", "arr_0")
 GRAY_MODES = {"1", "L", "LA"}
+# Four times the 50,000 images of the usual FID protocol; also bounds what a small, highly
+# compressed .npz can make us allocate.
+MAX_IMAGES = 200_000
 
 
 def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") -> torch.Tensor:
@@ -37,17 +40,46 @@ def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") ->
     return images
 
 
-def load_images(path: str | os.PathLike) -> torch.Tensor:
+def load_images(
+    path: str | os.PathLike, n: int | None = None, shape: tuple[int, ...] | None = None
+) -> torch.Tensor:
     """Images from an .npz (key 'images', else 'arr_0', else the first array; NCHW or NHWC)
-    or from an image folder (searched recursively, sorted by name) as uint8 NCHW."""
+    or from an image folder (searched recursively, sorted by name) as uint8 NCHW.
+
+    n: exactly the first n images (a set with fewer is refused); without it, all of them.
+    shape: the (C, H, W) the images must have. An .npz holds at most MAX_IMAGES; its count
+    and shape are checked against its header before any pixel is decompressed."""
     p = Path(path).expanduser()
     if p.is_dir():
-        return torch.from_numpy(_read_folder(p))
+        images = torch.from_numpy(_read_folder(p))
+        if n is not None and len(images) < n:
+            raise UserError(f"{p} holds {len(images)} images; {n} are needed")
+        return images[:n]
     if not p.exists():
         raise UserError(f"{p} does not exist; give an .npz file or an image folder")
     if p.suffix.lower() != ".npz":
         raise UserError(f"{p}: expected an .npz file or an image folder")
-    return _read_npz(p)
+    return _read_npz(p, n, shape)
+
+
+def images_header(
+    path: str | os.PathLike, n: int | None = None, shape: tuple[int, ...] | None = None
+) -> NpyHeader:
+    """The header of an .npz of images, refused unless it declares 4-d images (of `shape` as
+    C,H,W or H,W,C when given), at least one, at least n when given, at most MAX_IMAGES."""
+    header = read_header(Path(path).expanduser(), NPZ_KEYS)
+    dims, what = header.shape, header.what
+    if len(dims) != 4:
+        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {dims}")
+    if shape is not None and dims[1:] not in (tuple(shape), _hwc(shape)):
+        raise UserError(f"{what} has shape {dims}, expected {(dims[0], *shape)}")
+    if dims[0] == 0:
+        raise UserError(f"{what} holds no images")
+    if n is not None and dims[0] < n:
+        raise UserError(f"{what} holds {dims[0]} images; {n} are needed")
+    if dims[0] > MAX_IMAGES:
+        raise UserError(f"{what} holds {dims[0]} images; an .npz may hold at most {MAX_IMAGES}")
+    return header
 
 
 def save_npz(path: str | os.PathLike, images: torch.Tensor | np.ndarray) -> None:
@@ -57,21 +89,25 @@ def save_npz(path: str | os.PathLike, images: torch.Tensor | np.ndarray) -> None
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def _read_npz(p: Path) -> torch.Tensor:
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            keys = [k for k in NPZ_KEYS if k in npz.files] or npz.files[:1]
-            if not keys:
-                raise UserError(f"{p} holds no arrays")
-            array = npz[keys[0]]
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise UserError(f"{p} is not a readable .npz of images ({e})") from e
-    what = f"{p}[{keys[0]!r}]"
+def _read_npz(p: Path, n: int | None, shape: tuple[int, ...] | None) -> torch.Tensor:
+    header = images_header(p, n, shape)
+    array = read_rows(header, header.shape[0] if n is None else n)
+    what = header.what
     if array.dtype.kind == "f" and np.isnan(array).any():
         raise UserError(f"{what} contains NaN; save uint8 images 0..255")
-    if array.ndim == 4 and array.shape[1] not in (1, 3) and array.shape[3] in (1, 3):
+    if _is_hwc(header.shape[1:], shape):
         array = array.transpose(0, 3, 1, 2)
     return check_uint8_nchw(np.ascontiguousarray(array), what)
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (*shape[1:], shape[0])
+
+
+def _is_hwc(dims: tuple[int, ...], shape: tuple[int, ...] | None) -> bool:
+    if shape is not None:
+        return dims != tuple(shape)
+    return dims[0] not in (1, 3) and dims[2] in (1, 3)
 
 
 def _read_folder(p: Path) -> np.ndarray:

@@ -9,6 +9,8 @@ import torch
 
 from bench.data import ImageDataset
 from bench.errors import UserError
+from bench.imageio import IMAGE_SUFFIXES, MAX_IMAGES, NPZ_KEYS, images_header, load_images
+from bench.npz import NpyHeader, read_header, read_rows
 
 
 def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
@@ -39,15 +41,56 @@ def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def load_samples_file(path: Path, data: ImageDataset) -> torch.Tensor:
-    """Images from an .npz or image folder; points from an .npz of float (n, D) arrays."""
-    if data.kind == "images":
-        from bench.imageio import load_images
+def load_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor:
+    """Images from an .npz or image folder; points from an .npz of float (n, D) arrays.
 
-        return check_samples(load_images(path), data)
-    try:
-        with np.load(path) as npz:
-            arr = npz[npz.files[0]]
-    except (OSError, ValueError, IndexError) as e:
-        raise UserError(f"{path}: cannot read points from it ({e}); save an .npz") from None
-    return check_samples(torch.from_numpy(np.asarray(arr, dtype=np.float32)), data)
+    n: exactly the first n samples (a file with fewer is refused); without it, all of them.
+    An .npz holds at most MAX_IMAGES; only the rows returned are decompressed."""
+    if data.kind == "images":
+        return check_samples(load_images(path, n, data.shape), data, n)
+    header = points_header(path, data, n)
+    rows = read_rows(header, header.shape[0] if n is None else n)
+    return check_samples(torch.from_numpy(rows.astype(np.float32)), data, n)
+
+
+def count_samples(path: Path) -> int:
+    """How many samples a file holds, from the .npz header or the folder's image names alone
+    (the array load_samples_file would read: 'images', else 'arr_0', else the first)."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(1 for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if p.suffix.lower() != ".npz":
+        raise UserError(f"{p}: expected an .npz file or an image folder")
+    return read_header(p, NPZ_KEYS).shape[0]
+
+
+def check_samples_file(path: Path, data: ImageDataset, n: int) -> None:
+    """Refuse a samples file that cannot give n samples of the dataset's shape and type.
+
+    An .npz of uint8 images is checked from its header alone; anything else (folders, points,
+    other dtypes, whose error names the values found) is read, n samples at most."""
+    p = Path(path)
+    if data.kind == "images" and not p.is_dir() and p.suffix.lower() == ".npz":
+        if images_header(p, n, data.shape).dtype == np.uint8:
+            return
+    load_samples_file(p, data, n)
+
+
+def points_header(path: Path, data: ImageDataset, n: int | None = None) -> NpyHeader:
+    """The header of an .npz of points ('images', else 'arr_0', else its first array),
+    refused unless it declares (N, D) numbers with the dataset's D, 1 <= N <= MAX_IMAGES and
+    N >= n when given."""
+    header = read_header(path, NPZ_KEYS)
+    dims, what = header.shape, header.what
+    if header.dtype.kind not in "iuf" or dims[1:] != data.shape:
+        raise UserError(
+            f"{what} holds {header.dtype} of shape {dims}; expected float points of shape "
+            f"{(dims[0], *data.shape)}"
+        )
+    if dims[0] == 0:
+        raise UserError(f"{what} holds no points")
+    if n is not None and dims[0] < n:
+        raise UserError(f"{what} holds {dims[0]} points; {n} are needed")
+    if dims[0] > MAX_IMAGES:
+        raise UserError(f"{what} holds {dims[0]} points; an .npz may hold at most {MAX_IMAGES}")
+    return header

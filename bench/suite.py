@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,9 +16,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
 from bench.features import extractor_names, resolve_extractor
+from bench.imageio import MAX_IMAGES
 from bench.metrics import check_rank_metric, metric_names, parse_metric
 from bench.models import model_names, resolve_model
 from bench.plugins import import_plugin
+from bench.safeyaml import YamlTooLarge, load_yaml
+from bench.samples import count_samples
+
+MAX_SUITE_BYTES = 256 * 2**10
+# Sampling seeds are 1_000_003 * seed + 17 and must fit torch's 64-bit manual_seed; 2**32 - 1
+# keeps that, and numpy's legacy seeding, far inside range.
+MAX_SEED = 2**32 - 1
+MAX_BATCH = 2**16
+MAX_OPTIONS = 100
+MAX_OPTION_ITEMS = 1000
+MAX_OPTION_TEXT = 1000
+NAME_RULE = "starts with a letter, digit or underscore and holds only those, '.' and '-'"
 
 
 class Strict(BaseModel):
@@ -26,20 +39,29 @@ class Strict(BaseModel):
 
 
 class BudgetSpec(Strict):
-    steps: int = Field(ge=0, description="optimizer steps, the same for every family")
-    seconds: float | None = Field(default=None, gt=0, description="optional wall-clock cap")
+    steps: int = Field(ge=0, le=10**9, description="optimizer steps, the same for every family")
+    seconds: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="optional wall-clock cap"
+    )
 
 
 class ModelEntry(Strict):
     name: str = Field(pattern=r"^[\w.\-+]+$", description="label on the leaderboard")
     model: str | None = Field(default=None, description="registry name or module:Class")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, max_length=MAX_OPTIONS)
     checkpoint: Path | None = Field(default=None, description="load these weights, skip training")
     samples: Path | None = Field(default=None, description="score these samples (.npz or folder)")
 
     @property
     def ref(self) -> str:
         return self.model or self.name
+
+    @field_validator("options")
+    @classmethod
+    def _small_plain_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            check_option(key, value)
+        return v
 
     @model_validator(mode="after")
     def _known_model(self) -> ModelEntry:
@@ -50,15 +72,17 @@ class ModelEntry(Strict):
 
 class Suite(Strict):
     # modules imported first, for the models, metrics and extractors they register
-    plugins: list[str] = Field(default_factory=list)
-    name: str = Field(pattern=r"^[\w.\-]+$")
-    version: str = "1"
-    description: str = ""
-    datasets: list[str] = Field(min_length=1)
-    models: list[ModelEntry] = Field(min_length=1)
-    seeds: list[int] = Field(default=[0], min_length=1)
-    n_samples: int = Field(default=1000, ge=2)
-    sample_batch_size: int = Field(default=256, ge=1)
+    plugins: list[str] = Field(default_factory=list, max_length=100)
+    name: str = Field(max_length=100, description="the MLflow experiment and output folder")
+    version: str = Field(default="1", max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    datasets: list[str] = Field(min_length=1, max_length=100)
+    models: list[ModelEntry] = Field(min_length=1, max_length=1000)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(
+        default=[0], min_length=1, max_length=1000
+    )
+    n_samples: int = Field(default=1000, ge=2, le=MAX_IMAGES)
+    sample_batch_size: int = Field(default=256, ge=1, le=MAX_BATCH)
     budget: BudgetSpec
     metrics: list[str] = Field(min_length=1)
     # feature spaces of metrics named without one (fd, kid, prdc, memorization, fdinf);
@@ -69,7 +93,9 @@ class Suite(Strict):
     # CLIP); default: the torch hub cache under $TORCH_HOME
     weights: dict[str, Path] = Field(default_factory=dict)
     # images/s at each size goes to the report's throughput plot; the largest is the column
-    throughput_batch_sizes: list[int] = Field(default=[1, 16, 64, 256], min_length=1)
+    throughput_batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
+        default=[1, 16, 64, 256], min_length=1, max_length=100
+    )
     # metric columns that rank the learned models, later ones breaking ties (default: the
     # first FD/FID column); recorded on the MLflow experiment, so the report follows it
     rank_by: list[str] = Field(default_factory=list)
@@ -110,10 +136,15 @@ class Suite(Strict):
 
     @field_validator("throughput_batch_sizes")
     @classmethod
-    def _positive_sorted(cls, v: list[int]) -> list[int]:
-        if min(v) < 1:
-            raise ValueError("batch sizes must be at least 1")
+    def _sorted(cls, v: list[int]) -> list[int]:
         return sorted(set(v))
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if not re.fullmatch(r"\w[\w.\-]*", v):
+            raise ValueError(f"{v!r} names the output folder: it {NAME_RULE}")
+        return v
 
     @field_validator("version", mode="before")
     @classmethod
@@ -170,12 +201,7 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"suite file {path} not found; see suites/ for examples")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a suite file is a YAML mapping (name, datasets, models, ...)")
     try:
@@ -185,6 +211,65 @@ def load_suite(path: str | Path) -> Suite:
         errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
         raise UserError(f"{path}: " + "; ".join(_describe(err) for err in errors[:3])) from None
     return _resolve_paths(suite, path.parent)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise UserError(
+                f"{path}: {size} bytes; a suite file is at most {MAX_SUITE_BYTES // 1024} KiB"
+            )
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        msg = f"{path}: not a UTF-8 text file (byte {e.start}); a suite file is YAML text"
+        raise UserError(msg) from None
+    try:
+        return load_yaml(text)
+    except YamlTooLarge as e:
+        raise UserError(f"{path}: refused: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or e
+        raise UserError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def check_option(key: str, value: Any) -> None:
+    """Model options are plain values: a number, string, boolean or null, a list of those,
+    or a mapping of names to those or to lists of those; anything else is a ValueError."""
+    problem = _option_problem(value, nested=False)
+    if problem:
+        raise ValueError(
+            f"option {key!r}: {problem}; an option is a number, "
+            "string, boolean or null, a list of those, or a mapping of names to those"
+        )
+
+
+def _option_problem(value: Any, nested: bool) -> str | None:
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    if isinstance(value, str):
+        return f"text longer than {MAX_OPTION_TEXT}" if len(value) > MAX_OPTION_TEXT else None
+    if isinstance(value, list):
+        if len(value) > MAX_OPTION_ITEMS:
+            return f"a list of more than {MAX_OPTION_ITEMS} items"
+        if any(isinstance(item, list | dict) for item in value):
+            return "a list that holds lists or mappings"
+        return next(filter(None, (_option_problem(item, True) for item in value)), None)
+    if isinstance(value, dict) and not nested:
+        if len(value) > MAX_OPTIONS:
+            return f"a mapping of more than {MAX_OPTIONS} names"
+        if not all(isinstance(k, str) for k in value):
+            return "a mapping whose names are not all text"
+        if any(isinstance(item, dict) for item in value.values()):
+            return "mappings nested in a mapping"
+        return next(filter(None, (_option_problem(v, True) for v in value.values())), None)
+    if isinstance(value, dict):
+        return "a mapping nested too deeply"
+    return f"a {type(value).__name__}"
 
 
 def _describe(err: dict) -> str:
@@ -208,18 +293,34 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
         for field in ("checkpoint", "samples"):
             p = getattr(m, field)
             if p is not None:
-                p = p if p.is_absolute() else (base / p).resolve()
+                p = _against(base, p)
                 if not p.exists():
                     raise UserError(f"models[{m.name}].{field}: {p} not found")
                 update[field] = p
+        if "samples" in update:
+            count = count_samples(update["samples"])
+            if count < suite.n_samples:
+                raise UserError(
+                    f"models[{m.name}].samples: {update['samples']} holds {count} samples; "
+                    f"the suite asks for n_samples={suite.n_samples}"
+                )
         models.append(m.model_copy(update=update))
     weights = {}
     for name, p in suite.weights.items():
-        p = p if p.is_absolute() else (base / p).resolve()
+        p = _against(base, p)
         if not p.is_file():
             raise UserError(f"weights.{name}: {p} not found")
         weights[name] = p
-    return suite.model_copy(update={"models": models, "weights": weights})
+    datasets = [
+        f"folder:{_against(base, Path(d.split(':', 1)[1]))}" if d.startswith("folder:") else d
+        for d in suite.datasets
+    ]
+    return suite.model_copy(update={"models": models, "datasets": datasets, "weights": weights})
+
+
+def _against(base: Path, p: Path) -> Path:
+    p = p.expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
 
 
 def expand_jobs(suite: Suite) -> list[Job]:

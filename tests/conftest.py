@@ -18,7 +18,7 @@ def isolated_cache(tmp_path_factory):
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, **popen):
     """Run `python -m bench.cli ...` in a subprocess; the tests folder is importable."""
     full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
     return subprocess.run(
@@ -28,6 +28,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
         capture_output=True,
         text=True,
         timeout=600,
+        **popen,
     )
 
 

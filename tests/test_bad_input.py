@@ -1,13 +1,17 @@
 """The bad-input catalogue: each case is one line on stderr naming what is wrong and what
 to do, exit code 2, no traceback, and nothing trained."""
 
+import io
 import pickle
+import resource
 import textwrap
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from conftest import run_cli
+from PIL import Image
 
 BASE = """\
 name: bad
@@ -76,6 +80,78 @@ def write_tampered_inception_weights(tmp_path):
     (hub / "pt_inception-2015-12-05-6726825d.pth").write_bytes(b"not the published weights")
     np.savez(tmp_path / "a.npz", np.zeros((4, 1, 8, 8), np.uint8))
     return ["fid", str(tmp_path / "a.npz"), str(tmp_path / "a.npz")]
+
+
+def write_suite_bytes(tmp_path, data: bytes) -> str:
+    (tmp_path / "suite.yaml").write_bytes(data)
+    return str(tmp_path / "suite.yaml")
+
+
+# 9^9 = 387 million strings from 1 KB: expanded by whatever walks the options (JSON, hashing)
+YAML_BOMB = "    options:\n      a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"      a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
+
+
+def write_npz_member(path, header: dict, data: bytes) -> None:
+    """An .npz whose one array declares `header` (shape, descr) and holds `data`."""
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"fortran_order": False, **header})
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("arr_0.npy", npy.getvalue() + data)
+
+
+def huge_header(path):
+    write_npz_member(path, {"descr": "|u1", "shape": (10**11, 1, 8, 8)}, bytes(64 * 100))
+    return path
+
+
+def npz_bomb(path):
+    """250,000 digits-sized zero images: a few KB compressed, 16 MB declared (the count is
+    what a bomb has to inflate, and it is checked before anything is decompressed)."""
+    np.savez_compressed(path, np.zeros((250_000, 1, 8, 8), np.uint8))
+    return path
+
+
+def corrupt_deflate(path):
+    np.savez_compressed(path, (np.arange(60 * 64) % 7).astype(np.uint8).reshape(60, 1, 8, 8))
+    data = bytearray(path.read_bytes())
+    start = data.index(b"arr_0.npy") + len("arr_0.npy") + 16  # past the zip64 extra field
+    data[start : start + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    return path
+
+
+def not_a_zip(path):
+    path.write_bytes(b"PK\x03\x04" + b"\x00\xff" * 100)
+    return path
+
+
+def string_images(path):
+    np.savez(path, np.full((60, 1, 8, 8), "x"))
+    return path
+
+
+def string_points(path):
+    np.savez(path, np.full((60, 2), "1.5"))
+    return path
+
+
+def samples_entry(tmp_path, write, dataset: str = "digits") -> str:
+    write(tmp_path / "s.npz")
+    text = BASE.replace("[digits]", f"[{dataset}]") + "  - name: s\n    samples: s.npz\n"
+    return suite_with(tmp_path, text)
+
+
+def eval_of(tmp_path, write, dataset: str = "digits") -> list[str]:
+    return ["eval", "--samples", str(write(tmp_path / "s.npz")), "--dataset", dataset]
+
+
+def write_folder_dataset(tmp_path, n: int) -> str:
+    (tmp_path / "imgs").mkdir()
+    for i in range(n):
+        Image.new("L", (8, 8), 30 * i).save(tmp_path / "imgs" / f"{i}.png")
+    return suite_with(tmp_path, BASE.replace("[digits]", f"['folder:{tmp_path / 'imgs'}']"))
 
 
 CASES = {
@@ -167,7 +243,129 @@ CASES = {
         [],
         "the base must be labelled 1-channel images",
     ),
+    # -- suite files that would exhaust memory or crash the loader (#17 items 2, 3) ----------
+    "yaml bomb under model options": (
+        lambda t: suite_with(t, BASE + YAML_BOMB),
+        [],
+        "more than 100000 values once aliases are expanded",
+    ),
+    "recursive yaml alias": (
+        lambda t: suite_with(t, BASE + "    options: {loop: &a [*a]}\n"),
+        [],
+        "an alias refers to the collection that contains it",
+    ),
+    "suite file of binary garbage": (
+        lambda t: write_suite_bytes(t, bytes(range(256)) * 4),
+        [],
+        "not a UTF-8 text file",
+    ),
+    "suite file over the size limit": (
+        lambda t: suite_with(t, BASE + f"description: {'x' * 300_000}\n"),
+        [],
+        "a suite file is at most 256 KiB",
+    ),
+    "model option that is not a plain value": (
+        lambda t: suite_with(t, BASE + "    options: {std: [[1, 2], [3, 4]]}\n"),
+        [],
+        "option 'std': a list that holds lists or mappings",
+    ),
+    # -- values outside what the run can use (#17 item 4, 5) ---------------------------------
+    "seed 10^23": (
+        lambda t: suite_with(t, BASE + "seeds: [100000000000000000000000]\n"),
+        [],
+        "seeds[0]: Input should be less than or equal to 4294967295",
+    ),
+    "n_samples past the limit": (
+        lambda t: suite_with(t, BASE.replace("n_samples: 50", "n_samples: 1000000000")),
+        [],
+        "n_samples: Input should be less than or equal to 200000",
+    ),
+    "suite named ..": (
+        lambda t: suite_with(t, BASE.replace("name: bad", "name: '..'")),
+        [],
+        "'..' names the output folder",
+    ),
+    "samples file with no images": (
+        lambda t: samples_entry(t, lambda p: np.savez(p, np.zeros((0, 1, 8, 8), np.uint8))),
+        [],
+        "holds 0 samples; the suite asks for n_samples=50",
+    ),
+    "samples file with fewer images than n_samples": (
+        lambda t: samples_entry(t, lambda p: np.savez(p, np.zeros((49, 1, 8, 8), np.uint8))),
+        [],
+        "holds 49 samples; the suite asks for n_samples=50",
+    ),
+    "folder dataset with one image": (
+        lambda t: write_folder_dataset(t, 1),
+        [],
+        "holds 1 images; a dataset needs at least 8",
+    ),
+    # -- samples files that crashed the loader or inflate (#17 items 3, 9), in run and eval ---
+    "run: samples of strings": (
+        lambda t: samples_entry(t, string_images),
+        [],
+        "holds <U1 values; expected a numeric array",
+    ),
+    "run: samples header declaring 10^11 images": (
+        lambda t: samples_entry(t, huge_header),
+        [],
+        "is truncated: its shape (100000000000, 1, 8, 8) needs",
+    ),
+    "run: samples .npz that inflates past the limit": (
+        lambda t: samples_entry(t, npz_bomb),
+        [],
+        "holds 250000 images; an .npz may hold at most 200000",
+    ),
+    "run: samples that are not a zip, for ring8": (
+        lambda t: samples_entry(t, not_a_zip, "ring8"),
+        [],
+        "s.npz is not a readable .npz",
+    ),
+    "run: samples with corrupt compressed data": (
+        lambda t: samples_entry(t, corrupt_deflate),
+        [],
+        "(Error -3 while decompressing data: invalid block type)",
+    ),
+    "run: string points for ring8": (
+        lambda t: samples_entry(t, string_points, "ring8"),
+        [],
+        "holds <U3 values; expected a numeric array",
+    ),
+    "eval: samples of strings": (
+        lambda t: eval_of(t, string_images),
+        [],
+        "holds <U1 values; expected a numeric array",
+    ),
+    "eval: samples header declaring 10^11 images": (
+        lambda t: eval_of(t, huge_header),
+        [],
+        "is truncated: its shape (100000000000, 1, 8, 8) needs",
+    ),
+    "eval: samples .npz that inflates past the limit": (
+        lambda t: eval_of(t, npz_bomb),
+        [],
+        "holds 250000 images; an .npz may hold at most 200000",
+    ),
+    "eval: samples that are not a zip, for ring8": (
+        lambda t: eval_of(t, not_a_zip, "ring8"),
+        [],
+        "s.npz is not a readable .npz",
+    ),
+    "eval: string points for ring8": (
+        lambda t: eval_of(t, string_points, "ring8"),
+        [],
+        "holds <U3 values; expected a numeric array",
+    ),
 }
+
+# Every case runs under this much heap: a bad input must be refused, not fill the machine.
+MEMORY_LIMIT = 3 * 2**30
+CPU_SECONDS_LIMIT = 300
+
+
+def limit_resources() -> None:
+    resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS_LIMIT, CPU_SECONDS_LIMIT))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -180,7 +378,13 @@ def test_bad_input(tmp_path, case):
     else:
         out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
         command = ["run", made, *out]
-    res = run_cli(*command, *args, env={"TORCH_HOME": str(tmp_path / "torch")}, cwd=tmp_path)
+    res = run_cli(
+        *command,
+        *args,
+        env={"TORCH_HOME": str(tmp_path / "torch")},
+        cwd=tmp_path,
+        preexec_fn=limit_resources,
+    )
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1, res.stderr

@@ -1,5 +1,6 @@
 import gzip
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -149,6 +150,112 @@ def test_folder_dataset(tmp_path):
     ds = load_dataset(f"folder:{tmp_path}")
     assert ds.shape == (3, 6, 6)
     assert len(ds.train.x) + len(ds.test.x) == 10
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_folder_dataset_too_small_to_split_says_how_many_are_needed(tmp_path, n):
+    for i in range(n):
+        Image.new("L", (4, 4), i).save(tmp_path / f"{i}.png")
+    with pytest.raises(UserError, match=f"holds {n} images; a dataset needs at least 8"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+def test_smallest_folder_dataset_tests_on_two_images(tmp_path):
+    for i in range(8):
+        Image.new("L", (4, 4), i).save(tmp_path / f"{i}.png")
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert (len(ds.train.x), len(ds.test.x)) == (6, 2)
+
+
+def npz_of(path, array, compressed=True):
+    (np.savez_compressed if compressed else np.savez)(path, array)
+    return path
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(60 * 64).reshape(60, 1, 8, 8).astype(np.uint8),
+        np.asfortranarray(np.arange(60 * 64).reshape(60, 1, 8, 8).astype(np.uint8)),
+        np.arange(60 * 64).reshape(60, 8, 8, 1).astype(np.uint8),  # NHWC
+    ],
+    ids=["nchw", "fortran-order", "nhwc"],
+)
+@pytest.mark.parametrize("n", [None, 1, 60])
+def test_samples_read_header_first_match_numpy(tmp_path, array, n):
+    from bench.samples import check_samples_file, load_samples_file
+
+    path = npz_of(tmp_path / "s.npz", array)
+    want = torch.from_numpy(np.load(path)["arr_0"])
+    if want.shape[1] != 1:
+        want = want.permute(0, 3, 1, 2)
+    got = load_samples_file(path, load_dataset("digits"), n)
+    assert torch.equal(got, want[:n])
+    check_samples_file(path, load_dataset("digits"), 60)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<i2"])
+def test_points_read_header_first_match_numpy(tmp_path, dtype):
+    from bench.samples import load_samples_file
+
+    path = npz_of(tmp_path / "p.npz", (np.arange(120).reshape(60, 2) / 7).astype(dtype), False)
+    want = torch.from_numpy(np.load(path)["arr_0"].astype(np.float32))
+    assert torch.equal(load_samples_file(path, load_dataset("ring8"), 50), want[:50])
+
+
+def test_only_the_rows_asked_for_are_decompressed(tmp_path):
+    from bench.samples import load_samples_file
+
+    images = np.random.default_rng(0).integers(0, 256, (2000, 1, 8, 8), dtype=np.uint8)
+    path = npz_of(tmp_path / "s.npz", images, compressed=False)
+    data = bytearray(path.read_bytes())
+    data[data.index(images[-1].tobytes())] ^= 0xFF  # the last image no longer matches the CRC
+    path.write_bytes(bytes(data))
+    digits = load_dataset("digits")
+    assert torch.equal(load_samples_file(path, digits, 50), torch.from_numpy(images[:50]))
+    with pytest.raises(UserError, match="Bad CRC-32"):
+        load_samples_file(path, digits)
+
+
+@pytest.mark.parametrize(
+    "header, data, message",
+    [
+        ({"descr": "|u1", "shape": (10**11, 1, 8, 8)}, bytes(64), "is truncated: its shape"),
+        ({"descr": "|u1", "shape": (3, 1, 8, 8)}, bytes(64 * 2), "needs 192 bytes, it holds 128"),
+        ({"descr": "<U2", "shape": (60, 1, 8, 8)}, bytes(8 * 60 * 64), "<U2 values"),
+        ({"descr": "|O", "shape": (60, 1, 8, 8)}, bytes(8 * 60 * 64), "object values"),
+        ({"descr": [("a", "u1")], "shape": (60, 1, 8, 8)}, bytes(60 * 64), "expected a numeric"),
+        ({"descr": "|u1", "shape": ()}, bytes(1), "a single value"),
+        ({"descr": "|u1", "shape": (200_001, 1, 8, 8)}, bytes(200_001 * 64), "at most 200000"),
+        ({"descr": "|u1", "shape": (60, 8, 8)}, bytes(60 * 64), "expected shape (N, C, H, W)"),
+        ({"descr": "|u1", "shape": (60, 3, 8, 8)}, bytes(3 * 60 * 64), "expected (60, 1, 8, 8)"),
+    ],
+    ids=[
+        "10^11 images",
+        "truncated",
+        "strings",
+        "objects",
+        "structured",
+        "scalar",
+        "over the limit",
+        "3-d",
+        "wrong image shape",
+    ],
+)
+def test_npz_headers_are_checked_before_any_data_is_read(tmp_path, header, data, message):
+    import io
+    import zipfile
+
+    from bench.samples import check_samples_file, load_samples_file
+
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"fortran_order": False, **header})
+    path = tmp_path / "s.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("arr_0.npy", npy.getvalue() + data)
+    for check in (load_samples_file, check_samples_file):
+        with pytest.raises(UserError, match=re.escape(message)):
+            check(path, load_dataset("digits"), 50)
 
 
 def test_mixtures_are_points_on_their_modes():

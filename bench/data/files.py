@@ -170,12 +170,22 @@ def cifar10(root: Path | None) -> ImageDataset:
     return ImageDataset("cifar10", "images", train, test, 10)
 
 
+# round(0.2 * 8) = 2: the smallest folder whose test split has two images, the fewest any
+# statistic over it (a mean and a spread, a nearest neighbour other than itself) can use
+MIN_FOLDER_IMAGES = 8
+
+
 @register_dataset_prefix("folder")
 def folder(path: str, root: Path | None) -> ImageDataset:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise UserError(f"dataset 'folder:{path}': {p} is not a directory")
     images = load_images(p).numpy()
+    if len(images) < MIN_FOLDER_IMAGES:
+        raise UserError(
+            f"dataset 'folder:{path}': {p} holds {len(images)} images; a dataset needs at least "
+            f"{MIN_FOLDER_IMAGES} (its fixed 80/20 split keeps at least 2 to test on)"
+        )
     dummy = np.zeros(len(images), dtype=np.int64)
     tr, te = stratified_split(images, dummy, 0.2)
     return ImageDataset(
