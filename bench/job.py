@@ -181,13 +181,12 @@ def draw_samples(job: Job, data: ImageDataset, model, sample_key: str, cache: Ca
         return cached
     n = job.suite.n_samples
     if model is None:
-        samples = load_samples_file(job.entry.samples, data)
+        samples = load_samples_file(job.entry.samples, data, n)
         if len(samples) < n:
             raise UserError(
                 f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
                 f"n_samples={n}"
             )
-        samples = samples[:n]
     else:
         g = torch.Generator().manual_seed(sample_seed(job.seed))
         with torch.inference_mode():

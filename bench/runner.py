@@ -20,7 +20,7 @@ from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, resolve_model
 from bench.provenance import machine_provenance
 from bench.record import open_output_store
-from bench.samples import load_samples_file
+from bench.samples import check_samples_file
 from bench.scoring import plan
 from bench.suite import Suite, expand_jobs
 from bench.worker import JobSpec
@@ -68,7 +68,7 @@ class Runner:
                 self.suite.weights,
             )
             if entry.samples is not None:
-                load_samples_file(entry.samples, data)
+                check_samples_file(entry.samples, data, self.suite.n_samples)
                 continue
             # built untrained, cheaply: an unknown option is caught before anything trains
             model = build_model(resolve_model(entry.ref), data, dict(entry.options), self.device)
