@@ -1,9 +1,10 @@
 """A small per-dataset CNN classifier: penultimate-layer features for Fréchet distance and
 nearest-neighbour metrics, predicted labels for class coverage.
 
-The built-in labelled datasets (digits, mnist5k, fashion-mnist) use the classifier shipped
-in weights/ (trained once by scripts/train_classifiers.py; sha256 and test accuracy in
-weights/classifiers.json), so their feature space is the same on every machine. Any other
+The built-in labelled datasets named in weights/classifiers.json use the classifier shipped
+beside it (trained once by scripts/train_classifiers.py; the manifest holds its sha256,
+test accuracy and the content hash of the data it was trained on), so their feature space
+is the same on every machine; stacked:BASE uses BASE's. Any other
 labelled dataset gets one trained here on first use, cached under the dataset's content
 hash and the recipe; float32 training ends at different weights on different CPUs, so
 such a classifier's features are comparable only within one machine. The record says
@@ -105,7 +106,8 @@ class Classifier:
         return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
     def features(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-        """Penultimate (128-d) features as float32, bitwise the same on any x86 CPU."""
+        """Penultimate (128-d) features as float32; the same bits whichever SIMD kernels
+        (AVX-512, AVX2, none) the CPU runs (see INFERENCE_DTYPE)."""
         return self._run(images, batch_size, head=False)
 
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
