@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The bytes every machine must load; a retrained classifier changes these on purpose only.
 SHIPPED_SHA256 = {
     "digits": "a1541f9857318ee430ad0859a3de1007c67876093ff8d4db38ea2f4e0205c596",
+    "mnist5k": "61933a7096ccb0154b9226950da57be4989cb7f71c27d84ad6766c97f82f41fb",
 }
 
 
@@ -57,13 +58,14 @@ def _no_training(data, device, seed=0):
     raise AssertionError(f"trained a classifier for {data.name}")
 
 
-def test_digits_loads_the_shipped_classifier_without_training(monkeypatch):
+@pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
+def test_builtin_data_loads_the_shipped_classifier_without_training(name, monkeypatch):
     monkeypatch.setattr(clf_mod, "train_classifier", _no_training)
-    data = load_dataset("digits")
+    data = load_dataset(name)
     clf = load_classifier(data)
-    entry = shipped_manifest()["digits"]
+    entry = shipped_manifest()[name]
     assert clf.source == "shipped"
-    assert clf.weights_sha256 == SHIPPED_SHA256["digits"]
+    assert clf.weights_sha256 == SHIPPED_SHA256[name]
     assert clf.test_accuracy == entry["test_accuracy"]
     # The recorded accuracy is what the shipped weights score here, image for image.
     assert measure_accuracy(clf.net, data, torch.device("cpu")) == entry["test_accuracy"]
