@@ -61,7 +61,10 @@ def _no_training(data, device, seed=0):
 @pytest.mark.parametrize("name", sorted(SHIPPED_SHA256))
 def test_builtin_data_loads_the_shipped_classifier_without_training(name, monkeypatch):
     monkeypatch.setattr(clf_mod, "train_classifier", _no_training)
-    data = load_dataset(name)
+    try:
+        data = load_dataset(name)
+    except UserError as e:  # fashion-mnist needs the Debian package or torchvision files
+        pytest.skip(str(e))
     clf = load_classifier(data)
     entry = shipped_manifest()[name]
     assert clf.source == "shipped"
