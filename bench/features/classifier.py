@@ -1,15 +1,26 @@
 """A small per-dataset CNN classifier: penultimate-layer features for Fréchet distance and
 nearest-neighbour metrics, predicted labels for class coverage.
 
-It is trained once per dataset (keyed by the dataset's content hash and this recipe) and
-cached; its test accuracy is recorded with every result that uses it.
+The built-in labelled datasets named in weights/classifiers.json use the classifier shipped
+beside it (trained once by scripts/train_classifiers.py; the manifest holds its sha256,
+test accuracy and the content hash of the data it was trained on), so their feature space
+is the same on every machine; stacked:BASE uses BASE's. Any other
+labelled dataset gets one trained here on first use, cached under the dataset's content
+hash and the recipe; float32 training ends at different weights on different CPUs, so
+such a classifier's features are comparable only within one machine. The record says
+which (`source`: "shipped" or "trained-here").
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
-from dataclasses import dataclass
+import json
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +32,18 @@ from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.features import Extractor, register_extractor
 from bench.progress import progress_bar
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_MANIFEST = SHIPPED_DIR / "classifiers.json"
+# The protocol's floor on each shipped classifier's test accuracy (PROTOCOLS.md).
+ACCURACY_FLOOR = {"digits": 0.97, "mnist5k": 0.95, "fashion-mnist": 0.90}
+
+# Inference runs in float64 and rounds the result to float32. float32 convolutions take
+# ISA-specific kernels (AVX-512, AVX2, none): measured on the shipped digits classifier,
+# their features differ by up to 7e-7 relative, enough to flip a strict `<` in a k-NN
+# count. float64 results differ only in the last bits of float64, so after rounding the
+# float32 features are bitwise identical across ISAs (about 3x the CPU time of float32).
+INFERENCE_DTYPE = torch.float64
 
 RECIPE = {
     "version": 2,
@@ -67,19 +90,25 @@ class Classifier:
     test_accuracy: float
     weights_sha256: str
     device: torch.device
+    source: str = "trained-here"  # or "shipped": the package's file, the same everywhere
+    _inference_net: SmallCNN = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._inference_net = copy.deepcopy(self.net).to(self.device, INFERENCE_DTYPE).eval()
 
     @torch.inference_mode()
     def _run(self, images: torch.Tensor, batch_size: int, head: bool) -> np.ndarray:
         check_images(images, self.net.body[0][0].in_channels)
-        self.net.eval()
+        net = self._inference_net
         out = []
         for i in range(0, len(images), batch_size):
-            x = to_input(images[i : i + batch_size].to(self.device))
-            out.append((self.net(x) if head else self.net.embed(x)).float().cpu())
+            x = to_input(images[i : i + batch_size].to(self.device), INFERENCE_DTYPE)
+            out.append((net(x) if head else net.embed(x)).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
     def features(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-        """Penultimate (128-d) features as float32."""
+        """Penultimate (128-d) features as float32; the same bits whichever SIMD kernels
+        (AVX-512, AVX2, none) the CPU runs (see INFERENCE_DTYPE)."""
         return self._run(images, batch_size, head=False)
 
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
@@ -104,6 +133,10 @@ class StackedClassifier:
     @property
     def weights_sha256(self) -> str:
         return self.base.weights_sha256
+
+    @property
+    def source(self) -> str:
+        return self.base.source
 
     def _channels(self, images: torch.Tensor) -> list[torch.Tensor]:
         check_images(images, 3)
@@ -141,11 +174,16 @@ def check_images(images: torch.Tensor, channels: int) -> None:
         )
 
 
-def to_input(x_uint8: torch.Tensor) -> torch.Tensor:
+def to_input(x_uint8: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     # A fixed memory layout: 1-channel images with odd strides can look channels-last and
     # take another convolution path, changing features in the last bits.
-    x = x_uint8.to(torch.float32, memory_format=torch.contiguous_format)
+    x = x_uint8.to(dtype, memory_format=torch.contiguous_format)
     return x.div_(127.5).sub_(1.0)
+
+
+def build_net(data: ImageDataset) -> SmallCNN:
+    """An untrained SmallCNN shaped for `data` (RECIPE's width and feature size)."""
+    return SmallCNN(data.shape[0], data.num_classes, RECIPE["width"], RECIPE["feature_dim"])
 
 
 def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) -> dict:
@@ -155,7 +193,7 @@ def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) ->
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     r = RECIPE
-    net = SmallCNN(data.shape[0], data.num_classes, r["width"], r["feature_dim"]).to(device)
+    net = build_net(data).to(device)
     steps_per_epoch = -(-len(data.train.x) // r["batch"])
     total = min(r["epochs"] * steps_per_epoch, r["max_steps"])
     opt = torch.optim.AdamW(net.parameters(), lr=r["lr"], weight_decay=1e-4)
@@ -175,9 +213,8 @@ def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) ->
         loss.backward()
         opt.step()
         sched.step()
-    clf = Classifier(net, 0.0, "", device)
-    accuracy = float((clf.predict(data.test.x) == data.test.y.numpy()).mean())
-    return {"state": {k: v.cpu() for k, v in net.state_dict().items()}, "test_accuracy": accuracy}
+    state = {k: v.cpu() for k, v in net.state_dict().items()}
+    return {"state": state, "test_accuracy": measure_accuracy(net, data, device)}
 
 
 def batch_indices(n: int, batch: int, steps: int, g: torch.Generator):
@@ -200,23 +237,71 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
 
 
+def measure_accuracy(net: SmallCNN, data: ImageDataset, device: torch.device) -> float:
+    """Top-1 accuracy on the test split, through the inference path every user gets."""
+    clf = Classifier(net, 0.0, "", device)
+    return float((clf.predict(data.test.x) == data.test.y.numpy()).mean())
+
+
+def state_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """A float32 state dict as torch.save writes it (the bytes whose sha256 is recorded)."""
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu().to(torch.float32).contiguous() for k, v in state.items()}, buf)
+    return buf.getvalue()
+
+
+@cache
+def shipped_manifest() -> dict[str, dict]:
+    """weights/classifiers.json: per dataset name, its file, sha256, test accuracy, the
+    content hash of the data it was trained on, and how it was trained."""
+    return json.loads(SHIPPED_MANIFEST.read_text())
+
+
+def load_shipped(data: ImageDataset, device: torch.device) -> Classifier | None:
+    """The shipped classifier for `data`, or None when none ships for this exact data."""
+    entry = shipped_manifest().get(data.name)
+    if entry is None:
+        return None
+    if entry["dataset_content_hash"] != data.content_hash:
+        warnings.warn(
+            f"dataset {data.name!r} has content hash {data.content_hash}, but the shipped "
+            f"classifier was trained on {entry['dataset_content_hash']}; training one here "
+            "(its features are comparable only on this machine)",
+            stacklevel=3,
+        )
+        return None
+    path = SHIPPED_DIR / entry["file"]
+    blob = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        raise UserError(
+            f"the shipped classifier {path} is missing or does not match its recorded sha256 "
+            f"{entry['sha256'][:12]}...; reinstall genbench"
+        )
+    net = build_net(data)
+    net.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+    return Classifier(
+        net.to(device).eval(), entry["test_accuracy"], entry["sha256"], device, "shipped"
+    )
+
+
 def load_classifier(
     data: ImageDataset, device: torch.device | str = "cpu"
 ) -> Classifier | StackedClassifier:
-    """The cached classifier for this dataset, trained on first use (for stacked:BASE, the
-    base dataset's classifier on each channel)."""
+    """The dataset's shipped classifier, else the cached one trained here on first use (for
+    stacked:BASE, the base dataset's classifier on each channel)."""
     device = torch.device(device)
     if "stacked_base" in data.meta:
         base = data.meta["stacked_base"]
         return StackedClassifier(load_classifier(base, device), base.num_classes)
+    shipped = load_shipped(data, device)
+    if shipped is not None:
+        return shipped
     cache = Cache(default_cache_dir())
     key = hash_key("classifier", data.content_hash, RECIPE)
     entry = cache.get_or_compute("classifier", key, lambda: train_classifier(data, device))
-    net = SmallCNN(data.shape[0], data.num_classes, RECIPE["width"], RECIPE["feature_dim"])
+    net = build_net(data)
     net.load_state_dict(entry["state"])
-    buf = io.BytesIO()
-    torch.save(entry["state"], buf)
-    sha = hashlib.sha256(buf.getvalue()).hexdigest()
+    sha = hashlib.sha256(state_bytes(entry["state"])).hexdigest()
     return Classifier(net.to(device).eval(), entry["test_accuracy"], sha, device)
 
 
@@ -234,5 +319,6 @@ def load_classifier_extractor(data: ImageDataset, device: torch.device, weights:
         {
             "classifier_weights_sha256": clf.weights_sha256,
             "classifier_test_accuracy": clf.test_accuracy,
+            "classifier_source": clf.source,  # shipped (same everywhere) or trained-here
         },
     )
