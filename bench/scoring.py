@@ -125,6 +125,9 @@ class ScoringContext:
                 images = getattr(self.data, which).x
                 weights = self.extractor(extractor).weights_sha256
                 key = hash_key(self.data.content_hash, which, extractor, weights)
+                protocol = self.extractor(extractor).protocol
+                if protocol:  # absent for most extractors, so that their caches stay valid
+                    key = hash_key(key, protocol)
                 cache = Cache(default_cache_dir())
                 self._features[extractor, which] = np.asarray(
                     cache.get_or_compute(

@@ -46,6 +46,7 @@ class Extractor:
     features: Callable[[Any], np.ndarray]
     weights_sha256: str = ""
     provenance: dict[str, str | float] = field(default_factory=dict)
+    protocol: str = ""  # what else determines the features (e.g. inference dtype): cache key
 
 
 Loader = Callable[["ImageDataset", "torch.device", "Path | None"], Extractor]

@@ -321,4 +321,5 @@ def load_classifier_extractor(data: ImageDataset, device: torch.device, weights:
             "classifier_test_accuracy": clf.test_accuracy,
             "classifier_source": clf.source,  # shipped (same everywhere) or trained-here
         },
+        protocol=f"inference {INFERENCE_DTYPE}",
     )
