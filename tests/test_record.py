@@ -26,7 +26,7 @@ def test_a_record_round_trips_through_mlflow(tmp_path):
     exp = store.experiment("rec", tmp_path / "artifacts")
     store.set_rank_by(exp, ["fd_pixels_n100_train"])
     record = full_record()
-    parent = store.start_suite_run(exp, "rec", "3", record.machine, "{}")
+    parent = store.start_suite_run(exp, "rec", "3", record.machine, "{}", "owner-1")
     store.start_job(exp, record, parent)
     assert store.finished_jobs(exp) == {}
     store.finish_job(record)
@@ -77,3 +77,13 @@ def test_unknown_suite_and_bad_uri_are_one_line(tmp_path):
         store.records("other")
     with pytest.raises(UserError, match="cannot open MLflow tracking URI 'bogus://x'"):
         Store("bogus://x")
+
+
+def test_only_suite_runs_of_dead_invocations_are_closed(tmp_path):
+    store = Store(default_tracking_uri(tmp_path))
+    exp = store.experiment("rec")
+    live = store.start_suite_run(exp, "rec", "1", {}, "{}", "live")
+    dead = store.start_suite_run(exp, "rec", "1", {}, "{}", "dead")
+    assert store.close_stale_suite_runs(exp, lambda owner: owner == "live") == 1
+    assert store.client.get_run(live).info.status == "RUNNING"
+    assert store.client.get_run(dead).info.status == "KILLED"
