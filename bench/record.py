@@ -60,6 +60,7 @@ RESULT_TAGS = {
     "nfe": "nfe",
     "sample_options": "sample_options",
 }
+BUDGET_PARAMS = ("n_samples", "budget_steps", "budget_seconds")  # the protocol, per job
 USER_INPUTS = ("model_version", "model_source_sha256", "checkpoint_sha256", "samples_sha256")
 MACHINE_PREFIXES = ("version.", "git_commit", "python", "torch_cuda", "device", "hostname")
 FEATURE_PREFIX = "feature."  # extractor provenance: weights sha256, classifier accuracy
@@ -110,6 +111,7 @@ class JobRecord:
     def provenance(self) -> dict[str, str]:
         """Everything recorded about how the numbers were made, flat, for the report."""
         out = {"suite_version": self.suite_version, "dataset_hash": self.dataset_hash}
+        out.update({k: str(self.params[k]) for k in BUDGET_PARAMS if k in self.params})
         out.update({f: getattr(self, f) for f in USER_INPUTS if getattr(self, f)})
         out.update(self.machine)
         out.update({k: str(v) for k, v in self.features.items()})
