@@ -390,3 +390,21 @@ def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypa
     assert "| from-samples | 1 | samples file |" in md
     assert "| trained | 1 | 3 |" in md
     assert '"samples file" rows were trained elsewhere' in md
+
+
+def test_a_rejected_run_creates_nothing_in_its_output_folder(tmp_path):
+    suite = make_suite(tmp_path, "- name: a\n  model: plugin_models:MeanModel\n")
+    bad = make_suite(
+        tmp_path, "- name: a\n  model: plugin_models:MeanModel\n  options: {nope: 1}\n", name="bad"
+    )
+    fresh = tmp_path / "fresh" / "out"
+    res = run_cli("run", str(bad), "--out", str(fresh))
+    assert res.returncode == 2 and "bad options" in res.stderr, res.stderr
+    assert not (tmp_path / "fresh").exists()
+    # an existing folder (a previous run's) gains nothing either
+    used = tmp_path / "used"
+    assert run_cli("run", str(suite), "--out", str(used)).returncode == 0
+    before = sorted(p.relative_to(used) for p in used.rglob("*"))
+    res = run_cli("run", str(bad), "--out", str(used))
+    assert res.returncode == 2 and "bad options" in res.stderr, res.stderr
+    assert sorted(p.relative_to(used) for p in used.rglob("*")) == before
