@@ -24,13 +24,18 @@ def package_version(cls: type) -> str:
     """`dist==version` of the installed distribution that holds `cls`'s top-level package,
     or "" for a module that no distribution installed (e.g. one on PYTHONPATH)."""
     top = cls.__module__.partition(".")[0]
-    dists = packages_distributions().get(top, [])
+    dists = _distributions().get(top, [])
     for dist in sorted(set(dists)):
         try:
             return f"{dist}=={version(dist)}"
         except PackageNotFoundError:
             continue
     return ""
+
+
+@functools.cache  # scans every installed distribution: once per process
+def _distributions() -> dict[str, list[str]]:
+    return packages_distributions()
 
 
 def files_hash(path: Path) -> str:
