@@ -92,7 +92,10 @@ def report(
         typer.Option(help="metric that ranks the models; more, comma-separated, break ties"),
     ] = None,
     compare: Annotated[
-        Path | None, typer.Option(help="another output folder: write compare.md of the changes")
+        Path | None,
+        typer.Option(
+            help="the output folder before (--out is after): write OUT/compare.md of the changes"
+        ),
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
@@ -130,7 +133,8 @@ def report(
         if not db.exists():
             raise UserError(f"--compare {compare}: no MLflow store at {db}")
         other = open_output_store(compare)
-        text = compare_boards(boards, build_leaderboards(other.records(suite), rank_by))
+        before = build_leaderboards(other.records(suite), rank_by)
+        text = compare_boards(boards, before, after=str(out), before=str(compare))
         atomic_write_bytes(out / "compare.md", text.encode())
         typer.echo("\n" + text)
 

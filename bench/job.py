@@ -6,9 +6,9 @@ so a rerun trains nothing it has trained before.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
+import numbers
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,11 +19,12 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cache import Cache, hash_key, sha256_file
+from bench.cache import Cache, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError, first_line
 from bench.grids import save_nn_grid, save_sample_figure
-from bench.models import Budget, GenerativeModel, Spent, build_model, is_reference, resolve_model
+from bench.models import Budget, GenerativeModel, build_model, is_reference, resolve_model
+from bench.origin import files_hash, package_version, source_hash
 from bench.progress import progress_bar
 from bench.record import JobRecord
 from bench.samples import check_samples, load_samples_file
@@ -69,12 +70,17 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         "seed": job.seed,
         "sample_seed": sample_seed(job.seed),
         "n_samples": suite.n_samples,
-        "budget_steps": suite.budget.steps,
-        "budget_seconds": suite.budget.seconds,
+        # a samples file was trained by someone else, on a budget genbench does not know
+        **(
+            {}
+            if entry.samples
+            else {"budget_steps": suite.budget.steps, "budget_seconds": suite.budget.seconds}
+        ),
         **{f"option.{k}": v for k, v in entry.options.items()},
         **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
+    cls = None if entry.samples else resolve_model(entry.ref)
     return JobRecord(
         job_key=keys["job"],
         fit_key=keys["fit"],
@@ -87,9 +93,13 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         model_ref=entry.ref if entry.samples is None else "samples-file",
         source=source,
         seed=job.seed,
-        reference=entry.samples is None and is_reference(resolve_model(entry.ref)),
+        reference=cls is not None and is_reference(cls),
         params=params,
         machine=machine,
+        model_version=package_version(cls) if cls else "",
+        model_source_sha256=source_hash(cls) if cls else "",
+        checkpoint_sha256=files_hash(entry.checkpoint) if entry.checkpoint else "",
+        samples_sha256=files_hash(entry.samples) if entry.samples else "",
     )
 
 
@@ -150,6 +160,8 @@ def fit_or_load(
         cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
         fit_cached = False
     record.budget_spent_steps, record.budget_spent_seconds = info["steps"], info["seconds"]
+    # caches written before steps_from: steps counted were returned, none were unknown
+    record.steps_from = info.get("steps_from", "returned" if info["steps"] else "unknown")
     record.fit_cached = fit_cached
     record.loss_history = [tuple(p) for p in info["losses"]]
     return model
@@ -158,9 +170,12 @@ def fit_or_load(
 def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str) -> dict:
     budget = Budget(suite.budget.steps, suite.budget.seconds)
     losses: list[tuple[int, float]] = []
+    highest = 0
     bar = progress_bar(total=budget.steps, desc=f"  fit {label}", unit="step")
 
     def progress(step: int, values: dict[str, float]) -> None:
+        nonlocal highest
+        highest = max(highest, int(step))
         if "loss" in values:
             losses.append((step, float(values["loss"])))
             bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
@@ -168,11 +183,34 @@ def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str)
 
     t0 = time.perf_counter()
     try:
-        spent = model.fit(data, budget, seed=job.seed, progress=progress) or Spent()
+        spent = model.fit(data, budget, seed=job.seed, progress=progress)
     finally:
         bar.close()  # also when stopped: the next line starts on a line of its own
     seconds = time.perf_counter() - t0
-    return {"steps": int(spent.steps), "seconds": seconds, "losses": thin(losses)}
+    steps, steps_from = steps_spent(spent, highest, job.entry.ref)
+    if steps_from == "unknown":
+        tqdm.write(
+            f"  warning: {label}: fit returned no Spent(steps=...) and reported no step through "
+            "progress; its steps are recorded as unknown (0)",
+            file=sys.stderr,
+        )
+    return {"steps": steps, "seconds": seconds, "losses": thin(losses), "steps_from": steps_from}
+
+
+def steps_spent(returned: object, reported: int, ref: str) -> tuple[int, str]:
+    """The steps a fit spent and where that number came from: what fit returned
+    (`Spent`), else the highest step it reported through `progress`, else unknown (0)."""
+    if returned is not None:
+        steps = getattr(returned, "steps", None)
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Real):
+            raise UserError(
+                f"model {ref!r}: fit returned {type(returned).__name__}; return "
+                "bench.models.Spent(steps=...) or nothing (steps are then counted from progress)"
+            )
+        return int(steps), "returned"
+    if reported > 0:
+        return reported, "progress"
+    return 0, "unknown"
 
 
 def draw_samples(job: Job, data: ImageDataset, model, sample_key: str, cache: Cache):
@@ -219,22 +257,6 @@ def artifacts(job: Job, data, samples, metrics: dict, report_data: dict) -> dict
 def sample_seed(seed: int) -> int:
     """Sampling gets its own stream, so that changing the training budget keeps it fixed."""
     return 1_000_003 * seed + 17
-
-
-@functools.cache  # read once per process: a file edited mid-run must not split a sweep
-def source_hash(cls: type) -> str:
-    try:
-        return sha256_file(inspect.getsourcefile(cls))[:16]
-    except (TypeError, OSError):
-        return "unknown"
-
-
-def files_hash(path: Path) -> str:
-    if path.is_file():
-        return sha256_file(path)
-    return hash_key(
-        [(str(p.relative_to(path)), sha256_file(p)) for p in sorted(path.rglob("*")) if p.is_file()]
-    )
 
 
 def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:

@@ -46,14 +46,22 @@ IDENTITY_TAGS = {
     "model_ref": "genbench.model_ref",
     "source": "genbench.source",
     "seed": "genbench.seed",
+    # the user's own inputs: "" where the job has none
+    "model_version": "genbench.model_version",  # dist==version of the plug-in's package
+    "model_source_sha256": "genbench.model_source_sha256",  # of the model class's module
+    "checkpoint_sha256": "genbench.checkpoint_sha256",
+    "samples_sha256": "genbench.samples_sha256",  # of the file, or of a folder's files
 }
 RESULT_TAGS = {
     "budget_spent_steps": "budget_spent_steps",
     "budget_spent_seconds": "budget_spent_seconds",
+    "steps_from": "steps_from",  # returned (Spent), progress (highest step) or unknown
     "fit_cached": "fit_cached",
     "nfe": "nfe",
     "sample_options": "sample_options",
 }
+BUDGET_PARAMS = ("n_samples", "budget_steps", "budget_seconds")  # the protocol, per job
+USER_INPUTS = ("model_version", "model_source_sha256", "checkpoint_sha256", "samples_sha256")
 MACHINE_PREFIXES = ("version.", "git_commit", "python", "torch_cuda", "device", "hostname")
 FEATURE_PREFIX = "feature."  # extractor provenance: weights sha256, classifier accuracy
 LOSS_KEY = "train_loss"
@@ -74,6 +82,10 @@ class JobRecord:
     source: str  # trained, checkpoint or samples-file
     seed: int
     reference: bool = False  # a known-answer model: its own leaderboard table
+    model_version: str = ""
+    model_source_sha256: str = ""
+    checkpoint_sha256: str = ""
+    samples_sha256: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)  # versions, device, commit, ...
     # results
@@ -81,6 +93,7 @@ class JobRecord:
     features: dict[str, str | float] = field(default_factory=dict)  # extractor provenance
     budget_spent_steps: int | None = None
     budget_spent_seconds: float | None = None
+    steps_from: str | None = None  # for trained models
     fit_cached: bool | None = None
     nfe: str | None = None
     sample_options: str | None = None  # JSON
@@ -98,6 +111,8 @@ class JobRecord:
     def provenance(self) -> dict[str, str]:
         """Everything recorded about how the numbers were made, flat, for the report."""
         out = {"suite_version": self.suite_version, "dataset_hash": self.dataset_hash}
+        out.update({k: str(self.params[k]) for k in BUDGET_PARAMS if k in self.params})
+        out.update({f: getattr(self, f) for f in USER_INPUTS if getattr(self, f)})
         out.update(self.machine)
         out.update({k: str(v) for k, v in self.features.items()})
         return out
@@ -385,6 +400,7 @@ def _from_run(run, suite: str, rank_by: list[str]) -> JobRecord:
         features=features,
         budget_spent_steps=_number(tags.get("budget_spent_steps")),
         budget_spent_seconds=_number(tags.get("budget_spent_seconds")),
+        steps_from=tags.get("steps_from"),
         fit_cached=tags["fit_cached"] == "true" if "fit_cached" in tags else None,
         nfe=tags.get("nfe"),
         sample_options=tags.get("sample_options"),

@@ -19,7 +19,7 @@ from bench.executors import Executor, LocalExecutor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, resolve_model
 from bench.provenance import machine_provenance
-from bench.record import open_output_store
+from bench.record import Store, open_output_store
 from bench.samples import check_samples_file
 from bench.scoring import plan
 from bench.suite import Suite, expand_jobs
@@ -27,22 +27,33 @@ from bench.worker import JobSpec
 
 
 class Runner:
+    """A rejected run leaves nothing behind: the output folder, its MLflow store and its
+    locks are created only once preflight has passed (`run`)."""
+
     def __init__(self, suite: Suite, opts: RunOptions):
         self.suite = suite
         self.opts = opts
         self.device = resolve_device(opts.device)
-        out = opts.out_dir
-        try:
-            opts.locks.mkdir(parents=True, exist_ok=True)
-            # a unique probe name: workers starting together must not race on one file
-            with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-                pass
-        except OSError as e:
-            msg = f"output folder {out} is not writable ({e.strerror}); pass --out DIR"
-            raise UserError(msg) from None
-        self.store = open_output_store(out, opts.tracking_uri)
-        artifact_root = (out / "mlruns" / "artifacts") if not opts.tracking_uri else None
-        self.exp_id = self.store.experiment(suite.name, artifact_root)
+        check_writable(opts.out_dir)
+        # a given tracking URI lives outside the output folder: a bad one fails before preflight
+        self._store = (
+            open_output_store(opts.out_dir, opts.tracking_uri) if opts.tracking_uri else None
+        )
+        self._exp_id: str | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_output_store(self.opts.out_dir, self.opts.tracking_uri)
+        return self._store
+
+    @property
+    def exp_id(self) -> str:
+        if self._exp_id is None:
+            out = self.opts.out_dir
+            artifact_root = (out / "mlruns" / "artifacts") if not self.opts.tracking_uri else None
+            self._exp_id = self.store.experiment(self.suite.name, artifact_root)
+        return self._exp_id
 
     def preflight(self) -> None:
         """Bad input stops the suite before any training: every dataset loads, every metric
@@ -77,6 +88,10 @@ class Runner:
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
+        try:
+            self.opts.locks.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(not_writable(self.opts.out_dir, e)) from None
         self.store.set_rank_by(self.exp_id, self.suite.rank_by)
         owner = uuid.uuid4().hex
         with FileLock(str(self._owner_lock(owner))):  # held while this invocation lives
@@ -114,3 +129,20 @@ class Runner:
         lock.release()
         self._owner_lock(owner).unlink(missing_ok=True)
         return False
+
+
+def check_writable(out: Path) -> None:
+    """Probe the output folder, or the nearest folder above it that exists, leaving nothing
+    behind (a unique probe name: workers starting together must not race on one file)."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        with tempfile.TemporaryDirectory(dir=probe, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UserError(not_writable(out, e)) from None
+
+
+def not_writable(out: Path, e: OSError) -> str:
+    return f"output folder {out} is not writable ({e.strerror}); pass --out DIR"

@@ -20,7 +20,9 @@ def isolated_cache(tmp_path_factory):
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, **popen):
     """Run `python -m bench.cli ...` in a subprocess; the tests folder is importable."""
-    full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
+    # the checkout under test, whatever the cwd (an editable install may point elsewhere)
+    path = os.pathsep.join([str(TESTS), str(ROOT)])
+    full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "bench.cli", *args],
         cwd=cwd or ROOT,

@@ -92,3 +92,25 @@ class MeanReference(MeanModel):
     """A known-answer model from outside genbench: it declares itself a reference."""
 
     reference = True
+
+
+class ReportsStepsModel(MeanModel):
+    """Reports its steps through progress and returns nothing (as the README once showed)."""
+
+    def fit(self, data, budget, *, seed, progress):
+        super().fit(data, budget, seed=seed, progress=progress)
+
+
+class SilentModel(MeanModel):
+    """Neither returns Spent nor reports a step: its steps cannot be known."""
+
+    def fit(self, data, budget, *, seed, progress):
+        self.mean = data.train.x.float().mean(0)
+
+
+class ReturnsIntModel(MeanModel):
+    """Returns a bare number instead of Spent."""
+
+    def fit(self, data, budget, *, seed, progress):
+        super().fit(data, budget, seed=seed, progress=progress)
+        return budget.steps

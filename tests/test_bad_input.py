@@ -390,6 +390,6 @@ def test_bad_input(tmp_path, case):
     assert len(lines) == 1, res.stderr
     assert message in lines[0] and "Traceback" not in res.stderr
     assert lines[0].startswith("genbench: error: ")
-    assert not (tmp_path / "out" / "cache" / "checkpoints").exists()  # nothing trained
+    assert not (tmp_path / "out").exists()  # nothing created for a rejected run
     assert not (tmp_path / "payload-ran").exists()  # nothing in a data file ran
     assert not (tmp_path / "mlruns").exists()  # nothing written into the working folder

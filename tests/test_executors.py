@@ -38,7 +38,7 @@ MODELS = """\
 
 
 def scale_suite(tmp_path, models=MODELS, seeds="[0]", name="scale"):
-    return scale_suite(tmp_path, models, name=name, seeds=seeds, n_samples=100, steps=2)
+    return write_suite(tmp_path, models, name=name, seeds=seeds, n_samples=100, steps=2)
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +83,7 @@ def assert_each_job_finished_once(store, n_jobs, suite="scale"):
 @pytest.fixture(scope="module")
 def local_board(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("local")
-    runner, results = run_suite(write_suite(tmp), tmp / "out")
+    runner, results = run_suite(scale_suite(tmp), tmp / "out")
     assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
     values = board_values(runner.store)
     assert len(values) == 3 and all(v > 0 for v in values.values())  # copier is not 0 here

@@ -10,12 +10,14 @@ def full_record() -> JobRecord:
     return JobRecord(
         job_key="j1", fit_key="f1", samples_key="s1", suite="rec", suite_version="3",
         dataset="digits", dataset_hash="abc", model="vae-small", model_ref="vae",
-        source="trained", seed=2, reference=True,
+        source="trained", seed=2, reference=True, model_version="vae-pkg==1.2",
+        model_source_sha256="0123abcd", checkpoint_sha256="c0ffee", samples_sha256="",
         params={"n_samples": 100, "option.z_dim": 4},
         machine={"git_commit": "deadbeef", "version.torch": "2.14.1", "device": "cpu"},
         metrics={"fd_pixels_n100_train": 1.25, "kid_pixels_n100": -0.5},
         features={"classifier_weights_sha256": "ff00", "classifier_test_accuracy": 0.99},
-        budget_spent_steps=30, budget_spent_seconds=4.25, fit_cached=False, nfe="1",
+        budget_spent_steps=30, budget_spent_seconds=4.25, steps_from="progress", fit_cached=False,
+        nfe="1",
         sample_options="{}", timings={"fit_or_load_s": 1.5},
         loss_history=[(1, 3.0), (2, 2.5)], artifacts={"metrics.json": b'{"a": 1}'},
     )  # fmt: skip
@@ -36,6 +38,8 @@ def test_a_record_round_trips_through_mlflow(tmp_path):
         "job_key", "fit_key", "samples_key", "suite", "suite_version", "dataset",
         "dataset_hash", "model", "model_ref", "source", "seed", "reference", "machine",
         "metrics", "budget_spent_steps", "fit_cached", "nfe", "sample_options", "timings",
+        "model_version", "model_source_sha256", "checkpoint_sha256", "samples_sha256",
+        "steps_from",
     ):  # fmt: skip
         assert getattr(back, field) == getattr(record, field), field
     assert back.budget_spent_seconds == pytest.approx(4.2, abs=0.06)  # recorded to 0.1 s

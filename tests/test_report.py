@@ -98,10 +98,63 @@ def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
     new.table.loc["vae", (FD, "mean")] = 1.0  # far outside 12 ± 4.97
     new.table.loc["vae", (COV, "mean")] = 0.81  # inside 0.8 ± 0.25
     new.table = new.table.loc[["vae", "<script>alert(1)</script>", "copier"]]
-    text = compare([new], [old])
+    text = compare([new], [old], after="runs/b", before="runs/a")
+    assert "Before: `runs/a`. After: `runs/b`." in text
     assert "- vae: rank 2 -> 1" in text
-    assert f"| vae | {FD} | 12 | 1 | beyond" in text
+    assert f"| vae | {FD} | 12 | 1 | 9.937 |" in text
     assert COV not in text.split("| vae |", 1)[1]
+    assert "Budget or protocol differ" not in text
+
+
+def test_compare_lists_single_seed_changes_as_noise_unknown_and_skips_std(store):
+    import copy
+
+    from bench.report.compare import compare
+
+    client, _ = store
+    [old] = build_leaderboards(client.records("suite-x"))
+    new = copy.deepcopy(old)
+    name = "<script>alert(1)</script>"  # one seed: no interval
+    new.table.loc[name, (FD, "mean")] = 50.0
+    std_col = "kid_pixels_n200_std"
+    for b, value in ((old, 0.1), (new, 0.9)):
+        b.metrics = [*b.metrics, std_col]
+        for stat in ("mean", "std", "ci95"):
+            b.table[(std_col, stat)] = value if stat == "mean" else 0.0
+    text = compare([new], [old])
+    moved, unknown = text.split("Noise unknown", 1)
+    assert "No metric moved beyond its uncertainty." in moved
+    assert f"| {name} | {FD} | 5 | 50 |" in unknown
+    assert std_col not in text
+
+
+def test_compare_reports_budget_and_protocol_differences(tmp_path):
+    from bench.report.compare import compare
+
+    def board(folder, n, steps, weights, metrics):
+        client = Store(default_tracking_uri(folder))
+        exp = client.experiment("suite-x", folder / "mlruns" / "artifacts")
+        record = JobRecord(
+            job_key="k", fit_key="f", samples_key="s", suite="suite-x", suite_version="1",
+            dataset="digits", dataset_hash="h", model="vae", model_ref="vae", source="trained",
+            seed=0, metrics=metrics, params={"n_samples": n, "budget_steps": steps},
+            features={"classifier_weights_sha256": weights},
+        )  # fmt: skip
+        client.start_job(exp, record, None)
+        client.finish_job(record)
+        [b] = build_leaderboards(client.records("suite-x"))
+        return b
+
+    before = board(tmp_path / "a", 1000, 300, "aa11", {FD: 3.0, COV: 0.5})
+    after = board(tmp_path / "b", 2000, 300, "bb22", {FD: 3.0})
+    text = compare([after], [before])
+    assert "Budget or protocol differ" in text
+    assert "- n_samples: before 1000, after 2000" in text
+    assert "- classifier_weights_sha256: before aa11, after bb22" in text
+    assert f"- metrics only before: {COV}" in text
+    assert "budget_steps" not in text  # the same on both sides
+    same = compare([before], [before])
+    assert "Budget or protocol differ" not in same
 
 
 def test_primary_metric_is_a_quality_metric_never_throughput():

@@ -308,3 +308,103 @@ def test_throughput_sweep_feeds_the_column_and_the_batch_size_plot(tmp_path):
     assert rows[-1]["img_s"] == job.data.metrics["throughput_img_s_b16_cpu"]
     html = (tmp_path / "out" / "leaderboard.html").read_text()
     assert "Sampling throughput against batch size" in html
+
+
+def test_steps_come_from_spent_else_progress_else_are_unknown_with_a_warning(tmp_path, capfd):
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: returns-spent
+          model: plugin_models:MeanModel
+        - name: reports-progress
+          model: plugin_models:ReportsStepsModel
+        - name: silent
+          model: plugin_models:SilentModel
+    """,
+    )
+    capfd.readouterr()
+    runner, results, boards = run(tmp_path, suite)
+    assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
+    records = {r.model: r for r in runner.store.records("tiny")}
+    assert {m: (r.budget_spent_steps, r.steps_from) for m, r in records.items()} == {
+        "returns-spent": (3, "returned"),
+        "reports-progress": (3, "progress"),
+        "silent": (0, "unknown"),
+    }
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "silent" in warnings[0] and "Spent(steps=...)" in warnings[0]
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| silent | 1 | unknown |" in md and "| reports-progress | 1 | 3 |" in md
+
+
+def test_fit_returning_something_other_than_spent_fails_its_job_with_one_line(tmp_path):
+    suite = make_suite(tmp_path, "- name: int\n  model: plugin_models:ReturnsIntModel\n")
+    _, results, _ = run(tmp_path, suite)
+    [r] = results
+    assert r.status == "FAILED"
+    assert "fit returned int; return bench.models.Spent(steps=...)" in r.error
+
+
+def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypatch):
+    import hashlib
+
+    dist = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: genbench-test-plugin\nVersion: 0.1\n"
+    )
+    (dist / "top_level.txt").write_text("plugin_models\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    ckpt = tmp_path / "mean.pt"
+    torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "s.npz", rng.integers(0, 256, (300, 1, 8, 8), dtype=np.uint8))
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: from-checkpoint
+          model: plugin_models:MeanModel
+          checkpoint: mean.pt
+        - name: from-samples
+          samples: s.npz
+        - name: trained
+          model: plugin_models:MeanModel
+    """,
+    )
+    runner, results, _ = run(tmp_path, suite)
+    assert [r.status for r in results] == ["FINISHED"] * 3, [r.error for r in results]
+    records = {r.model: r for r in runner.store.records("tiny")}
+    sha = {p: hashlib.sha256((tmp_path / p).read_bytes()).hexdigest() for p in ("mean.pt", "s.npz")}
+    module = hashlib.sha256((ROOT / "tests" / "plugin_models.py").read_bytes()).hexdigest()
+    ck, sf, tr = records["from-checkpoint"], records["from-samples"], records["trained"]
+    assert (ck.checkpoint_sha256, ck.samples_sha256) == (sha["mean.pt"], "")
+    assert (sf.samples_sha256, sf.checkpoint_sha256) == (sha["s.npz"], "")
+    assert tr.model_version == ck.model_version == "genbench-test-plugin==0.1"
+    assert tr.model_source_sha256 == module[:16]
+    assert sf.model_version == sf.model_source_sha256 == ""  # nothing of the user's code ran
+    assert "budget_steps" not in sf.params and "budget_seconds" not in sf.params
+    assert tr.params["budget_steps"] == "3"
+    assert tr.provenance["model_version"] == "genbench-test-plugin==0.1"
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| from-checkpoint | 1 | checkpoint |" in md
+    assert "| from-samples | 1 | samples file |" in md
+    assert "| trained | 1 | 3 |" in md
+    assert '"samples file" rows were trained elsewhere' in md
+
+
+def test_a_rejected_run_creates_nothing_in_its_output_folder(tmp_path):
+    suite = make_suite(tmp_path, "- name: a\n  model: plugin_models:MeanModel\n")
+    bad = make_suite(
+        tmp_path, "- name: a\n  model: plugin_models:MeanModel\n  options: {nope: 1}\n", name="bad"
+    )
+    fresh = tmp_path / "fresh" / "out"
+    res = run_cli("run", str(bad), "--out", str(fresh))
+    assert res.returncode == 2 and "bad options" in res.stderr, res.stderr
+    assert not (tmp_path / "fresh").exists()
+    # an existing folder (a previous run's) gains nothing either
+    used = tmp_path / "used"
+    assert run_cli("run", str(suite), "--out", str(used)).returncode == 0
+    before = sorted(p.relative_to(used) for p in used.rglob("*"))
+    res = run_cli("run", str(bad), "--out", str(used))
+    assert res.returncode == 2 and "bad options" in res.stderr, res.stderr
+    assert sorted(p.relative_to(used) for p in used.rglob("*")) == before

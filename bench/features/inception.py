@@ -39,12 +39,8 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
-from cleanfid.resize import build_resizer
-from pytorch_fid import inception as pfi
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models.inception import BasicConv2d
 
 from bench.cache import Cache, default_cache_dir, sha256_file
 from bench.device import resolve_device
@@ -161,6 +157,8 @@ def convert_torchscript(path: Path) -> dict[str, torch.Tensor]:
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
         scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     src = scripted.state_dict()
+    import torchvision  # imported where used: `genbench list` and --help stay fast
+
     with torch.device("meta"):  # names and shapes only
         template = torchvision.models.inception_v3(
             weights=None, aux_logits=False, num_classes=N_CLASSES, init_weights=False
@@ -186,6 +184,9 @@ def convert_torchscript(path: Path) -> dict[str, torch.Tensor]:
 
 def build_model(state: dict[str, torch.Tensor], *, has_classifier: bool) -> FIDInception:
     """FIDInception on the CPU from a pytorch-fid state dict."""
+    from pytorch_fid import inception as pfi  # imports torchvision: only where used
+    from torchvision.models.inception import BasicConv2d
+
     # pytorch-fid's InceptionV3 builds its network and loads weights from a URL in one go;
     # handing it the state dict instead keeps its exact architecture and strict key check.
     with mock.patch.object(pfi, "load_state_dict_from_url", return_value=state):
@@ -289,7 +290,11 @@ def _legacy(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
 
-_clean_resize = build_resizer("clean")
+@functools.cache
+def _clean_resize() -> Callable:
+    from cleanfid.resize import build_resizer
+
+    return build_resizer("clean")
 
 
 def _clean(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -297,7 +302,7 @@ def _clean(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     if hwc.shape[-1] == 1:
         hwc = np.repeat(hwc, 3, axis=-1)
     # NHWC memory permuted to NCHW is channels_last already.
-    x = torch.from_numpy(np.stack([_clean_resize(im) for im in hwc])).permute(0, 3, 1, 2)
+    x = torch.from_numpy(np.stack([_clean_resize()(im) for im in hwc])).permute(0, 3, 1, 2)
     return (x.to(device) - 128) / 128
 
 

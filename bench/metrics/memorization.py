@@ -10,9 +10,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import mannwhitneyu
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
@@ -129,6 +126,10 @@ def _c_t(
     seed: int,
     chunk: int,
 ) -> float:
+    from scipy.stats import mannwhitneyu  # imported where used: `genbench list` stays fast
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
     tr, te, fk = (_to_numpy(x) for x in (train, test, fake))
     if tr.shape[1] > CT_PCA_DIM:
         pca = PCA(n_components=min(CT_PCA_DIM, tr.shape[0]), random_state=seed).fit(tr)

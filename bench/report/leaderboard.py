@@ -17,7 +17,8 @@ from bench.record import JobRecord
 
 RUN_COLUMNS = [
     "run_id", "status", "suite", "rank_by", "start_time", "dataset", "model", "seed",
-    "reference", "source", "fit_key", "budget_spent_steps", "budget_spent_seconds", "error",
+    "reference", "source", "fit_key", "budget_spent_steps", "budget_spent_seconds",
+    "steps_from", "error",
 ]  # fmt: skip
 PROVENANCE = "prov."
 
@@ -128,6 +129,8 @@ def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
             ("budget_steps", ""): _mean(g, "budget_spent_steps"),
             ("train_seconds", ""): _mean(g, "budget_spent_seconds"),
             ("disturbed", ""): _any_disturbed(g),
+            ("source", ""): g["source"].iloc[0],  # one label is one suite entry: one source
+            ("steps_unknown", ""): bool((g["steps_from"] == "unknown").any()),
         }
         for m in metrics:
             for stat, v in summarize(g[m].dropna().to_numpy(dtype=float)).items():

@@ -26,7 +26,10 @@ LEGEND = (
     "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
     "...) bound the scale from above and below and are not ranked. †: a throughput figure "
     "measured while other processes kept the CPU busy or its repeats spread more than 10% "
-    "(re-measure with genbench throughput on a quiet machine)."
+    "(re-measure with genbench throughput on a quiet machine). Steps: optimizer steps "
+    'spent on the suite\'s budget; "checkpoint" and "samples file" rows were trained '
+    'elsewhere, on a budget genbench did not set; "unknown": the model\'s fit neither '
+    "returned Spent(steps=...) nor reported steps through progress."
 )
 PROVENANCE_FIRST = [
     "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
@@ -60,8 +63,16 @@ def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
 
 
-def steps_text(steps: float) -> str:
-    """Optimizer steps spent (mean over seeds), as a whole number: 10,000 not 1e+04."""
+SOURCE_TEXT = {"checkpoint": "checkpoint", "samples-file": "samples file"}
+
+
+def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> str:
+    """Optimizer steps spent (mean over seeds), as a whole number (10,000 not 1e+04), or
+    where the model came from when genbench did not train it."""
+    if source in SOURCE_TEXT:
+        return SOURCE_TEXT[source]
+    if unknown:
+        return "unknown"
     return "–" if pd.isna(steps) else f"{round(steps):,}"
 
 
@@ -74,7 +85,11 @@ def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
                 "model": model,
                 "rank": rank,
                 "seeds": int(t[("seeds", "")]),
-                "budget": steps_text(t[("budget_steps", "")]),
+                "budget": steps_text(
+                    t[("budget_steps", "")],
+                    t.get(("source", ""), "trained"),
+                    bool(t.get(("steps_unknown", ""), False)),
+                ),
                 "cells": {m: cell(board, model, m) for m in board.metrics},
                 "best": {m for m in board.metrics if board.best.get(m) == model},
             }
