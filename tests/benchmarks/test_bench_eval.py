@@ -24,7 +24,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 
 from bench.data import load_dataset
 from bench.features import inception as inc
-from bench.scoring import ScoringContext, groups_for, score
+from bench.scoring import ScoringContext, score
 
 N_GEN, N_REF_FOLDER, BATCH = 1000, 1250, 50
 METRICS = ["fd", "kid", "prdc", "memorization"]
@@ -94,8 +94,8 @@ def peers(gen_paths: list[str], train_paths: list[str], tmp) -> dict[str, float]
 
 
 def ours(data, gen: torch.Tensor) -> dict[str, float]:
-    ctx = ScoringContext(data, gen, torch.device("cpu"), extractor="inception")
-    return score(ctx, groups_for(METRICS, "inception"))
+    ctx = ScoringContext(data, gen, torch.device("cpu"), features_for=["inception"])
+    return score(ctx, METRICS)
 
 
 def test_eval_against_peers_one_after_another(benchmark, sets):
