@@ -9,7 +9,6 @@ A class with `reference = True` is a known-answer model and gets its own leaderb
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import torch
 
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.plugins import load_plugins
+from bench.plugins import find_object, load_plugins
 
 ENTRY_POINT_GROUP = "genbench.models"
 
@@ -96,23 +95,9 @@ def resolve_model(ref: str) -> type:
     registry = registered_models()
     if ref in registry:
         return registry[ref]
-    eps = _entry_point_models()
-    if ref in eps:
-        try:
-            return eps[ref].load()
-        except Exception as e:
-            msg = f"model {ref!r}: entry point {eps[ref].value} failed to load: {e}"
-            raise UserError(msg) from None
-    if ":" in ref:
-        module_name, _, attr = ref.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            msg = f"model {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
-            raise UserError(msg) from None
-        if not hasattr(module, attr):
-            raise UserError(f"model {ref!r}: module {module_name!r} has no attribute {attr!r}")
-        return getattr(module, attr)
+    found = find_object("model", ref, ENTRY_POINT_GROUP)
+    if found is not None:
+        return found
     raise UserError(
         f"unknown model {ref!r}; choose one of: {', '.join(model_names())}, or give module:Class"
     )

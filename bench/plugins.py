@@ -55,3 +55,26 @@ def import_plugin(module: str) -> None:
         _loaded.discard(module)
         msg = f"plug-in module {module!r} cannot be imported ({e}); check PYTHONPATH"
         raise UserError(msg) from None
+
+
+def find_object(kind: str, ref: str, group: str) -> object | None:
+    """What `ref` names as an entry point of `group` or as `module:attribute` (importing and
+    running that module), or None when it is neither; failures are one-line UserErrors."""
+    eps = {ep.name: ep for ep in entry_points(group=group)}
+    if ref in eps:
+        try:
+            return eps[ref].load()
+        except Exception as e:
+            msg = f"{kind} {ref!r}: entry point {eps[ref].value} failed to load: {e}"
+            raise UserError(msg) from None
+    if ":" not in ref:
+        return None
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        msg = f"{kind} {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
+        raise UserError(msg) from None
+    if not hasattr(module, attr):
+        raise UserError(f"{kind} {ref!r}: module {module_name!r} has no attribute {attr!r}")
+    return getattr(module, attr)

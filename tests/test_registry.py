@@ -6,11 +6,12 @@ import pytest
 import torch
 from conftest import run_cli, write_suite
 
-from bench.data import load_dataset, register_dataset
+from bench.data import dataset_names, load_dataset, register_dataset
 from bench.errors import UserError
 from bench.features import default_extractor, register_extractor
 from bench.metrics import column_order, direction, parse_metric, register_metric
 from bench.models import register_model
+from bench.plugins import load_plugins
 from bench.scoring import ScoringContext, plan, score
 
 
@@ -64,6 +65,8 @@ def test_a_plugin_reference_model_lands_in_the_references_table(tmp_path):
 
 
 def test_registering_a_name_twice_is_an_error():
+    load_plugins()  # the built-ins are registered
+    assert "digits" in dataset_names()
     with pytest.raises(ValueError, match="registered twice"):
         register_metric("fd", columns={"fd_": "lower"})(lambda ctx, e: {})
     with pytest.raises(ValueError, match="registered twice"):

@@ -16,7 +16,6 @@ Inception.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.errors import UserError
-from bench.plugins import load_plugins
+from bench.plugins import find_object, load_plugins
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -104,24 +103,9 @@ def resolve_extractor(ref: str) -> ExtractorSpec:
     load_plugins()
     if ref in _REGISTRY:
         return _REGISTRY[ref]
-    eps = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    if ref in eps:
-        try:
-            obj = eps[ref].load()
-        except Exception as e:
-            msg = f"extractor {ref!r}: entry point {eps[ref].value} failed to load: {e}"
-            raise UserError(msg) from None
-        return _plugin_spec(ref, obj)
-    if ":" in ref:
-        module_name, _, attr = ref.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            msg = f"extractor {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
-            raise UserError(msg) from None
-        if not hasattr(module, attr):
-            raise UserError(f"extractor {ref!r}: module {module_name!r} has no attribute {attr!r}")
-        return _plugin_spec(ref, getattr(module, attr))
+    found = find_object("extractor", ref, ENTRY_POINT_GROUP)
+    if found is not None:
+        return _plugin_spec(ref, found)
     raise UserError(
         f"unknown extractor {ref!r}; choose one of: {', '.join(extractor_names())}, "
         "or give module:Class"
