@@ -107,7 +107,7 @@ def test_pixel_fid_matches_pytorch_fid_formula(image_sets):
 
 def test_bad_fid_arguments_are_user_errors(image_sets, tmp_path):
     root, (a, b) = image_sets
-    with pytest.raises(UserError, match="unknown features"):
+    with pytest.raises(UserError, match="unknown extractor .vgg.; choose one of: classifier"):
         fid_between(a, b, features="vgg")
     with pytest.raises(UserError, match="unknown Inception mode"):
         fid_between(a, b, mode="tf")
