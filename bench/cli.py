@@ -459,6 +459,7 @@ def study(
 ) -> None:
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
+    from bench.errors import Stopped
     from bench.study.config import StudyConfig
     from bench.study.serve import StudyRequest, finish, links, open_study, serve
 
@@ -486,7 +487,10 @@ def study(
         for link in links(the_study, host, port):
             typer.echo(f"  {link}")
         typer.echo("Ctrl-C stops the server and writes the scores.")
-        serve(the_study, host, port)
+        try:
+            serve(the_study, host, port)
+        except (Stopped, KeyboardInterrupt):
+            pass  # the signal uvicorn passes on after its graceful stop: score the study
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         typer.echo(f"{label}: {shown}")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import ROOT, job_runs, run_cli, write_suite
 
+from bench import origin
 from bench.job import RunOptions, sample_seed
 from bench.record import Store, default_tracking_uri
 from bench.report.render import by_trained_model, write_report
@@ -355,6 +356,7 @@ def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypa
     )
     (dist / "top_level.txt").write_text("plugin_models\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    origin._distributions.cache_clear()  # scanned once per process: this one installed now
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
     rng = np.random.default_rng(0)
