@@ -65,7 +65,7 @@ def test_builtin_data_loads_the_shipped_classifier_without_training(name, monkey
     try:
         data = load_dataset(name)
     except UserError as e:  # fashion-mnist needs the Debian package or torchvision files
-        pytest.skip(str(e))
+        pytest.skip(reason=str(e))
     clf = load_classifier(data)
     entry = shipped_manifest()[name]
     assert clf.source == "shipped"
