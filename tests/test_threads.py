@@ -61,7 +61,7 @@ def probe(when: str, **env_vars: str) -> tuple[dict, str]:
         check=True,
     )
     if "GOMP_SPINCOUNT" not in out.stderr:
-        pytest.skip(reason="torch is not built with GNU libgomp, whose OMP_DISPLAY_ENV shows spinning")
+        pytest.skip(reason="torch is not built with GNU libgomp (OMP_DISPLAY_ENV shows spinning)")
     return json.loads(out.stdout), out.stderr
 
 
