@@ -34,6 +34,7 @@ from bench.cache import sha256_file
 from bench.device import resolve_device
 from bench.errors import UserError
 from bench.features.local_weights import (
+    batched_features,
     check_state_dict,
     find_weights,
     hub_checkpoints_dir,
@@ -92,17 +93,11 @@ class ClipExtractor:
     model: nn.Module
 
     def features(self, images: torch.Tensor | np.ndarray, *, batch_size: int = 32) -> np.ndarray:
-        images = check_uint8_nchw(images)
-        if batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {batch_size}")
-        device = next(self.model.parameters()).device
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for i in range(0, len(images), batch_size):
-                x = preprocess(images[i : i + batch_size], self.resolution).to(device)
-                emb = self.model(x).float()
-                out[i : i + len(x)] = (emb / torch.linalg.norm(emb, dim=-1, keepdim=True)).cpu()
-        return out
+        def embed(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+            emb = self.model(preprocess(batch, self.resolution).to(device)).float()
+            return emb / torch.linalg.norm(emb, dim=-1, keepdim=True)
+
+        return batched_features(check_uint8_nchw(images), batch_size, self.dim, self.model, embed)
 
 
 def load_clip(

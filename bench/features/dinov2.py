@@ -34,6 +34,7 @@ from torch import nn
 from bench.device import resolve_device
 from bench.errors import UserError
 from bench.features.local_weights import (
+    batched_features,
     check_state_dict,
     find_weights,
     hub_checkpoints_dir,
@@ -76,16 +77,10 @@ class DinoV2Extractor:
     model: nn.Module
 
     def features(self, images: torch.Tensor | np.ndarray, *, batch_size: int = 64) -> np.ndarray:
-        images = check_uint8_nchw(images)
-        if batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {batch_size}")
-        device = next(self.model.parameters()).device
-        out = np.empty((len(images), self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for i in range(0, len(images), batch_size):
-                x = preprocess(images[i : i + batch_size]).to(device)
-                out[i : i + len(x)] = self.model(x).float().cpu().numpy()
-        return out
+        def embed(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+            return self.model(preprocess(batch).to(device))
+
+        return batched_features(check_uint8_nchw(images), batch_size, self.dim, self.model, embed)
 
 
 def load_dinov2(

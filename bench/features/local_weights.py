@@ -3,8 +3,10 @@ without running anything stored in it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.cache import sha256_file
@@ -66,3 +68,22 @@ def check_state_dict(
                 f"{path} does not hold {what} weights: {k} has shape {tuple(state[k].shape)}, "
                 f"expected {tuple(v.shape)}"
             )
+
+
+def batched_features(
+    images: torch.Tensor,
+    batch_size: int,
+    dim: int,
+    model: torch.nn.Module,
+    embed: Callable[[torch.Tensor, torch.device], torch.Tensor],
+) -> np.ndarray:
+    """float32 (n, dim) rows of `embed(uint8 batch, the model's device)`, batch by batch."""
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
+    device = next(model.parameters()).device
+    out = np.empty((len(images), dim), dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(images), batch_size):
+            batch = images[i : i + batch_size]
+            out[i : i + len(batch)] = embed(batch, device).float().cpu().numpy()
+    return out
