@@ -33,15 +33,25 @@ def runner_job_runs(runner):
     return job_runs(runner.store, runner.suite.name)
 
 
-def test_every_plugin_path_and_rerun_trains_nothing(tmp_path, monkeypatch):
-    # entry point: a distribution on sys.path that declares genbench.models
+def install_test_package(tmp_path, monkeypatch, name: str, text: str) -> None:
+    """A distribution `genbench-test-plugin` 0.1 on sys.path, with one more metadata file."""
     dist = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: genbench-test-plugin\nVersion: 0.1\n"
     )
-    (dist / "entry_points.txt").write_text("[genbench.models]\ntest-ep = plugin_models:MeanModel\n")
+    (dist / name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+
+def test_every_plugin_path_and_rerun_trains_nothing(tmp_path, monkeypatch):
+    # entry point: a distribution on sys.path that declares genbench.models
+    install_test_package(
+        tmp_path,
+        monkeypatch,
+        "entry_points.txt",
+        "[genbench.models]\ntest-ep = plugin_models:MeanModel\n",
+    )
     # checkpoint and samples files
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
@@ -349,13 +359,7 @@ def test_fit_returning_something_other_than_spent_fails_its_job_with_one_line(tm
 def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypatch):
     import hashlib
 
-    dist = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: genbench-test-plugin\nVersion: 0.1\n"
-    )
-    (dist / "top_level.txt").write_text("plugin_models\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    install_test_package(tmp_path, monkeypatch, "top_level.txt", "plugin_models\n")
     origin._distributions.cache_clear()  # scanned once per process: this one installed now
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
