@@ -514,9 +514,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        from bench.threads import configure_threads
+        from bench.threads import TRAINING_COMMANDS, configure_threads
 
-        configure_threads()  # before torch loads: idle OpenMP threads must not spin
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+        configure_threads(trains=command in TRAINING_COMMANDS)  # before torch loads
         app()
     except UserError as e:
         typer.echo(f"genbench: error: {e}", err=True)

@@ -1,17 +1,24 @@
-"""CPU threads that do not collapse when the cores are shared.
+"""CPU threads: how many each genbench process uses, and why.
 
-Why training slowed 11x beside two busy PyTorch processes on 2 cores (issue #16): PyTorch's
-OpenMP runtime (GNU libgomp in the PyPI wheels) lets an idle worker thread spin for up to
-300,000 iterations waiting for the next parallel region before it sleeps. Alone, that saves
-a wake-up per region; beside other busy processes the spinning threads burn the time slices
-the working threads need, and every region ends waiting for a thread that is not scheduled.
-`OMP_WAIT_POLICY=PASSIVE` (OpenMP standard; libgomp and Intel's libiomp both honour it) makes
-idle threads sleep at once. The runtime reads it when it is loaded, so it must be in the
-environment before `import torch`; `configure_threads` says whether it was in time.
+A process that trains or samples models (`genbench run`, `genbench throughput`) uses one
+intra-op thread unless the user set OMP_NUM_THREADS (or MKL_NUM_THREADS, which torch lets
+win); the other commands (`eval`, `fid`, `stats`, ...) use one thread per physical core they
+may run on (affinity mask and cgroup quota, which torch's default ignores). Measured on a
+2-core Xeon (issue #16), RealNVP training on digits, steps/s alone and beside two busy
+PyTorch processes:
 
-The thread count is the process's share of the physical cores it may run on (affinity mask
-and cgroup quota, which `torch`'s default ignores), or the user's OMP_NUM_THREADS (or
-MKL_NUM_THREADS, which torch lets win) unchanged.
+    torch default (2 threads, spinning)   48 alone   3.6 shared  13.5x slower
+    OMP_WAIT_POLICY=PASSIVE, 2 threads    14 alone   2.0 shared   7.0x slower
+    GOMP_SPINCOUNT=100000, 2 threads      47 alone   7.7 shared   6.1x slower
+    one thread                            41 alone  15.6 shared   2.6x slower
+
+A team of two threads needs both scheduled at once at the end of every parallel region, so
+beside other busy processes it waits for whichever the scheduler took away, whatever the
+wait policy; passive waiting costs a futex wake-up per region even alone. The small models
+of a suite gain little from a second thread (0.85x alone), and a fixed count has one more
+merit: reductions split per thread, so training results depend on the thread count
+(RealNVP fd_classifier 16.20 with one thread, 16.45 with two, same seed), and one thread by
+default makes them independent of the machine's core count.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from bench.errors import UserError
 # The value genbench itself put in OMP_NUM_THREADS, so a child process (a Ray or SLURM
 # worker inherits the environment) can tell it from a value the user chose.
 AUTO_MARK = "GENBENCH_AUTO_OMP_NUM_THREADS"
-OPENMP_LIBRARIES = ("libgomp", "libiomp", "libomp")
 
 
 def _allowed() -> set[int]:
@@ -79,49 +85,33 @@ def user_threads(environ: MutableMapping[str, str] | None = None) -> int | None:
     return None
 
 
-def worker_threads(n_workers: int, environ: MutableMapping[str, str] | None = None) -> int:
-    """Threads for each of `n_workers` processes running at once on this machine's cores:
-    the user's setting (`user_threads`; it is per process), else an equal share, at least 1."""
-    if n_workers < 1:
-        raise UserError(f"the number of workers must be at least 1, got {n_workers}")
-    return user_threads(environ) or max(1, available_cores() // n_workers)
+# Commands that train or sample models; they default to one thread (see the module doc).
+TRAINING_COMMANDS = ("run", "throughput")
 
 
-def openmp_loaded(maps: Path = Path("/proc/self/maps")) -> bool:
-    """Whether an OpenMP runtime is already loaded here (then it has read its environment)."""
-    try:
-        text = maps.read_text()
-    except OSError:
-        return "torch" in sys.modules
-    return any(lib in text for lib in OPENMP_LIBRARIES)
+def default_threads(trains: bool, environ: MutableMapping[str, str] | None = None) -> int:
+    """The user's setting (`user_threads`), else 1 for a process that trains or samples,
+    else one per available physical core."""
+    return user_threads(environ) or (1 if trains else available_cores())
 
 
 def configure_threads(
-    share: int | None = None, environ: MutableMapping[str, str] | None = None
+    trains: bool, environ: MutableMapping[str, str] | None = None
 ) -> dict[str, object]:
-    """Set up this process's CPU threads; call it before `import torch` (CLI entry).
+    """Set this process's CPU threads (`default_threads`); call it before `import torch`.
 
-    share: how many processes will run at once on these cores (None: this one alone).
-    Sets OMP_WAIT_POLICY=PASSIVE unless the user set a policy, and the thread count to
-    `worker_threads(share)`, which keeps a user's OMP_NUM_THREADS. Returns what was done:
-    threads, threads_from ("user" or "cores"), cores, wait_policy,
-    wait_policy_from ("user" or "genbench") and wait_policy_in_effect (False when the
-    OpenMP runtime was loaded before the policy was set, so it did not see it)."""
+    Puts the count in OMP_NUM_THREADS when the user set none, so that OpenMP reads it at
+    load and child processes (Ray, SLURM, DataLoader workers) inherit it. Returns
+    threads, threads_from ("user" or "genbench") and cores."""
     env = os.environ if environ is None else environ
-    loaded = openmp_loaded()
-    policy_from = "user" if env.get("OMP_WAIT_POLICY") else "genbench"
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     chosen = user_threads(env)
-    threads = worker_threads(1 if share is None else share, env)
+    threads = default_threads(trains, env)
     if chosen is None:
         env["OMP_NUM_THREADS"] = env[AUTO_MARK] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     return {
         "threads": threads,
-        "threads_from": "cores" if chosen is None else "user",
+        "threads_from": "genbench" if chosen is None else "user",
         "cores": available_cores(),
-        "wait_policy": env["OMP_WAIT_POLICY"],
-        "wait_policy_from": policy_from,
-        "wait_policy_in_effect": policy_from == "user" or not loaded,
     }

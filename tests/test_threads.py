@@ -1,7 +1,5 @@
-"""bench.threads: what configure_threads sets is what the OpenMP runtime and torch use.
-
-The OpenMP runtime reports the settings it read at load time when OMP_DISPLAY_ENV=verbose:
-GOMP_SPINCOUNT '0' is libgomp's passive waiting (300000 is its spinning default)."""
+"""bench.threads: what configure_threads sets is what the OpenMP runtime and torch use,
+and which genbench commands train with one thread."""
 
 from __future__ import annotations
 
@@ -19,40 +17,30 @@ from bench.threads import (
     available_cores,
     available_cpus,
     configure_threads,
-    worker_threads,
+    default_threads,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", AUTO_MARK)
 
 PROBE = """
 import json, sys
 from bench.threads import configure_threads
 if sys.argv[1] == "late":
     import torch
-info = configure_threads() if sys.argv[1] != "none" else {}
+info = configure_threads(trains=sys.argv[2] == "trains")
 import torch
 print(json.dumps({**info, "torch_threads": torch.get_num_threads()}))
 """
 
 
-def probe(when: str, **env_vars: str) -> tuple[dict, str]:
+def probe(when: str, trains: bool, **env_vars: str) -> tuple[dict, str]:
     """Run PROBE in a fresh process whose only thread variables are env_vars; return its
     configure_threads result with torch's thread count, and the OpenMP runtime's settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k
-        not in (
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "OMP_WAIT_POLICY",
-            "GOMP_SPINCOUNT",
-            AUTO_MARK,
-        )
-    }
-    env.update(PYTHONPATH=str(ROOT), OMP_DISPLAY_ENV="verbose", **env_vars)
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env.update(PYTHONPATH=str(ROOT), OMP_DISPLAY_ENV="true", **env_vars)
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, when],
+        [sys.executable, "-c", PROBE, when, "trains" if trains else "infers"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -60,71 +48,76 @@ def probe(when: str, **env_vars: str) -> tuple[dict, str]:
         timeout=300,
         check=True,
     )
-    if "GOMP_SPINCOUNT" not in out.stderr:
-        pytest.skip(reason="torch is not built with GNU libgomp (OMP_DISPLAY_ENV shows spinning)")
     return json.loads(out.stdout), out.stderr
 
 
-def test_before_torch_idle_threads_sleep_and_use_all_cores():
-    info, omp = probe("early")
-    assert "GOMP_SPINCOUNT = '0'" in omp and "OMP_WAIT_POLICY = 'PASSIVE'" in omp
+def test_training_processes_use_one_thread_before_torch_loads():
+    info, omp = probe("early", trains=True)
+    assert info["torch_threads"] == info["threads"] == 1
+    assert info["threads_from"] == "genbench"
+    if "OMP_NUM_THREADS" in omp:  # GNU libgomp prints what it read at load
+        assert "OMP_NUM_THREADS = '1'" in omp
+
+
+def test_other_processes_use_every_core():
+    info, _ = probe("early", trains=False)
     assert info["torch_threads"] == info["threads"] == available_cores()
-    assert info["threads_from"] == "cores" and info["wait_policy_in_effect"] is True
 
 
-def test_without_it_the_runtime_spins():
-    """The control: the probe can tell spinning from passive waiting."""
-    _, omp = probe("none")
-    assert "GOMP_SPINCOUNT = '0'" not in omp
+def test_after_torch_loaded_the_count_still_holds():
+    info, _ = probe("late", trains=True)
+    assert info["torch_threads"] == info["threads"] == 1
 
 
 def test_users_settings_are_kept():
-    info, omp = probe("early", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="ACTIVE")
-    assert info["torch_threads"] == info["threads"] == 1
-    assert info["threads_from"] == "user" and info["wait_policy_from"] == "user"
-    assert "OMP_WAIT_POLICY = 'ACTIVE'" in omp and "GOMP_SPINCOUNT = '0'" not in omp
+    info, omp = probe("early", trains=True, OMP_NUM_THREADS="2", OMP_WAIT_POLICY="ACTIVE")
+    assert info["torch_threads"] == info["threads"] == 2 and info["threads_from"] == "user"
+    if "OMP_WAIT_POLICY" in omp:
+        assert "OMP_WAIT_POLICY = 'ACTIVE'" in omp
 
 
-def test_after_torch_it_says_the_policy_came_too_late():
-    info, omp = probe("late")
-    assert info["wait_policy_in_effect"] is False and "GOMP_SPINCOUNT = '0'" not in omp
-    assert info["torch_threads"] == info["threads"]
+def test_default_threads_follow_the_user_then_the_role():
+    assert default_threads(True, {}) == 1
+    assert default_threads(False, {}) == available_cores()
+    assert default_threads(True, {"OMP_NUM_THREADS": "3"}) == 3  # per process, as OpenMP
+    assert default_threads(True, {"OMP_NUM_THREADS": "3,1"}) == 3  # nested-levels list
+    assert default_threads(True, {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "2"}) == 2  # torch
 
 
-def test_workers_share_the_cores_unless_the_user_chose():
-    cpus = available_cores()
-    assert worker_threads(1, {}) == cpus
-    assert worker_threads(2 * cpus, {}) == 1  # never zero
-    assert worker_threads(2, {}) == max(1, cpus // 2)
-    assert worker_threads(4, {"OMP_NUM_THREADS": "3"}) == 3  # per process, as OpenMP means it
-    assert worker_threads(4, {"OMP_NUM_THREADS": "3,1"}) == 3  # nested-levels list
-    assert worker_threads(4, {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "2"}) == 2  # as torch
-
-
-def test_a_worker_divides_what_the_parent_chose_not_what_the_user_chose():
+def test_a_child_process_tells_genbench_own_count_from_the_users():
     import torch
 
     before = torch.get_num_threads()
     env: dict[str, str] = {}
     try:
-        parent = configure_threads(environ=env)
+        configure_threads(trains=True, environ=env)
     finally:
-        torch.set_num_threads(before)  # no user setting: genbench fills it in
-    assert env["OMP_NUM_THREADS"] == str(parent["threads"]) and env["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert worker_threads(2 * available_cores(), env) == 1
+        torch.set_num_threads(before)
+    assert env["OMP_NUM_THREADS"] == "1" and "OMP_WAIT_POLICY" not in env
+    assert default_threads(False, env) == available_cores()  # genbench's 1, not the user's
+
+
+def test_the_cli_gives_run_one_thread_and_eval_every_core(monkeypatch):
+    from bench import cli
+
+    seen = []
+    monkeypatch.setattr("bench.threads.configure_threads", lambda trains: seen.append(trains))
+    monkeypatch.setattr(cli, "app", lambda: None)
+    for argv, trains in [
+        (["genbench", "run", "s.yaml"], True),
+        (["genbench", "fid", "a", "b"], False),
+    ]:
+        monkeypatch.setattr(sys, "argv", argv)
+        cli.main()
+        assert seen.pop() is trains
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
 def test_bad_thread_counts_are_user_errors(value):
     with pytest.raises(UserError, match="OMP_NUM_THREADS must be a positive integer"):
-        worker_threads(1, {"OMP_NUM_THREADS": value})
+        default_threads(True, {"OMP_NUM_THREADS": value})
     with pytest.raises(UserError, match="MKL_NUM_THREADS must be a positive integer"):
-        worker_threads(1, {"MKL_NUM_THREADS": value})
-
-
-def test_worker_count_must_be_positive():
-    with pytest.raises(UserError, match="at least 1"):
-        worker_threads(0, {})
+        default_threads(True, {"MKL_NUM_THREADS": value})
 
 
 @pytest.mark.parametrize(

@@ -58,9 +58,8 @@ class RayExecutor:
         ray = self.ray
         if ray.is_initialized():
             return False
-        # Workers inherit the thread set-up (bench.threads): idle OpenMP threads sleep, and
-        # Ray gives each task OMP_NUM_THREADS = its CPUs.
-        env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        # Workers inherit the thread count (bench.threads) through OMP_NUM_THREADS.
+        env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         kwargs = {
             "include_dashboard": False,
             "log_to_driver": True,

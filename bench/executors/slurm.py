@@ -91,8 +91,6 @@ class SlurmExecutor:
             "cpus_per_task": self.cpus_per_job,
             "gpus_per_node": self.gpus_per_job,
         }
-        if self.cluster == "slurm":  # idle OpenMP threads sleep (bench.threads)
-            params["slurm_setup"] = ["export OMP_WAIT_POLICY=PASSIVE"]
         if self.mem_gb is not None:
             params["mem_gb"] = self.mem_gb
         if self.partition:

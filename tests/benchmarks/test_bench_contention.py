@@ -27,7 +27,7 @@ TRAIN = """
 import sys
 if sys.argv[1] == "genbench":
     from bench.threads import configure_threads
-    configure_threads()
+    configure_threads(trains=True)
 import torch
 from baselines.realnvp import RealNVP
 from bench.data import load_dataset
