@@ -84,6 +84,9 @@ class ScoringContext:
     data: ImageDataset
     fake: torch.Tensor
     device: torch.device
+    # class-conditional samples: the label each sample was asked for (int64, len(fake));
+    # None for unconditional models and samples files without labels
+    fake_labels: torch.Tensor | None = None
     features_for: Sequence[str] = ()  # default feature spaces; empty: the dataset's default
     weights: Mapping[str, Path] = field(default_factory=dict)  # extractor -> weights file
     model: object | None = None  # for metrics that need it (bits/dim, throughput)

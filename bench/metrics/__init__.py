@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from bench.plugins import load_plugins
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
-NEEDS = frozenset({"images", "labels", "model"})
+NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class MetricSpec:
     compute: Callable[..., dict[str, float]]  # (ctx) or, per_extractor, (ctx, extractor)
     columns: tuple[Column, ...]
     needs: frozenset[str]  # images: skipped on point data; labels: a dataset with labels;
-    #                        model: the model itself (skipped for samples-file jobs)
+    #                        model: the model itself (skipped for samples-file jobs);
+    #                        sample_labels: class-conditional samples (ctx.fake_labels)
     per_extractor: bool = False
     also: tuple[str, ...] = ()  # feature spaces always added to the default ones
     summary: str = ""
@@ -158,7 +159,7 @@ def _column(metric: str) -> Column | None:
 
 def direction(metric: str) -> str | None:
     """'lower', 'higher', 'closer to 0' / 'closer to 1', or None for informational columns."""
-    if metric.endswith(("_std", "_floor", "_lo", "_hi")):
+    if metric.endswith(("_std", "_floor", "_ceiling", "_lo", "_hi")):
         return None
     col = _column(metric)
     return col.direction if col else None
