@@ -6,6 +6,11 @@ noisy-copier    training images plus Gaussian noise: memorizes, but a little off
 class-dropper   real training images of only some classes: perfect quality, missing modes
 mixture         Gaussian mixture on PCA coefficients of the training set: a smooth, blurry
                 model that generalizes a little
+
+Class-conditional (they take num_classes and are asked for labels):
+cond-copier     a training image of the asked class: the best conditional scores
+label-shuffler  a training image of a class drawn uniformly, whatever was asked: perfect
+                unconditional quality, conditional accuracy about 1/K
 """
 
 from __future__ import annotations
@@ -176,3 +181,55 @@ class PCAMixture:
         self.shape = tuple(sd["shape"])
         self.mean, self.basis = sd["mean"], sd["basis"]
         self.weights, self.means, self.chols = sd["weights"], sd["means"], sd["chols"]
+
+
+@register_model("cond-copier")
+class ConditionalCopier:
+    """For each asked label, a training image of that class, uniformly at random."""
+
+    reference = True  # a known answer, not a model to rank
+
+    def __init__(self, num_classes: int):
+        self.num_classes = int(num_classes)
+        self.train = torch.empty(0)
+        self.train_y = torch.empty(0, dtype=torch.int64)
+
+    def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
+        counts = torch.bincount(data.train.y, minlength=self.num_classes)
+        if (counts == 0).any():
+            empty = torch.nonzero(counts == 0).flatten().tolist()
+            raise UserError(f"{type(self).__name__}: no training images of classes {empty}")
+        self.train, self.train_y = data.train.x.clone(), data.train.y.to(torch.int64).clone()
+        return Spent(steps=0)
+
+    def sample(
+        self, n: int, *, labels: torch.Tensor, generator: torch.Generator, batch_size: int = 256
+    ) -> torch.Tensor:
+        return self.train[self.pick(labels, generator)].clone()
+
+    def pick(self, classes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Indices of training images, one of class classes[i] for each i, uniformly."""
+        order = torch.argsort(self.train_y, stable=True)  # the images grouped by class
+        counts = torch.bincount(self.train_y, minlength=self.num_classes)
+        starts = torch.cumsum(counts, 0) - counts
+        u = torch.rand(len(classes), generator=generator, dtype=torch.float64)
+        offset = (u * counts[classes]).long().clamp(max=counts[classes] - 1)
+        return order[starts[classes] + offset]
+
+    def state_dict(self) -> dict:
+        return {"train": self.train, "train_y": self.train_y}
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.train, self.train_y = sd["train"], sd["train_y"]
+
+
+@register_model("label-shuffler")
+class LabelShuffler(ConditionalCopier):
+    """A training image of a class drawn uniformly from the K classes, independently of the
+    asked label (it is ignored): real images, balanced classes, no conditional fidelity."""
+
+    def sample(
+        self, n: int, *, labels: torch.Tensor, generator: torch.Generator, batch_size: int = 256
+    ) -> torch.Tensor:
+        classes = torch.randint(self.num_classes, (n,), generator=generator)
+        return self.train[self.pick(classes, generator)].clone()

@@ -146,7 +146,13 @@ class Mode(str, Enum):
 
 @app.command("eval")
 def eval_(
-    samples: Annotated[Path, typer.Option(help=".npz of uint8 images (or an image folder)")],
+    samples: Annotated[
+        Path,
+        typer.Option(
+            help=".npz of uint8 images (or an image folder); an .npz may hold `labels`, the "
+            "class asked for each image, for conditional metrics"
+        ),
+    ],
     dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
     features: Annotated[
         str,
@@ -176,18 +182,25 @@ def eval_(
     from bench.data import load_dataset
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor
-    from bench.samples import load_samples_file
-    from bench.scoring import plan
+    from bench.samples import load_sample_labels, load_samples_file
+    from bench.scoring import needing_sample_labels, plan
 
     data = load_dataset(dataset, data_root)
     x = load_samples_file(samples, data)
+    labels = load_sample_labels(samples, data)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     paths = {extractor: weights.resolve()} if weights is not None else {}
     if weights is not None and not weights.is_file():
         raise UserError(f"--weights {weights}: no such file")
-    plan(names, data, [extractor], len(x), paths)  # bad input: one line before any work
-    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths)
+    planned = plan(names, data, [extractor], len(x), paths)  # bad input: one line before work
+    conditional = needing_sample_labels(planned)
+    if conditional and labels is None:
+        raise UserError(
+            f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
+            "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
+        )
+    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
     ctx, results = scored

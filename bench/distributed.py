@@ -167,11 +167,13 @@ def serve(data, device: torch.device, weights=None) -> None:
         gather_rows(part)
 
 
-def _drive(data, x, device, extractor, groups, weights):
+def _drive(data, x, device, extractor, groups, weights, labels=None):
     from bench.scoring import ScoringContext, score
 
     hook = ShardedExtract()
-    ctx = ScoringContext(data, x, device, features_for=[extractor], weights=weights, extract=hook)
+    ctx = ScoringContext(
+        data, x, device, fake_labels=labels, features_for=[extractor], weights=weights, extract=hook
+    )
     ctx.provenance["data_parallel_ranks"] = hook.world
     results = score(ctx, groups)
     hook.close()
@@ -179,10 +181,11 @@ def _drive(data, x, device, extractor, groups, weights):
 
 
 def score_data_parallel(
-    data, x, device: str, extractor, groups: list[str], nproc: int = 1, weights=None
+    data, x, device: str, extractor, groups: list[str], nproc: int = 1, weights=None, labels=None
 ):
     """(ScoringContext, metrics) on rank 0, None on the other ranks: under torchrun the
-    ranks it started; else `nproc` processes on this machine (1: plainly, in process)."""
+    ranks it started; else `nproc` processes on this machine (1: plainly, in process).
+    labels: the class each sample was asked for (class-conditional samples), or None."""
     from bench.device import resolve_device
     from bench.scoring import ScoringContext, score
 
@@ -197,18 +200,23 @@ def score_data_parallel(
             if rank != 0:
                 serve(data, dev, weights or {})
                 return None
-            return _drive(data, x, dev, extractor, groups, weights or {})
+            return _drive(data, x, dev, extractor, groups, weights or {}, labels)
         finally:
             dist.destroy_process_group()
     if nproc > 1:
-        return _spawn_and_drive(data, x, device, extractor, groups, nproc, weights or {})
+        return _spawn_and_drive(data, x, device, extractor, groups, nproc, weights or {}, labels)
     ctx = ScoringContext(
-        data, x, resolve_device(device), features_for=[extractor], weights=weights or {}
+        data,
+        x,
+        resolve_device(device),
+        fake_labels=labels,
+        features_for=[extractor],
+        weights=weights or {},
     )
     return ctx, score(ctx, groups)
 
 
-def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights):
+def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights, labels=None):
     import torch.multiprocessing as mp
 
     from bench.device import resolve_device
@@ -244,7 +252,7 @@ def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights):
         )
         if backend == "nccl":
             torch.cuda.set_device(rank_device(device, 0))
-        out = _drive(data, x, rank_device(device, 0), extractor, groups, weights)
+        out = _drive(data, x, rank_device(device, 0), extractor, groups, weights, labels)
         ok = True
         return out
     finally:

@@ -23,11 +23,19 @@ from bench.cache import Cache, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError, first_line
 from bench.grids import save_nn_grid, save_sample_figure
-from bench.models import Budget, GenerativeModel, build_model, is_reference, resolve_model
+from bench.models import (
+    Budget,
+    GenerativeModel,
+    build_model,
+    is_conditional,
+    is_reference,
+    resolve_model,
+)
+from bench.npz import has_array
 from bench.origin import files_hash, package_version, source_hash
 from bench.progress import progress_bar
 from bench.record import JobRecord
-from bench.samples import check_samples, load_samples_file
+from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
 
@@ -80,6 +88,9 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
+    labels = label_source(job, data)
+    if labels is not None:
+        params.update({"conditional": True, "labels": labels})
     cls = None if entry.samples else resolve_model(entry.ref)
     return JobRecord(
         job_key=keys["job"],
@@ -115,7 +126,7 @@ def compute(
     record.timings["fit_or_load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    samples = draw_samples(job, data, model, record.samples_key, cache)
+    samples, labels = draw_samples(job, data, model, record.samples_key, cache)
     record.timings["sample_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -123,6 +134,7 @@ def compute(
         data,
         samples,
         device,
+        fake_labels=labels,
         features_for=suite.features,
         weights=suite.weights,
         model=model,
@@ -132,7 +144,7 @@ def compute(
     record.metrics = score(ctx, suite.metrics)
     record.timings["score_s"] = time.perf_counter() - t0
     record.features = dict(ctx.provenance)
-    record.artifacts = artifacts(job, data, samples, record.metrics, ctx.artifacts)
+    record.artifacts = artifacts(job, data, samples, labels, record.metrics, ctx.artifacts)
     tqdm.write("  " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()))
     return record
 
@@ -213,11 +225,18 @@ def steps_spent(returned: object, reported: int, ref: str) -> tuple[int, str]:
     return 0, "unknown"
 
 
-def draw_samples(job: Job, data: ImageDataset, model, sample_key: str, cache: Cache):
+def draw_samples(
+    job: Job, data: ImageDataset, model, sample_key: str, cache: Cache
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The job's samples and, for a class-conditional model or a samples file with labels,
+    the class each was asked for (else None); cached under the samples key."""
     cached = cache.load("samples", sample_key)
+    if isinstance(cached, dict):
+        return cached["images"], cached["labels"]
     if cached is not None:
-        return cached
+        return cached, None
     n = job.suite.n_samples
+    labels = None
     if model is None:
         samples = load_samples_file(job.entry.samples, data, n)
         if len(samples) < n:
@@ -225,20 +244,60 @@ def draw_samples(job: Job, data: ImageDataset, model, sample_key: str, cache: Ca
                 f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
                 f"n_samples={n}"
             )
+        labels = load_sample_labels(job.entry.samples, data, n)
     else:
         g = torch.Generator().manual_seed(sample_seed(job.seed))
+        if is_conditional(model):
+            labels = asked_labels(n, job.suite.label_mode, model.num_classes, data.train.y, g)
         with torch.inference_mode():
-            samples = model.sample(n, generator=g, batch_size=job.suite.sample_batch_size)
+            if labels is None:
+                samples = model.sample(n, generator=g, batch_size=job.suite.sample_batch_size)
+            else:
+                samples = model.sample(
+                    n, labels=labels.clone(), generator=g, batch_size=job.suite.sample_batch_size
+                )
     samples = check_samples(samples, data, n)
-    cache.save("samples", sample_key, samples)
-    return samples
+    cache.save(
+        "samples", sample_key, samples if labels is None else {"images": samples, "labels": labels}
+    )
+    return samples, labels
 
 
-def artifacts(job: Job, data, samples, metrics: dict, report_data: dict) -> dict[str, bytes]:
+def asked_labels(
+    n: int, mode: str, num_classes: int, train_labels: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The classes asked of a class-conditional model, int64 (n,). balanced: sample i of
+    class i % K, so every prefix is balanced (n // K per class, the first n % K classes one
+    more); train: drawn with `generator` from the training split's label frequencies."""
+    if mode == "balanced":
+        return torch.arange(n, dtype=torch.int64) % num_classes
+    if mode == "train":
+        pick = torch.randint(len(train_labels), (n,), generator=generator)
+        return train_labels[pick].to(torch.int64)
+    raise ValueError(f"unknown label mode {mode!r}")
+
+
+def label_source(job: Job, data: ImageDataset) -> str | None:
+    """Where a job's sample labels come from: the suite's label mode for a class-conditional
+    model, "file" for a samples .npz that holds labels, None for unconditional jobs."""
+    if not data.num_classes:
+        return None
+    entry = job.entry
+    if entry.samples is not None:
+        path = Path(entry.samples)
+        return "file" if not path.is_dir() and has_array(path, LABELS_KEY) else None
+    return job.suite.label_mode if is_conditional(resolve_model(entry.ref)) else None
+
+
+def artifacts(
+    job: Job, data, samples, labels, metrics: dict, report_data: dict
+) -> dict[str, bytes]:
     """The files a job leaves for people and for the report."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
+        if labels is not None:  # the class asked for each sample, in order
+            (folder / "sample_labels.json").write_text(json.dumps(labels.tolist()))
         if data.kind == "images" and "memorization" in job.suite.metrics:
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -262,11 +321,14 @@ def sample_seed(seed: int) -> int:
 def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
     """fit -> samples -> job: each key hashes everything that determines its result."""
     suite, entry = job.suite, job.entry
+    labels = label_source(job, data)
     if entry.samples is not None:
         fit_key = "none"
         samples = hash_key(
             "samples-file", data.content_hash, files_hash(entry.samples), suite.n_samples
         )
+        if labels is not None:  # cached with their labels: not the entry of an older run
+            samples = hash_key(samples, "labels")
     else:
         cls = resolve_model(entry.ref)
         ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
@@ -285,6 +347,8 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
         samples = hash_key(
             "samples", fit_key, suite.n_samples, suite.sample_batch_size, entry.options
         )
+        if labels is not None:  # unconditional keys stay as they were
+            samples = hash_key(samples, "labels", labels)
     metrics = sorted(suite.metrics)
     # The label is part of the job: two entries with one config are two leaderboard rows
     # (they share the trained model and samples through the fit and sample keys).

@@ -5,6 +5,11 @@ A model is found, in order: the registry (`@register_model("name")` in any modul
 the harness never imports them), the entry-point group `genbench.models` of any installed
 package, or a `package.module:Class` reference (which imports and runs that module's code).
 A class with `reference = True` is a known-answer model and gets its own leaderboard table.
+
+A model is class-conditional when its instance has an int attribute `num_classes` > 0: `fit`
+learns from `data.train.y` and `sample` receives `labels`, the class asked for each sample
+(drawn by the harness, bench.job.asked_labels). `build_model` passes the dataset's
+`num_classes` to an __init__ that accepts it.
 """
 
 from __future__ import annotations
@@ -52,7 +57,12 @@ class GenerativeModel(Protocol):
 
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         """uint8 NCHW images of the dataset's shape (or float in [0, 1], which the harness
-        quantizes); for point datasets float32 (n, D)."""
+        quantizes); for point datasets float32 (n, D).
+
+        A class-conditional model (`num_classes` set) is called as
+        sample(n, labels=labels, generator=..., batch_size=...): `labels` is an int64 CPU
+        tensor of n classes in [0, num_classes), sample i drawn from class labels[i]. Sampling
+        options (a guidance scale) are constructor options listed in `SAMPLE_OPTIONS`."""
         ...
 
     def state_dict(self) -> dict: ...
@@ -82,6 +92,17 @@ def is_reference(cls: type) -> bool:
     return getattr(cls, "reference", False) is True
 
 
+def is_conditional(model_or_cls: object) -> bool:
+    """A class-conditional model: its `num_classes` is a positive int. For a class, before it
+    is built: a positive int class attribute, or an __init__ that takes `num_classes`."""
+    k = getattr(model_or_cls, "num_classes", None)
+    if isinstance(k, int) and not isinstance(k, bool):
+        return k > 0
+    if isinstance(model_or_cls, type):
+        return "num_classes" in inspect.signature(model_or_cls).parameters
+    return False
+
+
 def _entry_point_models() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
@@ -106,14 +127,21 @@ def resolve_model(ref: str) -> type:
 def build_model(
     cls: type, data: ImageDataset, options: dict, device: torch.device | None = None
 ) -> GenerativeModel:
-    """Instantiate a family; `shape`, `kind` and `device` are passed when its __init__
-    accepts them (an explicit `device` option wins)."""
+    """Instantiate a family; `shape`, `kind`, `num_classes` (labelled datasets) and `device`
+    are passed when its __init__ accepts them (an explicit option wins). A class-conditional
+    model must have the dataset's number of classes."""
     params = inspect.signature(cls).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     offered = {"shape": data.shape, "kind": data.kind}
     if device is not None:
         offered["device"] = str(device)
     extra = {k: v for k, v in offered.items() if (k in params or accepts_any) and k not in options}
+    # only to an __init__ that names it: **kwargs does not make a model conditional
+    if "num_classes" in params and "num_classes" not in options:
+        if data.num_classes:
+            extra["num_classes"] = data.num_classes
+        elif params["num_classes"].default is inspect.Parameter.empty:
+            raise UserError(unlabelled_dataset(cls.__name__, data.name))
     try:
         model = cls(**extra, **options)
     except TypeError as e:
@@ -123,4 +151,20 @@ def build_model(
     ]
     if missing:
         raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see GenerativeModel)")
+    if is_conditional(model):
+        if not data.num_classes:
+            raise UserError(unlabelled_dataset(cls.__name__, data.name))
+        if model.num_classes != data.num_classes:
+            raise UserError(
+                f"model {cls.__name__} has num_classes={model.num_classes} and dataset "
+                f"{data.name!r} has {data.num_classes} classes: the labels asked for would not "
+                "match; drop the num_classes option (the dataset's is passed)"
+            )
     return model
+
+
+def unlabelled_dataset(model: str, dataset: str) -> str:
+    return (
+        f"model {model} is class-conditional (num_classes) and dataset {dataset!r} has no "
+        "class labels; use a labelled dataset (digits, mnist, cifar10, ...)"
+    )

@@ -75,6 +75,17 @@ def read_header(path: str | Path, prefer: tuple[str, ...] = ()) -> NpyHeader:
     return header
 
 
+def has_array(path: str | Path, key: str) -> bool:
+    """Whether the .npz holds an array named `key`."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return key in {_key(name) for name in zf.namelist()}
+    except _ZIP_ERRORS as e:
+        msg = f"{path} is not a readable .npz ({_reason(e)}); save it with numpy.savez"
+        raise UserError(msg) from None
+
+
 def read_rows(header: NpyHeader, n: int) -> np.ndarray:
     """The first n rows of the array, decompressing only those (all of it when the file is in
     Fortran order, where rows are not contiguous)."""

@@ -17,11 +17,11 @@ from bench.device import resolve_device
 from bench.errors import UserError
 from bench.executors import Executor, LocalExecutor
 from bench.job import JobResult, RunOptions, load_checkpoint
-from bench.models import build_model, resolve_model
+from bench.models import build_model, is_conditional, resolve_model
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
-from bench.samples import check_samples_file
-from bench.scoring import plan
+from bench.samples import check_samples_file, load_sample_labels
+from bench.scoring import needing_sample_labels, plan
 from bench.suite import Suite, expand_jobs
 from bench.worker import JobSpec
 
@@ -58,33 +58,58 @@ class Runner:
     def preflight(self) -> None:
         """Bad input stops the suite before any training: every dataset loads, every metric
         can run on it, every model builds with its options, every checkpoint reads and fits
-        its model, every samples file has the dataset's shape, and Inception Score has the
-        Inception classifier layer it needs."""
+        its model, every samples file has the dataset's shape (and labels in range), every
+        entry scored by a conditional metric is class-conditional, and Inception Score has
+        the Inception classifier layer it needs."""
         if "inception_score" in self.suite.metrics:
             from bench.features.inception import require_classifier_layer
 
             require_classifier_layer(self.device)
         checked = set()
+        conditional = False
         for job in expand_jobs(self.suite):
             entry = job.entry
             if (job.dataset, entry.name) in checked:  # seeds share datasets and options
                 continue
             checked.add((job.dataset, entry.name))
             data = load_dataset(job.dataset, self.opts.data_root)
-            plan(
+            planned = plan(
                 self.suite.metrics,
                 data,
                 self.suite.features,
                 self.suite.n_samples,
                 self.suite.weights,
             )
+            conditional_metrics = needing_sample_labels(planned)
             if entry.samples is not None:
                 check_samples_file(entry.samples, data, self.suite.n_samples)
+                labelled = load_sample_labels(entry.samples, data, self.suite.n_samples) is not None
+                conditional |= labelled
+                if conditional_metrics and not labelled:
+                    raise UserError(
+                        f"metric {conditional_metrics[0]!r} needs the class each sample was asked "
+                        f"for; models[{entry.name}].samples {entry.samples} holds no labels: save "
+                        "them in the .npz (np.savez(F, images=x, labels=y)) or drop the metric"
+                    )
                 continue
             # built untrained, cheaply: an unknown option is caught before anything trains
-            model = build_model(resolve_model(entry.ref), data, dict(entry.options), self.device)
+            cls = resolve_model(entry.ref)
+            model = build_model(cls, data, dict(entry.options), self.device)
+            check_declared_conditional(model, cls, data, entry.ref)
+            conditional |= is_conditional(model)
+            if conditional_metrics and not is_conditional(model):
+                raise UserError(
+                    f"metric {conditional_metrics[0]!r} needs class-conditional samples; "
+                    f"models[{entry.name}] ({entry.ref}) is unconditional (no num_classes): "
+                    "remove the entry or the metric"
+                )
             if entry.checkpoint is not None:
                 load_checkpoint(model, entry.checkpoint, entry.ref)
+        if self.suite.labels is not None and not conditional:
+            raise UserError(
+                f"labels: {self.suite.labels} applies to class-conditional models and no entry "
+                "of this suite is one; remove it"
+            )
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
@@ -129,6 +154,22 @@ class Runner:
         lock.release()
         self._owner_lock(owner).unlink(missing_ok=True)
         return False
+
+
+def check_declared_conditional(model, cls: type, data, ref: str) -> None:
+    """Job keys tell conditional models from the class (bench.job.label_source): an instance
+    must agree with it."""
+    declared = is_conditional(cls) and bool(data.num_classes)
+    if is_conditional(model) and not declared:
+        raise UserError(
+            f"model {ref!r} sets num_classes without declaring it: take num_classes as an "
+            "__init__ parameter (genbench passes the dataset's)"
+        )
+    if declared and not is_conditional(model):
+        raise UserError(
+            f"model {ref!r} takes num_classes but its num_classes is "
+            f"{getattr(model, 'num_classes', None)!r}; set it to the number of classes"
+        )
 
 
 def check_writable(out: Path) -> None:

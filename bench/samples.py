@@ -1,4 +1,5 @@
-"""Sample sets: validation of what a model returned, and sample files on disk."""
+"""Sample sets: validation of what a model returned, and sample files on disk (with the
+classes the samples were asked for, when an .npz holds them as `labels`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.imageio import IMAGE_SUFFIXES, MAX_IMAGES, NPZ_KEYS, images_header, load_images
-from bench.npz import NpyHeader, read_header, read_rows
+from bench.npz import NpyHeader, has_array, read_header, read_rows
+
+LABELS_KEY = "labels"
 
 
 def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
@@ -51,6 +54,35 @@ def load_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> t
     header = points_header(path, data, n)
     rows = read_rows(header, header.shape[0] if n is None else n)
     return check_samples(torch.from_numpy(rows.astype(np.float32)), data, n)
+
+
+def load_sample_labels(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor | None:
+    """The classes the samples of an .npz were asked for (its `labels` array) as int64, the
+    first n; None for a folder, a file without labels or a dataset without classes. Refused
+    unless a 1-D integer array with one label per sample, each in [0, num_classes)."""
+    p = Path(path)
+    if p.is_dir() or not data.num_classes or not has_array(p, LABELS_KEY):
+        return None
+    header = read_header(p, (LABELS_KEY,))
+    count = count_samples(p)
+    if header.dtype.kind not in "iu" or len(header.shape) != 1:
+        raise UserError(
+            f"{header.what} holds {header.dtype} of shape {header.shape}; labels are a 1-D "
+            "integer array, one class per sample: np.savez(F, images=x, labels=y.astype(int))"
+        )
+    if header.shape[0] != count:
+        raise UserError(
+            f"{header.what} holds {header.shape[0]} labels for {count} samples; "
+            "give one label per sample"
+        )
+    labels = torch.from_numpy(read_rows(header, count).astype(np.int64))
+    outside = (labels < 0) | (labels >= data.num_classes)
+    if outside.any():
+        raise UserError(
+            f"{header.what} holds label {int(labels[outside][0])}; dataset {data.name!r} has "
+            f"classes 0..{data.num_classes - 1}"
+        )
+    return labels[:n]
 
 
 def count_samples(path: Path) -> int:

@@ -75,6 +75,11 @@ def plan(
     return out
 
 
+def needing_sample_labels(planned: Sequence[Planned]) -> list[str]:
+    """The planned metrics that score samples against the classes they were asked for."""
+    return [p.name for p in planned if "sample_labels" in p.spec.needs]
+
+
 def _applies(extractor: str, data: ImageDataset) -> bool:
     return data.kind in resolve_extractor(extractor).kinds
 
@@ -149,6 +154,8 @@ def score(ctx: ScoringContext, names: Sequence[str]) -> dict[str, float]:
     for p in plan(names, ctx.data, ctx.features_for, weights=ctx.weights):
         if "model" in p.spec.needs and ctx.model is None:
             continue
+        if "sample_labels" in p.spec.needs and ctx.fake_labels is None:
+            raise UserError(f"metric {p.name!r} needs the class each sample was asked for")
         if p.spec.per_extractor:
             for e in p.extractors:
                 out.update(p.spec.compute(ctx, e))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -96,9 +96,16 @@ class Suite(Strict):
     throughput_batch_sizes: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] = Field(
         default=[1, 16, 64, 256], min_length=1, max_length=100
     )
+    # the classes asked of class-conditional models (others ignore it): balanced, sample i
+    # of class i % K; train, drawn from the training split's label frequencies
+    labels: Literal["balanced", "train"] | None = None
     # metric columns that rank the learned models, later ones breaking ties (default: the
     # first FD/FID column); recorded on the MLflow experiment, so the report follows it
     rank_by: list[str] = Field(default_factory=list)
+
+    @property
+    def label_mode(self) -> str:
+        return self.labels or "balanced"
 
     @field_validator("plugins")
     @classmethod

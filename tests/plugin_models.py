@@ -114,3 +114,38 @@ class ReturnsIntModel(MeanModel):
     def fit(self, data, budget, *, seed, progress):
         super().fit(data, budget, seed=seed, progress=progress)
         return budget.steps
+
+
+class ClassBrightnessModel:
+    """Class-conditional: sample i is a flat image of brightness 20 * labels[i] + 10 (plus a
+    little noise), so a metric can read the class each sample shows from its pixels."""
+
+    def __init__(self, shape, num_classes: int):
+        self.shape = tuple(shape)
+        self.num_classes = num_classes
+        self.fitted = torch.zeros(())
+
+    def fit(self, data, budget, *, seed, progress):
+        self.fitted = torch.ones(())
+        for step in range(1, budget.steps + 1):
+            progress(step, {"loss": 1.0 / step})
+        return Spent(steps=budget.steps)
+
+    def sample(self, n, *, labels, generator, batch_size):
+        level = (20 * labels + 10).float().view(n, *[1] * len(self.shape))
+        noise = torch.randint(-3, 4, (n, *self.shape), generator=generator)
+        return (level + noise).clamp(0, 255).to(torch.uint8)
+
+    def state_dict(self):
+        return {"fitted": self.fitted}
+
+    def load_state_dict(self, sd):
+        self.fitted = sd["fitted"]
+
+
+class UndeclaredConditional(MeanModel):
+    """Sets num_classes without taking it as an __init__ parameter."""
+
+    def __init__(self, shape):
+        super().__init__(shape)
+        self.num_classes = 10
