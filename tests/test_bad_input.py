@@ -147,11 +147,29 @@ def eval_of(tmp_path, write, dataset: str = "digits") -> list[str]:
     return ["eval", "--samples", str(write(tmp_path / "s.npz")), "--dataset", dataset]
 
 
-def write_folder_dataset(tmp_path, n: int) -> str:
+def write_folder_dataset(tmp_path, n: int, model: str = "copier") -> str:
     (tmp_path / "imgs").mkdir()
     for i in range(n):
         Image.new("L", (8, 8), 30 * i).save(tmp_path / "imgs" / f"{i}.png")
-    return suite_with(tmp_path, BASE.replace("[digits]", f"['folder:{tmp_path / 'imgs'}']"))
+    text = BASE.replace("[digits]", f"['folder:{tmp_path / 'imgs'}']")
+    return suite_with(tmp_path, text.replace("- name: copier", f"- name: {model}"))
+
+
+COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
+
+
+def cond_suite(tmp_path, entry: str, base: str = COND_BASE) -> str:
+    """A suite asking for a conditional metric (tests/plugin_metrics.py's label_match) with
+    `entry` as its only model."""
+    text = base.replace("  - name: copier\n", textwrap.indent(textwrap.dedent(entry), "  "))
+    return suite_with(tmp_path, text)
+
+
+def labelled_samples(tmp_path, labels, base: str = COND_BASE) -> str:
+    """A samples-file entry of 60 images with these labels (None: no labels)."""
+    arrays = {"images": np.zeros((60, 1, 8, 8), np.uint8)}
+    np.savez(tmp_path / "s.npz", **arrays, **({} if labels is None else {"labels": labels}))
+    return cond_suite(tmp_path, "- name: s\n  samples: s.npz\n", base)
 
 
 CASES = {
@@ -355,6 +373,63 @@ CASES = {
         lambda t: eval_of(t, string_points, "ring8"),
         [],
         "holds <U3 values; expected a numeric array",
+    ),
+    # -- class-conditional models and samples (#15) -------------------------------------------
+    "conditional metric on an unconditional model": (
+        lambda t: cond_suite(t, "- name: copier\n"),
+        [],
+        "metric 'label_match' needs class-conditional samples; models[copier] (copier) is "
+        "unconditional (no num_classes)",
+    ),
+    "conditional metric on a samples file without labels": (
+        lambda t: labelled_samples(t, None),
+        [],
+        "s.npz holds no labels: save them in the .npz",
+    ),
+    "conditional model with another number of classes": (
+        lambda t: cond_suite(t, "- name: cc\n  model: cond-copier\n  options: {num_classes: 5}\n"),
+        [],
+        "model ConditionalCopier has num_classes=5 and dataset 'digits' has 10 classes",
+    ),
+    "conditional model on a dataset without labels": (
+        lambda t: write_folder_dataset(t, 8, model="cond-copier"),
+        [],
+        "model ConditionalCopier is class-conditional (num_classes) and dataset",
+    ),
+    "model that sets num_classes without declaring it": (
+        lambda t: cond_suite(t, "- name: u\n  model: plugin_models:UndeclaredConditional\n"),
+        [],
+        "sets num_classes without declaring it",
+    ),
+    "samples labels out of range": (
+        lambda t: labelled_samples(t, np.arange(60) % 12),
+        [],
+        "holds label 10; dataset 'digits' has classes 0..9",
+    ),
+    "samples labels of the wrong length": (
+        lambda t: labelled_samples(t, np.arange(50) % 10),
+        [],
+        "holds 50 labels for 60 samples",
+    ),
+    "samples labels that are not integers": (
+        lambda t: labelled_samples(t, (np.arange(60) % 10) / 1.0),
+        [],
+        "holds float64 of shape (60,); labels are a 1-D integer array",
+    ),
+    "samples labels out of range, unconditional metrics only": (
+        lambda t: labelled_samples(t, -np.ones(60, np.int64), BASE),
+        [],
+        "holds label -1",
+    ),
+    "labels: for a suite without a conditional model": (
+        lambda t: suite_with(t, BASE + "labels: train\n"),
+        [],
+        "labels: train applies to class-conditional models and no entry of this suite is one",
+    ),
+    "unknown label mode": (
+        lambda t: suite_with(t, BASE + "labels: uniform\n"),
+        [],
+        "labels: Input should be 'balanced' or 'train'",
     ),
 }
 

@@ -193,3 +193,16 @@ def test_eval_scores_against_the_files_labels(tmp_path, shift, expected):
     assert res.returncode == 0, res.stderr
     metrics = json.loads(res.stdout)["metrics"]
     assert metrics["label_match"] == expected and "fd_pixels_n60_train" in metrics
+
+
+def test_eval_refuses_a_conditional_metric_without_labels(tmp_path):
+    np.savez(tmp_path / "s.npz", images=np.zeros((60, 1, 8, 8), np.uint8))
+    res = run_cli(
+        "eval", "--samples", str(tmp_path / "s.npz"), "--dataset", "digits",
+        "--metrics", "fd_pixels,label_match",
+        env={"GENBENCH_PLUGINS": "plugin_metrics"},
+    )  # fmt: skip
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "metric 'label_match' needs the class each sample was asked for" in lines[0]
+    assert "s.npz holds no labels" in lines[0]
