@@ -23,6 +23,7 @@ from torch import nn
 
 from bench.device import cpu_seconds, dtype_is_native, synchronize
 from bench.errors import UserError
+from bench.models import is_conditional
 from bench.threads import available_cpus
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -251,8 +252,10 @@ def sweep(
     generator = torch.Generator().manual_seed(seed)
 
     def sample_batch(b: int):
+        # a class-conditional model is timed on class-balanced labels, as a suite asks them
+        labels = {"labels": torch.arange(b) % model.num_classes} if is_conditional(model) else {}
         with ctx, torch.inference_mode():
-            return model.sample(b, generator=generator, batch_size=b)
+            return model.sample(b, **labels, generator=generator, batch_size=b)
 
     no_peak = {"matmul_peak_flop_s": math.nan, "matmul_peak_dtype": ""}
     peak = matmul_peak(device, dtype) if count_flops else no_peak

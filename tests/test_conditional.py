@@ -206,3 +206,11 @@ def test_eval_refuses_a_conditional_metric_without_labels(tmp_path):
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "metric 'label_match' needs the class each sample was asked for" in lines[0]
     assert "s.npz holds no labels" in lines[0]
+
+
+def test_throughput_times_a_conditional_model_on_balanced_labels():
+    from bench.throughput import sweep
+
+    model = build_model(plugin_models.ClassBrightnessModel, load_dataset("digits"), {})
+    [row] = sweep(model, torch.device("cpu"), [20], repeats=1, count_flops=False)
+    assert row["img_s"] > 0
