@@ -51,6 +51,17 @@ def save_sample_figure(samples: torch.Tensor, kind: str, path: Path, reference=N
     return path
 
 
+def class_rows(images: torch.Tensor, labels: torch.Tensor, rows: int = 16, ncol: int = 16):
+    """Class-conditional samples a row per class (the first `rows` classes asked for, in
+    order), up to `ncol` each; short rows are padded with white tiles."""
+    blank = torch.full_like(images[:1], 255)
+    tiles = []
+    for c in labels.unique()[:rows]:
+        mine = images[labels == c][:ncol]
+        tiles += [mine, blank.expand(ncol - len(mine), *images.shape[1:])]
+    return torch.cat(tiles)
+
+
 def save_nn_grid(
     samples: torch.Tensor, train: torch.Tensor, path: Path, rows: int = 16, k: int = 4
 ) -> Path:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from bench.cache import Cache, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError, first_line
-from bench.grids import save_nn_grid, save_sample_figure
+from bench.grids import class_rows, image_grid, save_nn_grid, save_sample_figure
 from bench.models import (
     Budget,
     GenerativeModel,
@@ -295,7 +295,10 @@ def artifacts(
     """The files a job leaves for people and for the report."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
+        if labels is not None and data.kind == "images":
+            image_grid(class_rows(samples, labels)).save(folder / "samples.png")
+        else:
+            save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
         if labels is not None:  # the class asked for each sample, in order
             (folder / "sample_labels.json").write_text(json.dumps(labels.tolist()))
         if data.kind == "images" and "memorization" in job.suite.metrics:

@@ -214,3 +214,15 @@ def test_throughput_times_a_conditional_model_on_balanced_labels():
     model = build_model(plugin_models.ClassBrightnessModel, load_dataset("digits"), {})
     [row] = sweep(model, torch.device("cpu"), [20], repeats=1, count_flops=False)
     assert row["img_s"] > 0
+
+
+def test_sample_figure_rows_are_classes():
+    from bench.grids import class_rows
+
+    images = torch.arange(30, dtype=torch.uint8).view(30, 1, 1, 1)
+    labels = torch.tensor([(i * 7) % 3 for i in range(30)])  # 10 per class, interleaved
+    rows = class_rows(images, labels, ncol=12).view(3, 12)
+    for c in range(3):
+        assert torch.equal(rows[c, :10], images.flatten()[labels == c])
+        assert (rows[c, 10:] == 255).all()
+    assert class_rows(images, labels, rows=2, ncol=4).shape == (8, 1, 1, 1)
