@@ -26,6 +26,7 @@ BUILTIN_MODULES = (
     "bench.metrics.model",
     "bench.metrics.cmmd",
     "bench.metrics.vendi",
+    "bench.metrics.conditional",
     "bench.study.hype",
 )
 _loaded: set[str] = set()
