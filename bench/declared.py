@@ -16,6 +16,7 @@ DECLARED = {
         "bench.metrics.model",
         "bench.metrics.cmmd",
         "bench.metrics.vendi",
+        "bench.metrics.conditional",
         "bench.study.hype",
         "baselines",
     ],
@@ -53,6 +54,15 @@ DECLARED = {
             "without a likelihood skip it.",
             "in_suites": True,
         },
+        "cas": {
+            "columns": [("cas_", "higher", 14, True)],
+            "per_extractor": False,
+            "summary": "Classification Accuracy Score (Ravuri & Vinyals 2019): the "
+            "dataset classifier's recipe trained on the samples and their "
+            "asked labels, top-1 on the real test split; beside it the "
+            "same recipe on as many real training images (the ceiling).",
+            "in_suites": True,
+        },
         "class_coverage": {
             "columns": [
                 ("classes_hit", "higher", 9, True),
@@ -79,6 +89,15 @@ DECLARED = {
             "summary": "CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an "
             "equally sized training subset, Gaussian RBF σ = 10, ×1000 "
             "(Jayasumana et al. 2024).",
+            "in_suites": True,
+        },
+        "cond_accuracy": {
+            "columns": [("cond_accuracy", "higher", 13, True)],
+            "per_extractor": False,
+            "summary": "Top-1 accuracy of the dataset's classifier on the "
+            "samples against the classes asked for; beside it "
+            "the classifier's accuracy on the real test split "
+            "(the ceiling).",
             "in_suites": True,
         },
         "fd": {
@@ -113,6 +132,14 @@ DECLARED = {
             "summary": "Inception Score (10 splits) from the 1008-way "
             "Inception classifier, which only the torch hub "
             "weights file carries.",
+            "in_suites": True,
+        },
+        "intra_fd": {
+            "columns": [("intra_fd_", "lower", 2, True), ("intra_fd_worst_", "lower", 2, True)],
+            "per_extractor": True,
+            "summary": "Intra-class FD (Miyato & Koyama 2018): mean and worst "
+            "over classes of the FD between the samples asked for a "
+            "class and that class's training images.",
             "in_suites": True,
         },
         "kid": {
