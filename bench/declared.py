@@ -21,8 +21,11 @@ DECLARED = {
         "baselines",
     ],
     "models": [
+        "cdcgan",
+        "cddpm",
         "class-dropper",
         "copier",
+        "cvae",
         "dcgan",
         "ddpm",
         "mixture",
