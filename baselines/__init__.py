@@ -1,3 +1,14 @@
 """Model families. Importing this package registers every baseline with bench.models."""
 
-from baselines import dcgan, ddpm, pixelcnn, realnvp, sanity, vae, wgan_gp  # noqa: F401
+from baselines import (  # noqa: F401
+    cdcgan,
+    cddpm,
+    cvae,
+    dcgan,
+    ddpm,
+    pixelcnn,
+    realnvp,
+    sanity,
+    vae,
+    wgan_gp,
+)

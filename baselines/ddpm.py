@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,9 @@ from bench.errors import UserError
 from bench.models import Budget, Progress, Spent, register_model
 
 # ---------------------------------------------------------------------------- networks
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""eps_theta(x_t, t) as the samplers call it: the EMA network, or cddpm's guided mix."""
 
 
 class ResBlock(nn.Module):
@@ -77,7 +81,7 @@ class UNet(nn.Module):
 
     def __init__(self, channels: int, width: int, mult: tuple[int, ...], blocks: int):
         super().__init__()
-        emb_dim = 4 * width
+        self.emb_dim = emb_dim = 4 * width
         self.factor = 2 ** (len(mult) - 1)
         self.embed = nn.Sequential(
             SinusoidalEmbedding(width),
@@ -115,10 +119,15 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`extra` (optional, (N, 4 * width)) is added to the time embedding: cddpm's class."""
         H, W = x.shape[-2:]
         h = pad_to(x, padded_size(H, self.factor), padded_size(W, self.factor))
         emb = self.embed(t)
+        if extra is not None:
+            emb = emb + extra
         h = self.stem(h)
         skips = [h]
         for layer in self.down:
@@ -332,7 +341,7 @@ class DDPM:
             return self.scaler.inverse(x).float().cpu()
         return to_uint8(x)
 
-    def _sample_batch(self, net: nn.Module, m: int, generator: torch.Generator) -> torch.Tensor:
+    def _sample_batch(self, net: EpsModel, m: int, generator: torch.Generator) -> torch.Tensor:
         x = randn((m, *self.shape), generator, self.device)
         ts = self._timesteps()
         for i, t in enumerate(ts):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.data import ImageDataset
 from bench.device import resolve_device as bench_resolve_device
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent
@@ -99,6 +100,14 @@ def batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tenso
             yield x[perm[i : i + batch_size]]
 
 
+def labelled_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`batches` of (images, labels) pairs, in the same seeded order as batches(x)."""
+    for idx in batches(torch.arange(len(x)), batch_size, seed):
+        yield x[idx], y[idx]
+
+
 def train_loop(step: Callable[[], dict[str, float]], budget: Budget, progress: Progress) -> Spent:
     """Run `step` (one optimizer step, returning its losses) budget.steps times, or until
     budget.seconds have passed; progress(k, losses) is called after step k (1-based)."""
@@ -111,6 +120,51 @@ def train_loop(step: Callable[[], dict[str, float]], budget: Budget, progress: P
         done += 1
         progress(done, losses)
     return Spent(steps=done, seconds=time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------- labels
+
+
+def check_conditional(family: str, kind: str, num_classes: int) -> int:
+    """The constructor checks of the class-conditional families (images only)."""
+    if kind != "images":
+        raise UserError(f"{family}: class-conditional families model images only, not {kind}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise UserError(
+            f"{family}: num_classes must be a positive int, not {num_classes!r}; "
+            "use a dataset with labels"
+        )
+    return num_classes
+
+
+def training_labels(family: str, data: ImageDataset, num_classes: int) -> torch.Tensor:
+    """data.train.y as int64, refused (before training) when missing or out of [0, K)."""
+    y = data.train.y
+    if y is None or len(y) != len(data.train.x):
+        raise UserError(
+            f"{family} is class-conditional: dataset {data.name!r} has no training labels"
+        )
+    y = torch.as_tensor(y).long()
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise UserError(
+            f"{family}: training labels must lie in [0, {num_classes}); "
+            f"found {int(y.min())}..{int(y.max())} (num_classes={num_classes})"
+        )
+    return y
+
+
+def sample_labels(family: str, labels: torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
+    """The asked labels of `sample`: n int64 values in [0, K)."""
+    labels = torch.as_tensor(labels)
+    if labels.shape != (n,) or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise UserError(
+            f"{family}: labels must be {n} integers (one per sample), not {labels.dtype} "
+            f"of shape {tuple(labels.shape)}"
+        )
+    labels = labels.long().cpu()
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise UserError(f"{family}: labels must lie in [0, {num_classes})")
+    return labels
 
 
 # ---------------------------------------------------------------------------- images

@@ -48,13 +48,13 @@ def run(
 ) -> None:
     """Train or load every model of a suite, sample, score, track in MLflow, write the
     leaderboard. Finished jobs are reused; an interrupted run resumes."""
-    from bench.executors import make_executor
-    from bench.job import RunOptions
-    from bench.report.render import write_report
-    from bench.runner import Runner
     from bench.suite import load_suite
 
-    suite = load_suite(suite_file)
+    suite = load_suite(suite_file)  # first: a rejected suite file imports no torch
+    from bench.executors import make_executor
+    from bench.job import RunOptions
+    from bench.runner import Runner
+
     out = out or Path("reports") / suite.name
     jobs_executor = make_executor(
         executor,
@@ -68,6 +68,8 @@ def run(
     )
     runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
     results = runner.run(jobs_executor)
+    from bench.report.render import write_report  # after preflight, which may reject the run
+
     boards = write_report(runner.store, out, suite.name)
     print_leaderboards(boards)
     failed = [r for r in results if r.status == "FAILED"]
@@ -99,9 +101,7 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
-    from bench.metrics import check_rank_metric
-    from bench.record import open_output_store
-    from bench.report.render import write_report
+    from bench.names import check_rank_metric
 
     rank_by = None
     if primary is not None:
@@ -119,6 +119,9 @@ def report(
         db = out / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
+    from bench.record import open_output_store
+    from bench.report.render import write_report
+
     boards = write_report(open_output_store(out, tracking_uri), out, suite, rank_by)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
@@ -426,14 +429,12 @@ def list_(
     what: Annotated[ListWhat, typer.Argument(help="models, datasets, metrics or extractors")],
 ) -> None:
     """List the registered models, datasets, metrics (with their columns) or extractors."""
-    if what == ListWhat.metrics:
-        from bench.metrics import describe
+    from bench.names import describe_metrics, known_names
 
-        for name, columns, summary in describe():
+    if what == ListWhat.metrics:
+        for name, columns, summary in describe_metrics():
             typer.echo(f"{name}: {columns}\n    {summary}")
         return
-    from bench.suite import known_names
-
     for name in known_names()[what.value]:
         typer.echo(name)
 

@@ -12,14 +12,11 @@ from PIL import Image, UnidentifiedImageError
 
 from bench.cache import atomic_write_bytes
 from bench.errors import UserError
-from bench.npz import NpyHeader, read_header, read_rows
+from bench.npz import MAX_IMAGES, NpyHeader, read_header, read_rows
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 NPZ_KEYS = ("images", "arr_0")
 GRAY_MODES = {"1", "L", "LA"}
-# Four times the 50,000 images of the usual FID protocol; also bounds what a small, highly
-# compressed .npz can make us allocate.
-MAX_IMAGES = 200_000
 
 
 def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") -> torch.Tensor:

@@ -19,6 +19,10 @@ from bench.errors import UserError
 # Above this, an array is refused whatever its shape: 4 GiB is far more than any sample set
 # the harness scores, and a file this size would not fit beside the features anyway.
 MAX_READ_BYTES = 4 * 2**30
+# Images in a sample set, four times the 50,000 of the usual FID protocol; also bounds what a
+# small, highly compressed .npz can make us allocate (here, not in bench.imageio, so that a
+# suite's n_samples is checked without importing torch).
+MAX_IMAGES = 200_000
 
 _CHUNK = 16 * 2**20
 _ZIP_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)

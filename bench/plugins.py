@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Collection
 from importlib.metadata import entry_points
 
 from bench.errors import UserError
@@ -26,17 +27,20 @@ BUILTIN_MODULES = (
     "bench.metrics.model",
     "bench.metrics.cmmd",
     "bench.metrics.vendi",
+    "bench.metrics.conditional",
     "bench.study.hype",
 )
 _loaded: set[str] = set()
 
 
-def load_plugins() -> None:
+def load_plugins(declared: Collection[str] = ()) -> None:
+    """Import every plug-in module but those in `declared` (bench.names holds their names)."""
     named = [m.strip() for m in os.environ.get("GENBENCH_PLUGINS", "").split(",") if m.strip()]
     for module in (*BUILTIN_MODULES, *named):
-        import_plugin(module)
+        if module not in declared:
+            import_plugin(module)
     for ep in entry_points(group=PLUGIN_GROUP):
-        if ep.value not in _loaded:
+        if ep.value not in _loaded and ep.value not in declared:
             _loaded.add(ep.value)
             try:
                 ep.load()

@@ -13,15 +13,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
-from bench.features import extractor_names, resolve_extractor
-from bench.imageio import MAX_IMAGES
-from bench.metrics import check_rank_metric, metric_names, parse_metric
-from bench.models import model_names, resolve_model
+from bench.names import check_dataset, check_metric, check_model, check_rank_metric, takes_weights
+from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
-from bench.samples import count_samples
 
 MAX_SUITE_BYTES = 256 * 2**10
 # Sampling seeds are 1_000_003 * seed + 17 and must fit torch's 64-bit manual_seed; 2**32 - 1
@@ -66,7 +62,7 @@ class ModelEntry(Strict):
     @model_validator(mode="after")
     def _known_model(self) -> ModelEntry:
         if self.samples is None:
-            resolve_model(self.ref)
+            check_model(self.ref)
         return self
 
 
@@ -118,14 +114,14 @@ class Suite(Strict):
     @classmethod
     def _known_extractors(cls, v: list[str]) -> list[str]:
         for name in v:
-            resolve_extractor(name)
+            takes_weights(name)  # a UserError for an unknown extractor
         return v
 
     @field_validator("weights")
     @classmethod
     def _weights_for_extractors(cls, v: dict[str, Path]) -> dict[str, Path]:
         for name in v:
-            if not resolve_extractor(name).takes_weights:
+            if not takes_weights(name):
                 raise ValueError(f"extractor {name!r} takes no weights file")
         return v
 
@@ -162,17 +158,14 @@ class Suite(Strict):
     @classmethod
     def _known_datasets(cls, v: list[str]) -> list[str]:
         for name in v:
-            if not is_known_dataset(name):
-                raise ValueError(
-                    f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
-                )
+            check_dataset(name)
         return v
 
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
         for name in v:
-            parse_metric(name)
+            check_metric(name)
         return v
 
     @field_validator("models")
@@ -305,6 +298,8 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
                     raise UserError(f"models[{m.name}].{field}: {p} not found")
                 update[field] = p
         if "samples" in update:
+            from bench.samples import count_samples  # imports torch: only for samples files
+
             count = count_samples(update["samples"])
             if count < suite.n_samples:
                 raise UserError(
@@ -337,12 +332,3 @@ def expand_jobs(suite: Suite) -> list[Job]:
         for entry in suite.models
         for seed in suite.seeds
     ]
-
-
-def known_names() -> dict[str, list[str]]:
-    return {
-        "models": model_names(),
-        "datasets": dataset_names(),
-        "metrics": metric_names(),
-        "extractors": extractor_names(),
-    }

@@ -190,31 +190,58 @@ def train_classifier(data: ImageDataset, device: torch.device, seed: int = 0) ->
     """Train on the training split; returns a state dict plus the test accuracy."""
     if data.kind != "images" or data.train.y is None or not data.num_classes:
         raise UserError(f"dataset {data.name!r} has no labels: the classifier extractor needs them")
+    net = fit_classifier(
+        data.train.x,
+        data.train.y,
+        data.num_classes,
+        device,
+        seed=seed,
+        desc=f"training the {data.name} classifier",
+    )
+    state = {k: v.cpu() for k, v in net.state_dict().items()}
+    return {"state": state, "test_accuracy": measure_accuracy(net, data, device)}
+
+
+def fit_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    device: torch.device,
+    *,
+    seed: int = 0,
+    recipe: dict = RECIPE,
+    desc: str = "training a classifier",
+) -> SmallCNN:
+    """A SmallCNN trained by `recipe` on uint8 NCHW `images` with int64 `labels` in
+    [0, num_classes): the shipped classifiers' training, and CAS's on generated images."""
+    if images.ndim != 4 or labels.shape != (len(images),):
+        raise UserError(
+            f"a classifier trains on NCHW images with one label each, got images of shape "
+            f"{tuple(images.shape)} and labels of shape {tuple(labels.shape)}"
+        )
+    check_images(images, images.shape[1])
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    r = RECIPE
-    net = build_net(data).to(device)
-    steps_per_epoch = -(-len(data.train.x) // r["batch"])
+    r = recipe
+    net = SmallCNN(images.shape[1], num_classes, r["width"], r["feature_dim"]).to(device)
+    steps_per_epoch = -(-len(images) // r["batch"])
     total = min(r["epochs"] * steps_per_epoch, r["max_steps"])
     opt = torch.optim.AdamW(net.parameters(), lr=r["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, r["lr"], total_steps=total)
-    x_all, y_all = data.train.x, data.train.y
     net.train()
-    desc = f"training the {data.name} classifier"
     for idx in progress_bar(
-        iterable=batch_indices(len(x_all), r["batch"], total, g),
+        iterable=batch_indices(len(images), r["batch"], total, g),
         total=total,
         desc=desc,
         unit="step",
     ):
-        x = augment(to_input(x_all[idx]), g).to(device)
-        loss = F.cross_entropy(net(x), y_all[idx].to(device), label_smoothing=0.05)
+        x = augment(to_input(images[idx]), g).to(device)
+        loss = F.cross_entropy(net(x), labels[idx].to(device), label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-    state = {k: v.cpu() for k, v in net.state_dict().items()}
-    return {"state": state, "test_accuracy": measure_accuracy(net, data, device)}
+    return net.eval()
 
 
 def batch_indices(n: int, batch: int, steps: int, g: torch.Generator):

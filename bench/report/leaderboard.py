@@ -18,18 +18,21 @@ from bench.record import JobRecord
 RUN_COLUMNS = [
     "run_id", "status", "suite", "rank_by", "start_time", "dataset", "model", "seed",
     "reference", "source", "fit_key", "budget_spent_steps", "budget_spent_seconds",
-    "steps_from", "error",
+    "steps_from", "error", "sample_options",
 ]  # fmt: skip
 PROVENANCE = "prov."
+OPTION = "option."  # the suite entry's model options, as its params record them (strings)
 
 
 def records_frame(records: list[JobRecord]) -> pd.DataFrame:
-    """One row per job record: its run fields, provenance (prefixed `prov.`) and metrics."""
+    """One row per job record: its run fields, provenance (prefixed `prov.`), model options
+    (`option.`) and metrics."""
     rows = []
     for r in records:
         row = {c: getattr(r, c) for c in RUN_COLUMNS}
         row["rank_by"] = ",".join(r.rank_by)
         row.update({f"{PROVENANCE}{k}": v for k, v in r.provenance.items()})
+        row.update({k: v for k, v in r.params.items() if k.startswith(OPTION)})
         row.update(r.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -63,8 +66,21 @@ class Leaderboard:
         return g.sort_values("seed")["run_id"].iloc[0]
 
 
+def by_trained_model(board: Leaderboard) -> dict[tuple[str, ...], str]:
+    """Rows that share one trained model (e.g. a DDIM step sweep) -> the first of them."""
+    groups: dict[str, list[str]] = {}
+    for model in board.table.index:
+        run = board.runs[board.runs["run_id"] == board.first_run(model)].iloc[0]
+        fit = run["fit_key"]
+        shared = isinstance(fit, str) and fit != "none"  # "none": a samples file, no training
+        groups.setdefault(fit if shared else model, []).append(model)
+    return {tuple(models): models[0] for models in groups.values()}
+
+
 def metric_columns(runs: pd.DataFrame) -> list[str]:
-    cols = [c for c in runs.columns if c not in RUN_COLUMNS and not c.startswith(PROVENANCE)]
+    cols = [
+        c for c in runs.columns if c not in RUN_COLUMNS and not c.startswith((PROVENANCE, OPTION))
+    ]
     return sorted((c for c in cols if shown(c)), key=column_order)
 
 

@@ -153,3 +153,40 @@ def class_histograms(hists: dict[str, dict[str, list[int]]]) -> bytes:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return _png(fig)
+
+
+def guidance_sweep(
+    guidance: list[float],
+    fd: np.ndarray,
+    fd_name: str,
+    against: dict[str, np.ndarray],
+    best: dict[str, float],
+) -> bytes:
+    """FD against each of `against` (conditional accuracy, precision, recall) across the
+    guidance scale w, one panel per metric (the FID-against-IS curves of Ho & Salimans 2022):
+    each point labelled with its w, the best w on the panel's metric starred."""
+    n = len(against)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    w = np.asarray(guidance, float)
+    y = np.asarray(fd, float)
+    for ax, (metric, values) in zip(axes.flat, against.items(), strict=True):
+        x = np.asarray(values, float)
+        ok = ~(np.isnan(x) | np.isnan(y))
+        ax.plot(x[ok], y[ok], "o-", c="#1f77b4", zorder=2)
+        if metric in best:
+            star = ok & (w == best[metric])
+            ax.scatter(x[star], y[star], marker="*", s=260, c="#f2b01e", edgecolors="k",
+                       zorder=3, label=f"best w for {metric}: {best[metric]:g}")  # fmt: skip
+            ax.legend(fontsize=7, loc="best")
+        ax.set_xlabel(f"{metric} ({direction(metric)} is better)", fontsize=8)
+        ax.set_ylabel(f"{fd_name} ({direction(fd_name)} is better)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.2, y=0.12)  # room for the w labels inside the panel
+    for ax, values in zip(axes.flat, against.values(), strict=True):  # once laid out
+        x = np.asarray(values, float)
+        ok = ~(np.isnan(x) | np.isnan(y))
+        _label_points(ax, x[ok], y[ok], [f"w={v:g}" for v in w[ok]])
+    if fd_name in best:
+        fig.suptitle(f"best w for {fd_name}: {best[fd_name]:g}", fontsize=9)
+    return _png(fig)

@@ -17,7 +17,18 @@ from bench.cache import atomic_write_bytes
 from bench.metrics import direction
 from bench.record import Store
 from bench.report import plots
-from bench.report.leaderboard import PROVENANCE, Leaderboard, build_leaderboards
+from bench.report.conditional import (
+    GuidanceSweep,
+    guidance_sweeps,
+    per_class_metrics,
+    worst_class,
+)
+from bench.report.leaderboard import (
+    PROVENANCE,
+    Leaderboard,
+    build_leaderboards,
+    by_trained_model,
+)
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
@@ -115,7 +126,7 @@ def _md_table(board: Leaderboard, models: list[str], ranked: bool) -> list[str]:
     return lines
 
 
-def to_markdown(boards: list[Leaderboard]) -> str:
+def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
     parts = []
     for b in boards:
         parts.append(f"## {b.suite} / {b.dataset}\n")
@@ -127,8 +138,26 @@ def to_markdown(boards: list[Leaderboard]) -> str:
         parts += ["", LEGEND]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
+        for sweep in guidance_sweeps(b):
+            parts += ["", f"### Guidance sweep: {', '.join(sweep.models)}", ""]
+            parts += _md_rows(*sweep_rows(b, sweep))
+            parts += ["", SWEEP_LEGEND]
+        tables = per_class_tables(b, assets.per_class) if assets else []
+        for metric, heads, rows in tables:
+            parts += ["", f"### Per class: {header(metric)}", ""]
+            parts += _md_rows(["class", *heads], rows)
+        if tables:
+            parts += ["", PER_CLASS_LEGEND]
         parts.append("")
     return "\n".join(parts)
+
+
+def _md_rows(heads: list[str], rows: list[list[tuple[str, bool]]]) -> list[str]:
+    """A markdown table; each cell (text, marked) is bold when marked."""
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"**{t}**" if bold else t for t, bold in row) + " |")
+    return lines
 
 
 def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
@@ -144,6 +173,56 @@ def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# -- class-conditional sections ----------------------------------------------------------
+
+SWEEP_LEGEND = (
+    "One trained model sampled at several guidance scales w (classifier-free guidance). "
+    "Bold: the best w per column."
+)
+PER_CLASS_LEGEND = (
+    "Per class, from each model's first seed: a row per class asked for, a column per "
+    "model. Marked (bold; red in the HTML report): each model's worst class."
+)
+
+
+def sweep_rows(board: Leaderboard, sweep: GuidanceSweep) -> tuple[list[str], list[list]]:
+    """The guidance sweep table: w, model and the sweep metrics, best w per column marked."""
+    heads = ["w", "model", *(header(m) for m in sweep.metrics)]
+    rows = []
+    for w, model in zip(sweep.guidance, sweep.models, strict=True):
+        marked = [(cell(board, model, m), sweep.best.get(m) == w) for m in sweep.metrics]
+        rows.append([(f"{w:g}", False), (model, False), *marked])
+    return heads, rows
+
+
+def per_class_tables(board: Leaderboard, per_class: dict[tuple, dict]) -> list[tuple]:
+    """Per per-class metric: (metric, model columns, rows of (text, is that model's worst
+    class)), for the board's models that left a per-class breakdown."""
+    found = {
+        m: per_class[(board.suite, board.dataset, m)]
+        for m in board.table.index
+        if (board.suite, board.dataset, m) in per_class
+    }
+    metrics = list(dict.fromkeys(k for pc in found.values() for k in per_class_metrics(pc)))
+    tables = []
+    for metric in metrics:
+        models = [m for m in found if metric in found[m]]
+        classes = list(dict.fromkeys(c for m in models for c in found[m]["classes"]))
+        columns = {}
+        for m in models:
+            values = dict(zip(found[m]["classes"], found[m][metric], strict=True))
+            worst = worst_class(found[m]["classes"], found[m][metric], metric)
+            columns[m] = [(_number(values.get(c)), c == worst) for c in classes]
+        heads = [f"{m} (ref)" if m in board.references else m for m in models]
+        rows = [[(str(c), False), *(columns[m][i] for m in models)] for i, c in enumerate(classes)]
+        tables.append((metric, heads, rows))
+    return tables
+
+
+def _number(value: float | None) -> str:
+    return fmt(float("nan") if value is None else float(value))
+
+
 # -- HTML ---------------------------------------------------------------------------------
 
 
@@ -156,6 +235,7 @@ class Assets:
     histograms: dict[tuple, dict] = field(default_factory=dict)
     losses: dict[tuple, list] = field(default_factory=dict)
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
+    per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
@@ -177,6 +257,8 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
                 assets.histograms[key] = report_data.get("class_histogram")
                 if "throughput" in report_data:
                     assets.throughput[key] = report_data["throughput"]
+                if report_data.get("per_class"):
+                    assets.per_class[key] = report_data["per_class"]
             history = store.loss_history(run_id)
             if history:
                 assets.losses[key] = history
@@ -211,6 +293,52 @@ def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
         )
     out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def _html_rows(
+    heads: list[str], rows: list[list[tuple[str, bool]]], marked: str, css: str = ""
+) -> str:
+    """A table whose cells (text, marked) get the class `marked` when marked."""
+    e = html.escape
+    table = f"<table class='{css}'>" if css else "<table>"
+    out = [f"<div class='scroll'>{table}<thead><tr>"]
+    out += [f"<th>{e(h)}</th>" for h in heads]
+    out.append("</tr></thead><tbody>")
+    for row in rows:
+        tds = "".join(
+            f'<td class="{marked}">{e(t)}</td>' if mark else f"<td>{e(t)}</td>" for t, mark in row
+        )
+        out.append(f"<tr>{tds}</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _conditional(board: Leaderboard, assets: Assets) -> list[str]:
+    """The guidance sweeps (figure and table) and the per-class breakdown."""
+    e = html.escape
+    out = []
+    for sweep in guidance_sweeps(board):
+        out.append(f"<h3>Guidance sweep: {e(', '.join(sweep.models))}</h3>")
+        if sweep.fd and sweep.against:
+            means = board.table.loc[sweep.models]
+            png = plots.guidance_sweep(
+                sweep.guidance,
+                means[(sweep.fd, "mean")].to_numpy(float),
+                sweep.fd,
+                {m: means[(m, "mean")].to_numpy(float) for m in sweep.against},
+                sweep.best,
+            )
+            out.append(_img(png, "guidance sweep"))
+        out.append(_html_rows(*sweep_rows(board, sweep), marked="best"))
+        out.append(f"<p class='legend'>{e(SWEEP_LEGEND)}</p>")
+    tables = per_class_tables(board, assets.per_class)
+    if tables:
+        out.append("<h3>Per-class breakdown</h3>")
+        for metric, heads, rows in tables:
+            out.append(f"<h4>{e(header(metric))}</h4>")
+            out.append(_html_rows(["class", *heads], rows, marked="worst", css="per-class"))
+        out.append(f"<p class='legend'>{e(PER_CLASS_LEGEND)}</p>")
+    return out
 
 
 def _figures(board: Leaderboard, assets: Assets) -> list[str]:
@@ -280,17 +408,6 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
     return out
 
 
-def by_trained_model(board: Leaderboard) -> dict[tuple[str, ...], str]:
-    """Rows that share one trained model (e.g. a DDIM step sweep) -> the first of them."""
-    groups: dict[str, list[str]] = {}
-    for model in board.table.index:
-        run = board.runs[board.runs["run_id"] == board.first_run(model)].iloc[0]
-        fit = run["fit_key"]
-        shared = isinstance(fit, str) and fit != "none"  # "none": a samples file, no training
-        groups.setdefault(fit if shared else model, []).append(model)
-    return {tuple(models): models[0] for models in groups.values()}
-
-
 def provenance(board: Leaderboard) -> dict[str, str]:
     out = {}
     runs = board.runs
@@ -320,6 +437,7 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
                 f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '
                 f"{e(f['error'])}</p>"
             )
+        body += _conditional(b, assets)
         body += _figures(b, assets)
         rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in provenance(b).items())
         body.append(f"<h3>Provenance</h3><table class='prov'>{rows}</table>")
@@ -334,8 +452,10 @@ table{border-collapse:collapse;margin:0.5em 0 1em;font-size:90%}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4}
 td:nth-child(2),th:nth-child(2){text-align:left}
+table.per-class td,table.per-class th{text-align:right}
 table.prov td{text-align:left;white-space:normal;font-family:monospace}
 td.best{font-weight:bold;background:#e6f4ea}
+td.worst{font-weight:bold;background:#fbe3e3;color:#900}
 tr.reference td{color:#666;font-style:italic}
 .grids{display:flex;flex-wrap:wrap;gap:1em}
 .grids img{width:280px}
@@ -356,10 +476,11 @@ def write_report(
 ) -> list[Leaderboard]:
     """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
     boards = build_leaderboards(store.records(suite), rank_by)
+    assets = collect_assets(store, boards)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Each file is replaced whole: a symlink planted at its name is replaced, not followed.
-    atomic_write_bytes(out_dir / "leaderboard.md", to_markdown(boards).encode())
+    atomic_write_bytes(out_dir / "leaderboard.md", to_markdown(boards, assets).encode())
     atomic_write_bytes(out_dir / "leaderboard.csv", to_csv(boards).to_csv(index=False).encode())
-    html_text = to_html(boards, collect_assets(store, boards))
+    html_text = to_html(boards, assets)
     atomic_write_bytes(out_dir / "leaderboard.html", html_text.encode())
     return boards

@@ -10,6 +10,7 @@ round's setup so both see the same load; extra_info holds both rates and their r
 genbench at least as fast).
 """
 
+import os
 import statistics
 import time
 from unittest import mock
@@ -22,7 +23,7 @@ from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
 from bench.features import dinov2
 
 BATCH = 16
-ROUNDS = 3
+ROUNDS = int(os.environ.get("GENBENCH_BENCH_ROUNDS", "7"))  # medians of interleaved rounds
 
 
 @pytest.fixture(scope="module")
