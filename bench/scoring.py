@@ -54,6 +54,12 @@ def plan(
             raise UserError(
                 f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels"
             )
+        if "sample_labels" in spec.needs and n is not None and n < 2 * data.num_classes:
+            raise UserError(
+                f"metric {name!r} scores each class apart and needs at least 2 samples of each "
+                f"of {data.name!r}'s {data.num_classes} classes: set n_samples to at least "
+                f"{2 * data.num_classes}"
+            )
         extractors: tuple[str, ...] = ()
         if spec.per_extractor:
             if named is not None and not _applies(named, data):

@@ -386,6 +386,15 @@ CASES = {
         [],
         "s.npz holds no labels: save them in the .npz",
     ),
+    "conditional metric with fewer than 2 samples per class": (
+        lambda t: cond_suite(
+            t,
+            "- name: cc\n  model: cond-copier\n",
+            COND_BASE.replace("n_samples: 50", "n_samples: 19"),
+        ),
+        [],
+        "needs at least 2 samples of each of 'digits''s 10 classes: set n_samples to at least 20",
+    ),
     "conditional model with another number of classes": (
         lambda t: cond_suite(t, "- name: cc\n  model: cond-copier\n  options: {num_classes: 5}\n"),
         [],

@@ -114,6 +114,7 @@ def test_worst_class_follows_each_metric_direction():
     assert worst_class(classes, [5.0, 9.0, math.nan, 1.0], "intra_fd_classifier") == 1
     assert worst_class(classes, [0.9, 0.4, 0.4, 1.0], ACC) == 1  # a tie: the first
     assert worst_class(classes, [0.9, 0.4, 0.1, 1.0], "cond_accuracy_real_ceiling") is None
+    assert worst_class(classes, [1.0, 1.0, 1.0, 1.0], ACC) is None  # no class fails more
 
 
 def test_the_sweep_is_the_guided_rows_of_one_trained_model(report):

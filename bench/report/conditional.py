@@ -105,10 +105,11 @@ def per_class_metrics(per_class: dict) -> list[str]:
 
 def worst_class(classes: Sequence, values: Sequence[float], metric: str) -> object | None:
     """The class whose value is worst in the metric's direction (the first among ties);
-    None when the metric has no direction or no value."""
+    None when the metric has no direction, no value, or every class scores the same (no
+    class fails more than another)."""
     d = direction(metric)
     scored = [(v, i) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
-    if d is None or not scored:
+    if d is None or len({v for v, _ in scored}) < 2:
         return None
     if d == "lower":
         i = max(scored, key=lambda vi: (vi[0], -vi[1]))[1]
