@@ -292,3 +292,19 @@ def test_stacked_digits_have_three_channels_and_triple_labels():
 def test_stacked_needs_a_labelled_one_channel_base():
     with pytest.raises(UserError, match="labelled 1-channel images"):
         load_dataset("stacked:ring8")
+
+
+def test_digits_is_what_sklearn_load_digits_returns():
+    """digits reads scikit-learn's file without importing scikit-learn: same images, labels
+    and split as from load_digits itself (the shipped classifier's manifest pins this hash)."""
+    from sklearn.datasets import load_digits
+
+    from bench.data import labelled_dataset
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    expected = labelled_dataset("digits", images, bunch.target, 0.2, 10)
+    got = load_dataset("digits")
+    for split in ("train", "test"):
+        assert torch.equal(getattr(got, split).x, getattr(expected, split).x)
+        assert torch.equal(getattr(got, split).y, getattr(expected, split).y)
