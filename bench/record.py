@@ -172,16 +172,17 @@ class Store:
     keeps (and gets) its own artifacts."""
 
     def __init__(self, uri: str, artifact_root: Path | None = None):
+        # checked before MLflow loads (about a second): a refused run stays fast
+        if uri.startswith(("http://", "https://")):
+            check_reachable(uri)
+        if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
+            raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
         from mlflow.tracking import MlflowClient
 
         for name in ("alembic", "mlflow"):  # MLflow logs at INFO on import
             logging.getLogger(name).setLevel(logging.WARNING)
         self.artifact_root = artifact_root
         lock = contextlib.nullcontext()
-        if uri.startswith(("http://", "https://")):
-            check_reachable(uri)
-        if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
-            raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
         if uri.startswith("sqlite:///"):
             db = Path(uri.removeprefix("sqlite:///"))
             db.parent.mkdir(parents=True, exist_ok=True)
