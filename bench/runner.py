@@ -64,7 +64,7 @@ class Runner:
         if "inception_score" in self.suite.metrics:
             from bench.features.inception import require_classifier_layer
 
-            require_classifier_layer(self.device)
+            require_classifier_layer()
         checked = set()
         conditional = False
         for job in expand_jobs(self.suite):

