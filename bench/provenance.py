@@ -57,6 +57,8 @@ def machine_provenance(device: torch.device) -> dict[str, str]:
             "torch_cuda": str(torch.version.cuda),
             "device": str(device),
             "device_name": device_name(device),
+            # training results and CPU throughput depend on it (bench.threads)
+            "torch_threads": str(torch.get_num_threads()),
             "hostname": platform.node(),
         }
     )

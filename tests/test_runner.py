@@ -202,6 +202,7 @@ def test_job_runs_carry_provenance(tmp_path):
     assert tags["version.torch"] == version("torch") and tags["version.genbench"]
     assert len(tags["git_commit"]) == 40 or tags["git_commit"] == "unknown"
     assert tags["device"] == "cpu" and tags["device_name"].endswith(f"{os.cpu_count()} cores")
+    assert tags["torch_threads"] == str(torch.get_num_threads())
     assert tags["genbench.seed"] == "3" and tags["genbench.dataset_hash"]
     assert tags["genbench.suite"] == "tiny" and tags["mlflow.parentRunId"]
     assert tags["budget_spent_steps"] == "3" and float(tags["time.fit_or_load_s"]) >= 0
