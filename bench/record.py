@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -164,6 +165,39 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+# MLflow's own tracking-store schemes (mlflow.tracking._tracking_service.utils
+# ._tracking_store_registry; tests/test_record.py checks the installed MLflow has no other)
+MLFLOW_SCHEMES = frozenset(
+    [
+        "",
+        "databricks",
+        "databricks-uc",
+        "file",
+        "http",
+        "https",
+        "mssql",
+        "mysql",
+        "postgresql",
+        "sqlite",
+        "uc",
+    ]
+)
+
+
+def check_scheme(uri: str) -> None:
+    """A tracking URI whose scheme no MLflow store handles (nor a plug-in's, entry-point group
+    mlflow.tracking_store) is refused without loading MLflow."""
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    if len(scheme) <= 1:  # a path, or a Windows drive letter
+        return
+    plugins = {ep.name for ep in entry_points(group="mlflow.tracking_store")}
+    if scheme not in MLFLOW_SCHEMES | plugins:
+        raise UserError(
+            f"cannot open MLflow tracking URI {uri!r}: no MLflow store handles {scheme}://; "
+            "use sqlite:///PATH.db, http(s)://HOST:PORT or a folder"
+        )
+
+
 class Store:
     """One MLflow tracking store; a store that cannot be opened is a UserError.
 
@@ -173,6 +207,7 @@ class Store:
 
     def __init__(self, uri: str, artifact_root: Path | None = None):
         # checked before MLflow loads (about a second): a refused run stays fast
+        check_scheme(uri)
         if uri.startswith(("http://", "https://")):
             check_reachable(uri)
         if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):

@@ -91,3 +91,15 @@ def test_only_suite_runs_of_dead_invocations_are_closed(tmp_path):
     assert store.close_stale_suite_runs(exp, lambda owner: owner == "live") == 1
     assert store.client.get_run(live).info.status == "RUNNING"
     assert store.client.get_run(dead).info.status == "KILLED"
+
+
+def test_the_schemes_genbench_accepts_are_those_mlflow_handles():
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    from bench.record import MLFLOW_SCHEMES, check_scheme
+
+    assert set(_tracking_store_registry._registry) == MLFLOW_SCHEMES
+    for uri in ["sqlite:///x.db", "postgresql+psycopg2://u@h/db", "/tmp/mlruns", "C:/runs"]:
+        check_scheme(uri)
+    with pytest.raises(UserError, match="no MLflow store handles nosuchscheme://"):
+        check_scheme("nosuchscheme://x")
