@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
@@ -73,6 +72,8 @@ def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(mu).all():
         check_finite(x, "features")
         raise UserError("features are too large: their mean overflows float64")
+    from scipy.linalg import blas  # imported where used: a refused suite stays fast
+
     upper = np.zeros((d, d), order="F")
     step = max(1, _CHUNK_ELEMENTS // d)
     for start in range(0, n, step):
@@ -99,6 +100,8 @@ def _stats(mu: ArrayLike, sigma: ArrayLike, name: str) -> tuple[np.ndarray, np.n
 
 def _cholesky(sigma: np.ndarray) -> np.ndarray | None:
     """Lower Cholesky factor of sigma, or None when it is not positive definite."""
+    from scipy.linalg import lapack
+
     with _one_blas_thread():
         chol, info = lapack.dpotrf(sigma, lower=1, clean=1)
     return chol if info == 0 else None
@@ -117,6 +120,8 @@ def _range_root(sigma: np.ndarray) -> np.ndarray:
 
 def _trace_sqrt_product(factor: np.ndarray, lower: bool, sigma: np.ndarray) -> float:
     """tr((S1 S2)^(1/2)) given F F^T = S1 (lower: F is triangular) and sigma = S2."""
+    from scipy.linalg import blas
+
     if lower:
         m = blas.dtrmm(1.0, factor, sigma, side=1, lower=1)
         m = blas.dtrmm(1.0, factor, m, side=0, lower=1, trans_a=1, overwrite_b=1)

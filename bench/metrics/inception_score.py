@@ -8,7 +8,6 @@ and torch-fidelity (whose chunk boundaries, i * n // splits, are used).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax, xlogy
 
 from bench.errors import UserError
 from bench.metrics import register_metric
@@ -29,6 +28,8 @@ def class_probabilities(probs_or_logits: ArrayLike) -> np.ndarray:
     sums = x.sum(axis=1, keepdims=True)
     if x.min() >= 0.0 and x.max() <= 1.0 and np.all(np.abs(sums - 1.0) <= _PROB_SUM_TOL):
         return x / sums
+    from scipy.special import softmax  # imported where used: a refused suite stays fast
+
     return softmax(x, axis=1)
 
 
@@ -40,6 +41,8 @@ def inception_score(probs_or_logits: ArrayLike, *, splits: int = 10) -> tuple[fl
         raise UserError(f"predictions need at least 2 samples, got {n}")
     if not 1 <= splits <= n:
         raise UserError(f"splits must be in [1, {n}] for {n} samples, got {splits}")
+    from scipy.special import xlogy
+
     scores = []
     for i in range(splits):
         chunk = p[i * n // splits : (i + 1) * n // splits]
