@@ -12,7 +12,7 @@ alone, so the ranks never disagree. Features do not depend on the number of rank
 
 Sampling a model across ranks (`sample_shard`, `sample_data_parallel`) seeds each
 fixed-size chunk of sample indices by its index, so the sample set is the same for any
-number of ranks.
+number of ranks; a class-conditional model gets each index's label with it.
 """
 
 from __future__ import annotations
@@ -309,26 +309,43 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 
 def sample_shard(
-    model, n: int, *, seed: int, chunk: int, rank: int, world: int, batch_size: int | None = None
-) -> torch.Tensor:
+    model,
+    n: int,
+    *,
+    seed: int,
+    chunk: int,
+    rank: int,
+    world: int,
+    batch_size: int | None = None,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor | None:
     """This rank's rows of an n-sample set made of chunks of `chunk` indices, chunk k
     drawn with a generator seeded by (seed, k): concatenated in rank order, the shards of
-    any number of ranks give the same set."""
+    any number of ranks give the same set. A class-conditional model gets `labels` (one per
+    sample index), chunk k its slice of them, so sample i is of class labels[i] on any
+    number of ranks."""
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} samples")
     chunks = -(-n // chunk)
     parts = []
     for k in range(chunks)[shard(chunks, rank, world)]:
         g = torch.Generator().manual_seed(chunk_seed(seed, k))
         m = min(chunk, n - k * chunk)
-        parts.append(model.sample(m, generator=g, batch_size=batch_size or chunk))
+        options = {} if labels is None else {"labels": labels[k * chunk : k * chunk + m]}
+        parts.append(model.sample(m, generator=g, batch_size=batch_size or chunk, **options))
     if not parts:
         return None
     return torch.cat([torch.as_tensor(p).cpu() for p in parts])
 
 
-def sample_data_parallel(model, n: int, *, seed: int, chunk: int) -> torch.Tensor:
+def sample_data_parallel(
+    model, n: int, *, seed: int, chunk: int, labels: torch.Tensor | None = None
+) -> torch.Tensor:
     """All n samples on every rank, each rank sampling its chunks (see sample_shard)."""
     if dist.is_available() and dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
     else:
         rank, world = 0, 1
-    return gather_rows(sample_shard(model, n, seed=seed, chunk=chunk, rank=rank, world=world))
+    return gather_rows(
+        sample_shard(model, n, seed=seed, chunk=chunk, rank=rank, world=world, labels=labels)
+    )

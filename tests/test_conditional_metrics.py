@@ -137,7 +137,7 @@ def test_cas_with_shuffled_labels_is_near_chance(cas_runs):
     assert cas_runs["shuffled"] < 0.25  # chance: 1/10
 
 
-def test_cas_real_ceiling_trains_once_per_dataset_and_n(cas_runs, digits, monkeypatch):
+def test_cas_real_ceiling_trains_once_per_dataset_n_and_device(cas_runs, digits, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained the ceiling again")
 
@@ -145,6 +145,8 @@ def test_cas_real_ceiling_trains_once_per_dataset_and_n(cas_runs, digits, monkey
     assert cas_real_ceiling(digits, 700, CPU, recipe=SHORT) == cas_runs["ceiling"]
     with pytest.raises(AssertionError, match="again"):
         cas_real_ceiling(digits, 701, CPU, recipe=SHORT)
+    with pytest.raises(AssertionError, match="again"):  # a CPU ceiling is not a CUDA one
+        cas_real_ceiling(digits, 700, torch.device("cuda"), recipe=SHORT)
 
 
 def balanced_labels(n: int, k: int) -> torch.Tensor:

@@ -62,6 +62,33 @@ def test_sample_index_seeding_gives_the_same_set_for_any_number_of_ranks(world):
     assert not torch.equal(one, other_seed)
 
 
+class ConditionalCountingModel:
+    """Pixel 0 holds the asked label, the rest depends on the generator."""
+
+    num_classes = 10
+
+    def sample(self, n, *, labels, generator, batch_size):
+        x = torch.randint(0, 256, (n, 1, 2, 2), generator=generator, dtype=torch.uint8)
+        x[:, 0, 0, 0] = labels.to(torch.uint8)
+        return x
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_conditional_samples_are_of_their_asked_class_for_any_number_of_ranks(world):
+    labels = torch.arange(53) % 10
+    one = sample_data_parallel(ConditionalCountingModel(), 53, seed=4, chunk=10, labels=labels)
+    assert torch.equal(one[:, 0, 0, 0].long(), labels)
+    parts = [
+        sample_shard(
+            ConditionalCountingModel(), 53, seed=4, chunk=10, rank=r, world=world, labels=labels
+        )
+        for r in range(world)
+    ]
+    assert torch.equal(torch.cat([p for p in parts if p is not None]), one)
+    with pytest.raises(ValueError, match="52 labels for 53 samples"):
+        sample_data_parallel(ConditionalCountingModel(), 53, seed=4, chunk=10, labels=labels[:52])
+
+
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
     """The digits test split as a samples file (standard strides, as np.load gives)."""

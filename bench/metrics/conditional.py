@@ -118,8 +118,9 @@ def cas_real_ceiling(
     data: ImageDataset, n: int, device: torch.device, *, recipe: dict = RECIPE
 ) -> float:
     """CAS's recipe trained on n real training images with their labels (real_subset):
-    what a perfect model's n samples would score. Cached per dataset content, n and recipe,
-    so it trains once however many jobs ask."""
+    what a perfect model's n samples would score. Cached per dataset content, n, recipe and
+    device type (CPU and CUDA training differ in the last digits), so it trains once however
+    many jobs ask."""
 
     def train() -> dict:
         idx = torch.from_numpy(real_subset(len(data.train.x), n))
@@ -133,7 +134,7 @@ def cas_real_ceiling(
         )
         return {"accuracy": acc}
 
-    key = hash_key("cas_real_ceiling", data.content_hash, n, recipe, CAS_SEED)
+    key = hash_key("cas_real_ceiling", data.content_hash, n, recipe, CAS_SEED, device.type)
     return float(Cache(default_cache_dir()).get_or_compute("cas", key, train)["accuracy"])
 
 
