@@ -17,14 +17,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.plugins import find_object, load_plugins
+from bench.plugins import find_object, load_plugins, plugin_entry_points
 
 ENTRY_POINT_GROUP = "genbench.models"
 
@@ -104,7 +103,7 @@ def is_conditional(model_or_cls: object) -> bool:
 
 
 def _entry_point_models() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {ep.name: ep for ep in plugin_entry_points(ENTRY_POINT_GROUP)}
 
 
 def model_names() -> list[str]:

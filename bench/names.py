@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import pprint
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from bench.declared import DECLARED
 from bench.errors import UserError
 from bench.features import ENTRY_POINT_GROUP as EXTRACTOR_GROUP
-from bench.plugins import BUILTIN_MODULES, PLUGIN_GROUP, import_plugin, load_plugins
+from bench.plugins import (
+    BUILTIN_MODULES,
+    PLUGIN_GROUP,
+    import_plugin,
+    load_plugins,
+    plugin_entry_points,
+)
 
 MODEL_GROUP = "genbench.models"  # bench.models.ENTRY_POINT_GROUP (that module imports torch)
 KINDS = ("models", "datasets", "metrics", "extractors")
@@ -57,7 +62,7 @@ def snapshot() -> dict:
     """What genbench's own modules register: the value DECLARED must hold."""
     from bench.data import dataset_names
 
-    own = [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.dist and ep.dist.name == "genbench"]
+    own = [ep for ep in plugin_entry_points(PLUGIN_GROUP) if ep.dist and ep.dist.name == "genbench"]
     for module in BUILTIN_MODULES:
         import_plugin(module)
     for ep in own:
@@ -78,8 +83,8 @@ def current() -> dict:
         "extractors": {**DECLARED["extractors"], **now["extractors"]},
         "metrics": {**DECLARED["metrics"], **now["metrics"]},
         "aliases": {**DECLARED["aliases"], **now["aliases"]},
-        "model_entry_points": {ep.name for ep in entry_points(group=MODEL_GROUP)},
-        "extractor_entry_points": {ep.name for ep in entry_points(group=EXTRACTOR_GROUP)},
+        "model_entry_points": {ep.name for ep in plugin_entry_points(MODEL_GROUP)},
+        "extractor_entry_points": {ep.name for ep in plugin_entry_points(EXTRACTOR_GROUP)},
     }
 
 

@@ -110,6 +110,7 @@ class ScoringContext:
     extract: Callable[..., np.ndarray] | None = None
     _features: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     _loaded: dict[str, Extractor] = field(default_factory=dict)
+    _logits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -149,6 +150,16 @@ class ScoringContext:
                     )
                 )
         return self._features[extractor, which]
+
+    def classifier_logits(self, which: str) -> np.ndarray:
+        """The dataset classifier's logits of 'fake' or 'test' images, one pass per context:
+        class coverage, the classifier score and conditional accuracy all read them."""
+        if which not in self._logits:
+            from bench.features.classifier import load_classifier
+
+            images = self.fake if which == "fake" else getattr(self.data, which).x
+            self._logits[which] = load_classifier(self.data, self.device).logits(images)
+        return self._logits[which]
 
     def _extract(self, extractor: str, x: torch.Tensor) -> np.ndarray:
         fn = self.extractor(extractor).features

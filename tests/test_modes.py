@@ -142,3 +142,29 @@ def test_stacked_modes_through_the_scorer_with_the_base_classifier():
     assert real["stacked_kl_uniform"] < 1.0
     one = score(ScoringContext(data, data.train.x[:1].repeat(50, 1, 1, 1), cpu), ["modes"])
     assert one == {"stacked_modes_of1000": 1, "stacked_kl_uniform": pytest.approx(math.log(1000))}
+
+
+def test_classifier_metrics_share_one_pass_per_image_set(monkeypatch):
+    """class_coverage and classifier_score read the same logits: the classifier runs once on
+    the samples and once on the test split, and its labels are predict()'s."""
+    from bench.data import load_dataset
+    from bench.features.classifier import Classifier, load_classifier
+    from bench.scoring import ScoringContext, score
+
+    data, cpu = load_dataset("digits"), torch.device("cpu")
+    fake = data.train.x[:300]
+    passes = []
+    real_logits = Classifier.logits
+
+    def counted(self, images, batch_size=512):
+        passes.append(len(images))
+        return real_logits(self, images, batch_size)
+
+    monkeypatch.setattr(Classifier, "logits", counted)
+    ctx = ScoringContext(data, fake, cpu)
+    got = score(ctx, ["class_coverage", "classifier_score"])
+    assert sorted(passes) == sorted([len(fake), len(data.test.x)])
+    clf = load_classifier(data, cpu)
+    expected = class_coverage(clf.predict(fake), data.train.y, data.num_classes)
+    assert got["classes_hit"] == expected["classes_hit"]
+    assert got["class_kl"] == pytest.approx(expected["kl"], abs=1e-12)

@@ -180,3 +180,17 @@ def test_a_plugin_extractor_in_a_suite_run(tmp_path):
     for column in ("fd_meanstd_n100_train ↓", "kid_meanstd_n100 ↓", "precision_meanstd_k3 ↑",
                    "authpct_meanstd ↑", "ct_pixels →0"):  # fmt: skip
         assert column in head
+
+
+def test_entry_point_scan_is_kept_per_sys_path(tmp_path, monkeypatch):
+    """A package put on sys.path after the first scan is still found."""
+    from bench.plugins import plugin_entry_points
+
+    group = "genbench.test-scan"
+    assert plugin_entry_points(group) == ()
+    dist = tmp_path / "scan_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: scan-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{group}]\nthing = scan_plugin:Thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [ep.name for ep in plugin_entry_points(group)] == ["thing"]

@@ -20,13 +20,12 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.errors import UserError
-from bench.plugins import find_object, load_plugins
+from bench.plugins import find_object, load_plugins, plugin_entry_points
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,7 +88,7 @@ def register_extractor(
 
 def extractor_names() -> list[str]:
     load_plugins()
-    return sorted(set(_REGISTRY) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(set(_REGISTRY) | {ep.name for ep in plugin_entry_points(ENTRY_POINT_GROUP)})
 
 
 def default_extractor(data: ImageDataset) -> str:

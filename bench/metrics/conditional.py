@@ -178,13 +178,10 @@ def score_intra_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
 def score_cond_accuracy(ctx: ScoringContext) -> dict[str, float]:
     """Top-1 accuracy of the dataset's classifier on the samples against the classes asked
     for; beside it the classifier's accuracy on the real test split (the ceiling)."""
-    from bench.features.classifier import load_classifier
-
     asked = _asked_labels(ctx, "cond_accuracy")
-    clf = load_classifier(ctx.data, ctx.device)
     k = ctx.data.num_classes
-    accuracy, per_class = conditional_accuracy(clf.predict(ctx.fake), asked, k)
-    ceiling, _ = conditional_accuracy(clf.predict(ctx.data.test.x), ctx.data.test.y, k)
+    accuracy, per_class = conditional_accuracy(ctx.classifier_logits("fake").argmax(1), asked, k)
+    ceiling, _ = conditional_accuracy(ctx.classifier_logits("test").argmax(1), ctx.data.test.y, k)
     _per_class(ctx)["cond_accuracy"] = per_class
     return {"cond_accuracy": accuracy, "cond_accuracy_real_ceiling": ceiling}
 

@@ -57,10 +57,7 @@ def inception_score(probs_or_logits: ArrayLike, *, splits: int = 10) -> tuple[fl
 )
 def score_classifier_score(ctx: ScoringContext) -> dict[str, float]:
     """exp E[KL(p(y|x) || p(y))] with the dataset's classifier (Inception Score's formula)."""
-    from bench.features.classifier import load_classifier
-
-    clf = load_classifier(ctx.data, ctx.device)
-    mean, std = inception_score(clf.logits(ctx.fake))
+    mean, std = inception_score(ctx.classifier_logits("fake"))
     return {"classifier_score": mean, "classifier_score_std": std}
 
 

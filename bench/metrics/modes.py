@@ -138,11 +138,8 @@ def _check_num_classes(num_classes: int) -> None:
 def score_class_coverage(ctx: ScoringContext) -> dict[str, float]:
     """Classes hit, KL and TV of the classifier's labels of the samples against the training
     labels, with the same for an equally sized real test subset (the noise floor)."""
-    from bench.features.classifier import load_classifier
-
-    clf = load_classifier(ctx.data, ctx.device)
-    test = equal_size_subset(ctx.data.test.x.numpy(), ctx.n)
-    fake_labels, test_labels = clf.predict(ctx.fake), clf.predict(torch.from_numpy(test))
+    fake_labels = ctx.classifier_logits("fake").argmax(1)
+    test_labels = equal_size_subset(ctx.classifier_logits("test"), ctx.n).argmax(1)
     k = ctx.data.num_classes
     m = class_coverage(fake_labels, ctx.data.train.y, k, test_pred_labels=test_labels)
     ctx.artifacts["class_histogram"] = {
