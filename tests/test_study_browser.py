@@ -85,8 +85,10 @@ def truth(db) -> dict[str, bool]:
 
 
 def test_scripted_raters_are_recovered_and_nothing_leaks(study_server, files, tmp_path, browser):
-    """Two raters answer right with probability 0.75 on `copy` trials and at random on
-    `noise` trials (draws seeded per rater and model, so the test is deterministic)."""
+    """Two raters answer right with probability 0.75 on `copy` trials and 0.5 on `noise`
+    trials. Which trials a rater gets depends on its random token, so whether each answer
+    is right is drawn from a generator seeded per rater and model, never from what was
+    shown: the judgements' correctness is the same in every run (copy 28/40, noise 20/40)."""
     out = tmp_path / "out"
     server = study_server(
         *args(files, out, "--raters", "2", "--trials", "40", "--practice", "2",
@@ -106,7 +108,7 @@ def test_scripted_raters_are_recovered_and_nothing_leaks(study_server, files, tm
             u = rngs[t.model].random()
             if t.model == "copy":
                 return is_real[trial["image"]] == (u < 0.75)
-            return u < 0.5  # random: "real" half the time, whatever was shown
+            return is_real[trial["image"]] == (u < 0.5)  # right half the time
 
         page = browser.new_page()
         if n == 0:
