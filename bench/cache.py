@@ -16,8 +16,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def default_cache_dir() -> Path:
     """Machine-wide cache for things shared by all outputs (extractor weights, reference
@@ -75,10 +73,14 @@ class Cache:
             path.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
             return None
+        import torch  # here, not at the top: the file helpers serve runs refused before torch
+
         return torch.load(io.BytesIO(data), weights_only=True)
 
     def save(self, kind: str, key: str, obj: Any) -> None:
         path, sidecar = self._paths(kind, key)
+        import torch
+
         buf = io.BytesIO()
         torch.save(obj, buf)
         data = buf.getvalue()

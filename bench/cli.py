@@ -51,11 +51,14 @@ def run(
     from bench.suite import load_suite
 
     suite = load_suite(suite_file)  # first: a rejected suite file imports no torch
+    out = out or Path("reports") / suite.name
+    from bench.precheck import check_inputs
+
+    check_inputs(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
     from bench.executors import make_executor
     from bench.job import RunOptions
     from bench.runner import Runner
 
-    out = out or Path("reports") / suite.name
     jobs_executor = make_executor(
         executor,
         ray_address=ray_address,
@@ -182,6 +185,12 @@ def eval_(
     """Score pre-generated samples against a dataset, every metric from one feature pass."""
     import json
 
+    from bench.data import dataset_arrays
+    from bench.samples import check_samples_file, sample_labels
+
+    arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
+    check_samples_file(samples, arrays)
+    sample_labels(samples, arrays)
     from bench.data import load_dataset
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor

@@ -1,13 +1,14 @@
-"""Image sets on disk (an .npz or an image folder) as uint8 NCHW tensors, and their checks."""
+"""Image sets on disk (an .npz or an image folder) as uint8 NCHW arrays, and their checks.
+Reading imports no torch (a run refused for a samples file stops before torch loads)."""
 
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench.cache import atomic_write_bytes
@@ -18,9 +19,14 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 NPZ_KEYS = ("images", "arr_0")
 GRAY_MODES = {"1", "L", "LA"}
 
+if TYPE_CHECKING:
+    import torch
+
 
 def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") -> torch.Tensor:
     """`images` as a uint8 (N, C, H, W) tensor with C in {1, 3}, or a UserError saying why not."""
+    import torch
+
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -40,6 +46,15 @@ def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") ->
 def load_images(
     path: str | os.PathLike, n: int | None = None, shape: tuple[int, ...] | None = None
 ) -> torch.Tensor:
+    """read_images as a tensor."""
+    import torch
+
+    return torch.from_numpy(read_images(path, n, shape))
+
+
+def read_images(
+    path: str | os.PathLike, n: int | None = None, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """Images from an .npz (key 'images', else 'arr_0', else the first array; NCHW or NHWC)
     or from an image folder (searched recursively, sorted by name) as uint8 NCHW.
 
@@ -48,7 +63,7 @@ def load_images(
     and shape are checked against its header before any pixel is decompressed."""
     p = Path(path).expanduser()
     if p.is_dir():
-        images = torch.from_numpy(_read_folder(p))
+        images = _read_folder(p)
         if n is not None and len(images) < n:
             raise UserError(f"{p} holds {len(images)} images; {n} are needed")
         return images[:n]
@@ -86,7 +101,7 @@ def save_npz(path: str | os.PathLike, images: torch.Tensor | np.ndarray) -> None
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def _read_npz(p: Path, n: int | None, shape: tuple[int, ...] | None) -> torch.Tensor:
+def _read_npz(p: Path, n: int | None, shape: tuple[int, ...] | None) -> np.ndarray:
     header = images_header(p, n, shape)
     array = read_rows(header, header.shape[0] if n is None else n)
     what = header.what
@@ -94,7 +109,14 @@ def _read_npz(p: Path, n: int | None, shape: tuple[int, ...] | None) -> torch.Te
         raise UserError(f"{what} contains NaN; save uint8 images 0..255")
     if _is_hwc(header.shape[1:], shape):
         array = array.transpose(0, 3, 1, 2)
-    return check_uint8_nchw(np.ascontiguousarray(array), what)
+    if array.dtype != np.uint8:
+        raise UserError(
+            f"{what}: expected uint8 pixels 0..255, got {array.dtype}; quantize first, "
+            "e.g. (x * 255).round().clip(0, 255).astype(np.uint8)"
+        )
+    if array.shape[1] not in (1, 3) or min(array.shape[2:]) < 1:
+        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {array.shape}")
+    return np.ascontiguousarray(array)
 
 
 def _hwc(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -184,6 +184,16 @@ MLFLOW_SCHEMES = frozenset(
 )
 
 
+def check_tracking_uri(uri: str) -> None:
+    """What can be told of a tracking URI before MLflow loads (about two seconds): a refused
+    run stays fast."""
+    check_scheme(uri)
+    if uri.startswith(("http://", "https://")):
+        check_reachable(uri)
+    if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
+        raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
+
+
 def check_scheme(uri: str) -> None:
     """A tracking URI whose scheme no MLflow store handles (nor a plug-in's, entry-point group
     mlflow.tracking_store) is refused without loading MLflow."""
@@ -206,12 +216,7 @@ class Store:
     keeps (and gets) its own artifacts."""
 
     def __init__(self, uri: str, artifact_root: Path | None = None):
-        # checked before MLflow loads (about a second): a refused run stays fast
-        check_scheme(uri)
-        if uri.startswith(("http://", "https://")):
-            check_reachable(uri)
-        if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
-            raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
+        check_tracking_uri(uri)
         from mlflow.tracking import MlflowClient
 
         for name in ("alembic", "mlflow"):  # MLflow logs at INFO on import

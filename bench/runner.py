@@ -6,7 +6,6 @@ suite reuses every finished job and an interrupted one resumes where it stopped.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,9 +17,10 @@ from bench.errors import UserError
 from bench.executors import Executor, LocalExecutor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, is_conditional, resolve_model
+from bench.precheck import check_inputs, not_writable
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
-from bench.samples import check_samples_file, load_sample_labels
+from bench.samples import sample_labels
 from bench.scoring import needing_sample_labels, plan
 from bench.suite import Suite, expand_jobs
 from bench.worker import JobSpec
@@ -34,7 +34,7 @@ class Runner:
         self.suite = suite
         self.opts = opts
         self.device = resolve_device(opts.device)
-        check_writable(opts.out_dir)
+        check_inputs(suite, opts.out_dir, opts.data_root, opts.tracking_uri)
         # a given tracking URI lives outside the output folder: a bad one fails before preflight
         self._store = (
             open_output_store(opts.out_dir, opts.tracking_uri) if opts.tracking_uri else None
@@ -56,11 +56,11 @@ class Runner:
         return self._exp_id
 
     def preflight(self) -> None:
-        """Bad input stops the suite before any training: every dataset loads, every metric
-        can run on it, every model builds with its options, every checkpoint reads and fits
-        its model, every samples file has the dataset's shape (and labels in range), every
-        entry scored by a conditional metric is class-conditional, and Inception Score has
-        the Inception classifier layer it needs."""
+        """Bad input stops the suite before any training. Past check_inputs (made when the
+        Runner is built): every metric can run on each dataset, every model builds with its
+        options, every checkpoint reads and fits its model, every entry scored by a
+        conditional metric is class-conditional, and Inception Score has the Inception
+        classifier layer it needs."""
         if "inception_score" in self.suite.metrics:
             from bench.features.inception import require_classifier_layer
 
@@ -82,8 +82,7 @@ class Runner:
             )
             conditional_metrics = needing_sample_labels(planned)
             if entry.samples is not None:
-                check_samples_file(entry.samples, data, self.suite.n_samples)
-                labelled = load_sample_labels(entry.samples, data, self.suite.n_samples) is not None
+                labelled = sample_labels(entry.samples, data, self.suite.n_samples) is not None
                 conditional |= labelled
                 if conditional_metrics and not labelled:
                     raise UserError(
@@ -170,20 +169,3 @@ def check_declared_conditional(model, cls: type, data, ref: str) -> None:
             f"model {ref!r} takes num_classes but its num_classes is "
             f"{getattr(model, 'num_classes', None)!r}; set it to the number of classes"
         )
-
-
-def check_writable(out: Path) -> None:
-    """Probe the output folder, or the nearest folder above it that exists, leaving nothing
-    behind (a unique probe name: workers starting together must not race on one file)."""
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        with tempfile.TemporaryDirectory(dir=probe, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        raise UserError(not_writable(out, e)) from None
-
-
-def not_writable(out: Path, e: OSError) -> str:
-    return f"output folder {out} is not writable ({e.strerror}); pass --out DIR"

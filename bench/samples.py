@@ -1,17 +1,22 @@
 """Sample sets: validation of what a model returned, and sample files on disk (with the
-classes the samples were asked for, when an .npz holds them as `labels`)."""
+classes the samples were asked for, when an .npz holds them as `labels`). Files are read
+and checked without torch (`read_samples`, `sample_labels`, `check_samples_file`), so a run
+refused for one stops before torch loads."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.imageio import IMAGE_SUFFIXES, MAX_IMAGES, NPZ_KEYS, images_header, load_images
+from bench.imageio import IMAGE_SUFFIXES, MAX_IMAGES, NPZ_KEYS, images_header, read_images
 from bench.npz import NpyHeader, has_array, read_header, read_rows
+
+if TYPE_CHECKING:
+    import torch
 
 LABELS_KEY = "labels"
 
@@ -19,6 +24,8 @@ LABELS_KEY = "labels"
 def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
     """Validate samples against the dataset (shape, finiteness, range) and quantize float
     images in [0, 1] to uint8; point samples come back as float32."""
+    import torch
+
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
@@ -45,18 +52,40 @@ def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
 
 
 def load_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor:
-    """Images from an .npz or image folder; points from an .npz of float (n, D) arrays.
+    """read_samples as a tensor."""
+    import torch
+
+    return check_samples(torch.from_numpy(read_samples(path, data, n)), data, n)
+
+
+def read_samples(path: Path, data: ImageDataset, n: int | None = None) -> np.ndarray:
+    """Images (uint8) from an .npz or image folder; points (float32, finite) from an .npz of
+    (n, D) numbers; refused unless of the dataset's shape.
 
     n: exactly the first n samples (a file with fewer is refused); without it, all of them.
     An .npz holds at most MAX_IMAGES; only the rows returned are decompressed."""
     if data.kind == "images":
-        return check_samples(load_images(path, n, data.shape), data, n)
+        x = read_images(path, n, data.shape)
+        want = (len(x) if n is None else n, *data.shape)
+        if x.shape != want:
+            raise UserError(f"samples have shape {x.shape}, expected {want}")
+        return x
     header = points_header(path, data, n)
-    rows = read_rows(header, header.shape[0] if n is None else n)
-    return check_samples(torch.from_numpy(rows.astype(np.float32)), data, n)
+    x = read_rows(header, header.shape[0] if n is None else n).astype(np.float32)
+    if not np.isfinite(x).all():
+        raise UserError(f"{header.what} contains NaN or inf")
+    return x
 
 
 def load_sample_labels(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor | None:
+    """sample_labels as a tensor."""
+    import torch
+
+    labels = sample_labels(path, data, n)
+    return None if labels is None else torch.from_numpy(labels)
+
+
+def sample_labels(path: Path, data: ImageDataset, n: int | None = None) -> np.ndarray | None:
     """The classes the samples of an .npz were asked for (its `labels` array) as int64, the
     first n; None for a folder, a file without labels or a dataset without classes. Refused
     unless a 1-D integer array with one label per sample, each in [0, num_classes)."""
@@ -75,7 +104,7 @@ def load_sample_labels(path: Path, data: ImageDataset, n: int | None = None) -> 
             f"{header.what} holds {header.shape[0]} labels for {count} samples; "
             "give one label per sample"
         )
-    labels = torch.from_numpy(read_rows(header, count).astype(np.int64))
+    labels = read_rows(header, count).astype(np.int64)
     outside = (labels < 0) | (labels >= data.num_classes)
     if outside.any():
         raise UserError(
@@ -96,16 +125,17 @@ def count_samples(path: Path) -> int:
     return read_header(p, NPZ_KEYS).shape[0]
 
 
-def check_samples_file(path: Path, data: ImageDataset, n: int) -> None:
-    """Refuse a samples file that cannot give n samples of the dataset's shape and type.
+def check_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> None:
+    """Refuse a samples file that cannot give n samples (or any, without n) of the dataset's
+    shape and type.
 
     An .npz of uint8 images is checked from its header alone; anything else (folders, points,
     other dtypes, whose error names the values found) is read, n samples at most."""
     p = Path(path)
-    if data.kind == "images" and not p.is_dir() and p.suffix.lower() == ".npz":
+    if data.kind == "images" and p.is_file() and p.suffix.lower() == ".npz":
         if images_header(p, n, data.shape).dtype == np.uint8:
             return
-    load_samples_file(p, data, n)
+    read_samples(p, data, n)
 
 
 def points_header(path: Path, data: ImageDataset, n: int | None = None) -> NpyHeader:

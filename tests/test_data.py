@@ -306,5 +306,22 @@ def test_digits_is_what_sklearn_load_digits_returns():
     expected = labelled_dataset("digits", images, bunch.target, 0.2, 10)
     got = load_dataset("digits")
     for split in ("train", "test"):
-        assert torch.equal(getattr(got, split).x, getattr(expected, split).x)
-        assert torch.equal(getattr(got, split).y, getattr(expected, split).y)
+        assert np.array_equal(getattr(got, split).x.numpy(), getattr(expected, split).x)
+        assert np.array_equal(getattr(got, split).y.numpy(), getattr(expected, split).y)
+
+
+@pytest.mark.parametrize("name", ["digits", "ring8", "stacked:digits"])
+def test_tensors_share_the_arrays_read_without_torch(name):
+    """load_dataset hands jobs the very arrays dataset_arrays read (no copy), with the same
+    content hash, and the stacked base inside meta comes as tensors too."""
+    from bench.data import dataset_arrays
+
+    arrays, tensors = dataset_arrays(name), load_dataset(name)
+    assert tensors.content_hash == arrays.content_hash
+    for split in ("train", "test"):
+        for field in ("x", "y"):
+            a, t = getattr(getattr(arrays, split), field), getattr(getattr(tensors, split), field)
+            assert isinstance(a, np.ndarray) and isinstance(t, torch.Tensor)
+            assert np.shares_memory(t.numpy(), a)
+    if "stacked_base" in arrays.meta:
+        assert isinstance(tensors.meta["stacked_base"].train.x, torch.Tensor)

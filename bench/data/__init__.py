@@ -1,6 +1,9 @@
 """Dataset registry. Every loader returns an ImageDataset with fixed train/test splits.
 
-Images are uint8 NCHW tensors; point datasets (2-D mixtures) are float32 (n, D) tensors.
+Images are uint8 NCHW arrays; point datasets (2-D mixtures) are float32 (n, D) arrays.
+Loaders read numpy arrays and import no torch (`dataset_arrays`), so a run refused for its
+data or samples files stops before torch loads (two seconds on some CPUs); `load_dataset`
+hands the same arrays to jobs as tensors, without a copy.
 """
 
 from __future__ import annotations
@@ -9,18 +12,20 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from bench.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
 class Split:
-    x: torch.Tensor
-    y: torch.Tensor | None = None
+    x: torch.Tensor | np.ndarray  # arrays from dataset_arrays, tensors from load_dataset
+    y: torch.Tensor | np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,36 @@ def is_known_dataset(name: str) -> bool:
     return name in _LOADERS or name.split(":", 1)[0] in _PREFIX_LOADERS and ":" in name
 
 
-_CACHE: dict[tuple[str, str], ImageDataset] = {}
+_ARRAYS: dict[tuple[str, str], ImageDataset] = {}
+_TENSORS: dict[tuple[str, str], ImageDataset] = {}
 
 
 def load_dataset(name: str, data_root: str | Path | None = None) -> ImageDataset:
-    """Load a dataset by registry name; raises UserError with the fix when it is missing."""
+    """A dataset by registry name, its splits as tensors; raises UserError with the fix when
+    it is missing."""
+    key = (name, str(data_root))
+    if key not in _TENSORS:
+        _TENSORS[key] = as_tensors(dataset_arrays(name, data_root))
+    return _TENSORS[key]
+
+
+def as_tensors(ds: ImageDataset) -> ImageDataset:
+    import torch
+
+    def split(s: Split) -> Split:
+        return Split(torch.from_numpy(s.x), None if s.y is None else torch.from_numpy(s.y))
+
+    meta = {k: as_tensors(v) if isinstance(v, ImageDataset) else v for k, v in ds.meta.items()}
+    splits = {"train": split(ds.train), "test": split(ds.test)}
+    return ImageDataset(**{**ds.__dict__, **splits, "meta": meta})
+
+
+def dataset_arrays(name: str, data_root: str | Path | None = None) -> ImageDataset:
+    """A dataset by registry name, its splits as numpy arrays, without importing torch."""
     _import_loaders()
     root = Path(data_root).expanduser() if data_root else None
     key = (name, str(root))
-    if key not in _CACHE:
+    if key not in _ARRAYS:
         if name in _LOADERS:
             ds = _LOADERS[name](root)
         elif ":" in name and name.split(":", 1)[0] in _PREFIX_LOADERS:
@@ -93,22 +119,23 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> ImageDataset
             raise UserError(
                 f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
             )
-        _CACHE[key] = finalize(ds)
-    return _CACHE[key]
+        _ARRAYS[key] = finalize(ds)
+    return _ARRAYS[key]
 
 
 def finalize(ds: ImageDataset) -> ImageDataset:
-    """Check the split tensors and attach the content hash."""
+    """Check the split arrays and attach the content hash."""
     for split in (ds.train, ds.test):
         if ds.kind == "images":
-            assert split.x.dtype == torch.uint8 and split.x.ndim == 4, (ds.name, split.x.shape)
+            assert split.x.dtype == np.uint8 and split.x.ndim == 4, (ds.name, split.x.shape)
         else:
-            assert split.x.dtype == torch.float32 and split.x.ndim == 2, (ds.name, split.x.shape)
+            assert split.x.dtype == np.float32 and split.x.ndim == 2, (ds.name, split.x.shape)
+        assert split.y is None or split.y.dtype == np.int64, (ds.name, split.y.dtype)
     h = hashlib.sha256()
-    for t in (ds.train.x, ds.train.y, ds.test.x, ds.test.y):
-        if t is not None:
-            h.update(str(tuple(t.shape)).encode())
-            h.update(np.ascontiguousarray(t.numpy()).tobytes())
+    for a in (ds.train.x, ds.train.y, ds.test.x, ds.test.y):
+        if a is not None:
+            h.update(str(tuple(a.shape)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
     return ImageDataset(**{**ds.__dict__, "content_hash": h.hexdigest()[:16]})
 
 
@@ -130,10 +157,7 @@ def labelled_dataset(
     name: str, images: np.ndarray, labels: np.ndarray, test_fraction: float, num_classes: int
 ) -> ImageDataset:
     tr, te = stratified_split(images, labels, test_fraction)
-    as_split = lambda idx: Split(  # noqa: E731
-        torch.from_numpy(np.ascontiguousarray(images[idx])),
-        torch.from_numpy(labels[idx].astype(np.int64)),
-    )
+    as_split = lambda idx: Split(images[idx], labels[idx].astype(np.int64))  # noqa: E731
     return ImageDataset(name, "images", as_split(tr), as_split(te), num_classes)
 
 

@@ -10,7 +10,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bench.data import (
     ImageDataset,
@@ -20,7 +19,7 @@ from bench.data import (
     stratified_split,
 )
 from bench.errors import UserError
-from bench.imageio import load_images
+from bench.imageio import read_images
 
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
@@ -62,7 +61,7 @@ def idx_dataset(name: str, folder: Path, how_to_get: str) -> ImageDataset:
         y = read_idx(lbl).astype(np.int64)
         if len(x) != len(y):
             raise UserError(f"dataset {name!r}: {img} and {lbl} hold different counts")
-        splits[split] = Split(torch.from_numpy(x.copy())[:, None], torch.from_numpy(y))
+        splits[split] = Split(x[:, None].copy(), y)
     return ImageDataset(name, "images", splits["train"], splits["test"], 10)
 
 
@@ -158,7 +157,7 @@ def _read_cifar_batches(folder: Path, names: list[str]) -> Split:
         x, y = read_cifar_batch(path)
         xs.append(x)
         ys.append(y)
-    return Split(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)))
+    return Split(np.concatenate(xs), np.concatenate(ys))
 
 
 @register_dataset("cifar10")
@@ -180,7 +179,7 @@ def folder(path: str, root: Path | None) -> ImageDataset:
     p = Path(path).expanduser()
     if not p.is_dir():
         raise UserError(f"dataset 'folder:{path}': {p} is not a directory")
-    images = load_images(p).numpy()
+    images = read_images(p)
     if len(images) < MIN_FOLDER_IMAGES:
         raise UserError(
             f"dataset 'folder:{path}': {p} holds {len(images)} images; a dataset needs at least "
@@ -191,6 +190,6 @@ def folder(path: str, root: Path | None) -> ImageDataset:
     return ImageDataset(
         f"folder:{path}",
         "images",
-        Split(torch.from_numpy(images[tr])),
-        Split(torch.from_numpy(images[te])),
+        Split(images[tr]),
+        Split(images[te]),
     )

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bench.data import ImageDataset, Split, register_dataset
 
@@ -29,7 +28,7 @@ def mixture(name: str, centers: np.ndarray, sigma: float, seed: int) -> ImageDat
     def draw(n: int) -> Split:
         comp = rng.integers(len(centers), size=n)
         pts = centers[comp] + sigma * rng.standard_normal((n, centers.shape[1]))
-        return Split(torch.from_numpy(pts.astype(np.float32)), torch.from_numpy(comp))
+        return Split(pts.astype(np.float32), comp)
 
     train, test = draw(N_TRAIN), draw(N_TEST)
     meta = {"centers": centers.tolist(), "sigma": sigma}

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from bench.data import ImageDataset, Split, load_dataset, register_dataset_prefix
+from bench.data import ImageDataset, Split, dataset_arrays, register_dataset_prefix
 from bench.errors import UserError
 
 SEED = 0
@@ -17,15 +16,15 @@ SEED = 0
 
 def stack_split(split: Split, num_classes: int, rng: np.random.Generator) -> Split:
     """As many stacked images as the split has images, channels drawn independently."""
-    idx = torch.from_numpy(rng.integers(len(split.x), size=(len(split.x), 3)))
-    x = torch.cat([split.x[idx[:, c]] for c in range(3)], dim=1)
+    idx = rng.integers(len(split.x), size=(len(split.x), 3))
+    x = np.concatenate([split.x[idx[:, c]] for c in range(3)], axis=1)
     y = split.y[idx]
     return Split(x, (y[:, 0] * num_classes + y[:, 1]) * num_classes + y[:, 2])
 
 
 @register_dataset_prefix("stacked")
 def stacked(base_name: str, root: Path | None) -> ImageDataset:
-    base = load_dataset(base_name, root)
+    base = dataset_arrays(base_name, root)
     if base.kind != "images" or base.shape[0] != 1 or base.train.y is None:
         raise UserError(
             f"dataset 'stacked:{base_name}': the base must be labelled 1-channel images "
