@@ -486,8 +486,21 @@ def test_bad_input(tmp_path, case):
 
 
 # Refused before torch is imported (two seconds on some CPUs, #18 item 10) but for these:
-# they need the code of a model, which imports torch (a plug-in's module or a baseline).
-NEED_TORCH = set()
+# they need the code of a model or a metric, which imports torch (a plug-in's or genbench's).
+NEED_TORCH = {
+    "checkpoint does not match",
+    "truncated checkpoint",
+    "unknown model option",
+    "inception weights checksum mismatch",
+    "inception score without the classifier layer",
+    "conditional metric on an unconditional model",
+    "conditional metric on a samples file without labels",
+    "conditional metric with fewer than 2 samples per class",
+    "conditional model with another number of classes",
+    "conditional model on a dataset without labels",
+    "model that sets num_classes without declaring it",
+    "labels: for a suite without a conditional model",
+}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c not in NEED_TORCH])
