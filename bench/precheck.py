@@ -1,8 +1,9 @@
 """The checks of a run that need no model and no torch: the tracking URI and the output
 folder can be used, every dataset loads, every samples file fits its dataset (labels
-included). `genbench run` makes them before torch loads (importing it takes two seconds on
-some CPUs), so most bad input is refused in well under a second; Runner.preflight makes them
-again, then checks the models."""
+included), Inception Score has the classifier layer it needs. `genbench run` makes them
+before torch loads (importing it takes two seconds on some CPUs), so most bad input is
+refused in well under a second; building the Runner makes them again (datasets are cached,
+an .npz is checked from its header), then Runner.preflight checks the models."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from bench.data import dataset_arrays
 from bench.errors import UserError
+from bench.features.inception_hub import require_classifier_layer
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
 from bench.suite import Suite, expand_jobs
@@ -22,6 +24,8 @@ def check_inputs(
     if tracking_uri is not None:
         check_tracking_uri(tracking_uri)
     check_writable(out_dir)
+    if "inception_score" in suite.metrics:
+        require_classifier_layer()
     checked = set()
     for job in expand_jobs(suite):
         entry = job.entry

@@ -59,12 +59,7 @@ class Runner:
         """Bad input stops the suite before any training. Past check_inputs (made when the
         Runner is built): every metric can run on each dataset, every model builds with its
         options, every checkpoint reads and fits its model, every entry scored by a
-        conditional metric is class-conditional, and Inception Score has the Inception
-        classifier layer it needs."""
-        if "inception_score" in self.suite.metrics:
-            from bench.features.inception import require_classifier_layer
-
-            require_classifier_layer()
+        conditional metric is class-conditional."""
         checked = set()
         conditional = False
         for job in expand_jobs(self.suite):

@@ -492,7 +492,6 @@ NEED_TORCH = {
     "truncated checkpoint",
     "unknown model option",
     "inception weights checksum mismatch",
-    "inception score without the classifier layer",
     "conditional metric on an unconditional model",
     "conditional metric on a samples file without labels",
     "conditional metric with fewer than 2 samples per class",

