@@ -38,6 +38,199 @@ DECLARED = {
         "vae",
         "wgan-gp",
     ],
+    "model_signatures": {
+        "cdcgan": {
+            "name": "CDCGAN",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "num_classes": False,
+                "z_dim": True,
+                "width": True,
+                "batch_size": True,
+                "lr": True,
+                "betas": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "cddpm": {
+            "name": "CDDPM",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "num_classes": False,
+                "T": True,
+                "schedule": True,
+                "width": True,
+                "channel_mult": True,
+                "blocks": True,
+                "batch_size": True,
+                "lr": True,
+                "ema": True,
+                "grad_clip": True,
+                "p_uncond": True,
+                "sampler": True,
+                "steps": True,
+                "eta": True,
+                "guidance": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "class-dropper": {
+            "name": "ClassDropper",
+            "params": {"kind": True, "keep_classes": True, "drop": True},
+            "var_keyword": False,
+        },
+        "cond-copier": {
+            "name": "ConditionalCopier",
+            "params": {"num_classes": False},
+            "var_keyword": False,
+        },
+        "copier": {"name": "Copier", "params": {"kind": True}, "var_keyword": False},
+        "cvae": {
+            "name": "CVAE",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "num_classes": False,
+                "z_dim": True,
+                "width": True,
+                "batch_size": True,
+                "lr": True,
+                "sample_mode": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "dcgan": {
+            "name": "DCGAN",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "z_dim": True,
+                "width": True,
+                "hidden": True,
+                "depth": True,
+                "batch_size": True,
+                "lr": True,
+                "betas": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "ddpm": {
+            "name": "DDPM",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "T": True,
+                "schedule": True,
+                "width": True,
+                "channel_mult": True,
+                "blocks": True,
+                "hidden": True,
+                "depth": True,
+                "point_std": True,
+                "batch_size": True,
+                "lr": True,
+                "ema": True,
+                "grad_clip": True,
+                "sampler": True,
+                "steps": True,
+                "eta": True,
+                "bpd_timesteps": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "label-shuffler": {
+            "name": "LabelShuffler",
+            "params": {"num_classes": False},
+            "var_keyword": False,
+        },
+        "mixture": {
+            "name": "PCAMixture",
+            "params": {"kind": True, "n_components": True, "n_pca": True},
+            "var_keyword": False,
+        },
+        "noisy-copier": {
+            "name": "NoisyCopier",
+            "params": {"kind": True, "std": True},
+            "var_keyword": False,
+        },
+        "pixel-gaussian": {"name": "PixelGaussian", "params": {"kind": True}, "var_keyword": False},
+        "pixelcnn": {
+            "name": "PixelCNN",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "levels": True,
+                "features": True,
+                "layers": True,
+                "first_kernel": True,
+                "kernel": True,
+                "batch_size": True,
+                "lr": True,
+                "grad_clip": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "realnvp": {
+            "name": "RealNVP",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "scales": True,
+                "width": True,
+                "blocks": True,
+                "batch_size": True,
+                "lr": True,
+                "weight_decay": True,
+                "grad_clip": True,
+                "temperature": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "vae": {
+            "name": "VAE",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "z_dim": True,
+                "width": True,
+                "hidden": True,
+                "depth": True,
+                "batch_size": True,
+                "lr": True,
+                "sample_mode": True,
+                "elbo_samples": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+        "wgan-gp": {
+            "name": "WGANGP",
+            "params": {
+                "shape": False,
+                "kind": True,
+                "z_dim": True,
+                "width": True,
+                "hidden": True,
+                "depth": True,
+                "batch_size": True,
+                "lr": True,
+                "betas": True,
+                "n_critic": True,
+                "gp_weight": True,
+                "device": True,
+            },
+            "var_keyword": False,
+        },
+    },
     "datasets": ["cifar10", "digits", "fashion-mnist", "grid25", "mnist", "mnist5k", "ring8"],
     "dataset_prefixes": ["folder", "stacked"],
     "extractors": {
@@ -54,6 +247,7 @@ DECLARED = {
         "bits_per_dim": {
             "columns": [("bits_per_dim", "lower", 19, True)],
             "per_extractor": False,
+            "needs": ["images", "model"],
             "summary": "Bits per dimension on the test split: exact "
             "(PixelCNN, RealNVP) or a bound (VAE, DDPM); models "
             "without a likelihood skip it.",
@@ -62,6 +256,7 @@ DECLARED = {
         "cas": {
             "columns": [("cas_", "higher", 14, True)],
             "per_extractor": False,
+            "needs": ["images", "labels", "sample_labels"],
             "summary": "Classification Accuracy Score (Ravuri & Vinyals 2019): the "
             "dataset classifier's recipe trained on the samples and their "
             "asked labels, top-1 on the real test split; beside it the "
@@ -75,6 +270,7 @@ DECLARED = {
                 ("class_tv", "lower", 10, True),
             ],
             "per_extractor": False,
+            "needs": ["images", "labels"],
             "summary": "Classes hit, KL and TV of the classifier's labels "
             "of the samples against the training labels, with "
             "the same for an equally sized real test subset "
@@ -84,6 +280,7 @@ DECLARED = {
         "classifier_score": {
             "columns": [("classifier_score", "higher", 17, True)],
             "per_extractor": False,
+            "needs": ["images", "labels"],
             "summary": "exp E[KL(p(y|x) || p(y))] with the dataset's "
             "classifier (Inception Score's formula).",
             "in_suites": True,
@@ -91,6 +288,7 @@ DECLARED = {
         "cmmd": {
             "columns": [("cmmd_", "lower", 1.5, True)],
             "per_extractor": False,
+            "needs": ["images"],
             "summary": "CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an "
             "equally sized training subset, Gaussian RBF σ = 10, ×1000 "
             "(Jayasumana et al. 2024).",
@@ -99,6 +297,7 @@ DECLARED = {
         "cond_accuracy": {
             "columns": [("cond_accuracy", "higher", 13, True)],
             "per_extractor": False,
+            "needs": ["images", "labels", "sample_labels"],
             "summary": "Top-1 accuracy of the dataset's classifier on the "
             "samples against the classes asked for; beside it "
             "the classifier's accuracy on the real test split "
@@ -108,6 +307,7 @@ DECLARED = {
         "fd": {
             "columns": [("fid_", "lower", 0, True), ("fd_", "lower", 1, True)],
             "per_extractor": True,
+            "needs": [],
             "summary": "Fréchet distance of the samples to the training split (FID in "
             "Inception features).",
             "in_suites": True,
@@ -115,6 +315,7 @@ DECLARED = {
         "fdinf": {
             "columns": [("fdinf_", "lower", 3, True)],
             "per_extractor": True,
+            "needs": [],
             "summary": "FD extrapolated to infinitely many samples (Chong & Forsyth 2020).",
             "in_suites": True,
         },
@@ -128,12 +329,14 @@ DECLARED = {
                 ("hype_judgements", None, 18.5, True),
             ],
             "per_extractor": False,
+            "needs": [],
             "summary": "",
             "in_suites": False,
         },
         "inception_score": {
             "columns": [("inception_score", "higher", 18, True)],
             "per_extractor": False,
+            "needs": ["images"],
             "summary": "Inception Score (10 splits) from the 1008-way "
             "Inception classifier, which only the torch hub "
             "weights file carries.",
@@ -142,6 +345,7 @@ DECLARED = {
         "intra_fd": {
             "columns": [("intra_fd_", "lower", 2, True), ("intra_fd_worst_", "lower", 2, True)],
             "per_extractor": True,
+            "needs": ["images", "labels", "sample_labels"],
             "summary": "Intra-class FD (Miyato & Koyama 2018): mean and worst "
             "over classes of the FD between the samples asked for a "
             "class and that class's training images.",
@@ -150,6 +354,7 @@ DECLARED = {
         "kid": {
             "columns": [("kid_", "lower", 4, True)],
             "per_extractor": True,
+            "needs": [],
             "summary": "KID: unbiased MMD² with the cubic kernel, 100 subsets of "
             "min(1000, n), and its std.",
             "in_suites": True,
@@ -162,6 +367,7 @@ DECLARED = {
                 ("nn_gap_ratio_", "closer to 1", 16, True),
             ],
             "per_extractor": True,
+            "needs": [],
             "summary": "Copy fraction, AuthPct, C_T and the NN distance gap "
             "(always also in pixels).",
             "in_suites": True,
@@ -175,6 +381,7 @@ DECLARED = {
                 ("stacked_kl", "lower", 12, True),
             ],
             "per_extractor": False,
+            "needs": [],
             "summary": "2-D mixtures: modes captured, high-quality share, reverse "
             "KL; stacked digits: modes of k**3 and KL to uniform "
             "(VEEGAN/PacGAN).",
@@ -188,6 +395,7 @@ DECLARED = {
                 ("coverage_", "higher", 8, True),
             ],
             "per_extractor": True,
+            "needs": [],
             "summary": "Precision/recall (k=3), density/coverage (k=5) against an "
             "equally sized training subset.",
             "in_suites": True,
@@ -200,6 +408,7 @@ DECLARED = {
                 ("throughput_disturbed_", None, 2, False),
             ],
             "per_extractor": False,
+            "needs": ["model"],
             "summary": "Sampling images/s at each of the suite's batch sizes "
             "(the largest is the column), with the spread of the "
             "repeats and the other processes' CPU load while they "
@@ -210,6 +419,7 @@ DECLARED = {
         "vendi": {
             "columns": [("vendi_", "higher", 17.5, True)],
             "per_extractor": True,
+            "needs": [],
             "summary": "Vendi score: the effective number of distinct samples, no "
             "reference set needed (Friedman & Dieng 2023).",
             "in_suites": True,

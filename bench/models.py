@@ -17,13 +17,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.plugins import find_object, load_plugins, plugin_entry_points
+
+if TYPE_CHECKING:
+    import torch
 
 ENTRY_POINT_GROUP = "genbench.models"
 
@@ -126,23 +127,11 @@ def resolve_model(ref: str) -> type:
 def build_model(
     cls: type, data: ImageDataset, options: dict, device: torch.device | None = None
 ) -> GenerativeModel:
-    """Instantiate a family; `shape`, `kind`, `num_classes` (labelled datasets) and `device`
-    are passed when its __init__ accepts them (an explicit option wins). A class-conditional
-    model must have the dataset's number of classes."""
-    params = inspect.signature(cls).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    offered = {"shape": data.shape, "kind": data.kind}
-    if device is not None:
-        offered["device"] = str(device)
-    extra = {k: v for k, v in offered.items() if (k in params or accepts_any) and k not in options}
-    # only to an __init__ that names it: **kwargs does not make a model conditional
-    if "num_classes" in params and "num_classes" not in options:
-        if data.num_classes:
-            extra["num_classes"] = data.num_classes
-        elif params["num_classes"].default is inspect.Parameter.empty:
-            raise UserError(unlabelled_dataset(cls.__name__, data.name))
+    """Instantiate a family with model_arguments; a class-conditional model must have the
+    dataset's number of classes."""
+    arguments = model_arguments(init_signature(cls), data, options, device)
     try:
-        model = cls(**extra, **options)
+        model = cls(**arguments)
     except TypeError as e:
         raise UserError(f"model {cls.__name__}: bad options {options}: {e}") from None
     missing = [
@@ -154,12 +143,68 @@ def build_model(
         if not data.num_classes:
             raise UserError(unlabelled_dataset(cls.__name__, data.name))
         if model.num_classes != data.num_classes:
-            raise UserError(
-                f"model {cls.__name__} has num_classes={model.num_classes} and dataset "
-                f"{data.name!r} has {data.num_classes} classes: the labels asked for would not "
-                "match; drop the num_classes option (the dataset's is passed)"
-            )
+            raise UserError(other_classes(cls.__name__, model.num_classes, data))
     return model
+
+
+@dataclass(frozen=True)
+class InitSignature:
+    """What model_arguments needs of a model class's __init__; bench/declared.py holds it
+    for genbench's baselines, so their options are checked before torch loads."""
+
+    name: str  # the class's, for messages
+    params: dict[str, bool]  # keyword parameter -> whether it has a default
+    var_keyword: bool  # takes **kwargs
+
+
+def init_signature(cls: type) -> InitSignature:
+    params = inspect.signature(cls).parameters.values()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return InitSignature(
+        cls.__name__,
+        {p.name: p.default is not p.empty for p in params if p.kind in keyword},
+        any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params),
+    )
+
+
+def model_arguments(
+    sig: InitSignature, data: ImageDataset, options: dict, device: torch.device | str | None = None
+) -> dict:
+    """The keyword arguments for a model class: the options, and `shape`, `kind`,
+    `num_classes` (labelled datasets) and `device` where its __init__ takes them (an explicit
+    option wins). Refused before anything is built: an option it does not take, a num_classes
+    it needs from a dataset without labels or that is not the dataset's."""
+    name, params = sig.name, sig.params
+    unknown = [k for k in options if k not in params and not sig.var_keyword]
+    if unknown:
+        raise UserError(
+            f"model {name}: bad options {options}: {name}.__init__() got an unexpected "
+            f"keyword argument {unknown[0]!r}"
+        )
+    offered = {"shape": data.shape, "kind": data.kind}
+    if device is not None:
+        offered["device"] = str(device)
+    extra = {
+        k: v for k, v in offered.items() if (k in params or sig.var_keyword) and k not in options
+    }
+    # only to an __init__ that names it: **kwargs does not make a model conditional
+    if "num_classes" in params:
+        if "num_classes" in options:
+            if data.num_classes and options["num_classes"] != data.num_classes:
+                raise UserError(other_classes(name, options["num_classes"], data))
+        elif data.num_classes:
+            extra["num_classes"] = data.num_classes
+        elif not params["num_classes"]:
+            raise UserError(unlabelled_dataset(name, data.name))
+    return {**extra, **options}
+
+
+def other_classes(model: str, num_classes: object, data: ImageDataset) -> str:
+    return (
+        f"model {model} has num_classes={num_classes} and dataset {data.name!r} has "
+        f"{data.num_classes} classes: the labels asked for would not match; drop the "
+        "num_classes option (the dataset's is passed)"
+    )
 
 
 def unlabelled_dataset(model: str, dataset: str) -> str:

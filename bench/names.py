@@ -1,7 +1,8 @@
 """The registries' names without importing the modules that register them (nor torch).
 
-`genbench list` and the checks of a suite by name (models, datasets, metrics, extractors,
-`rank_by` columns) read DECLARED (bench/declared.py): what genbench's own modules register,
+`genbench list`, the checks of a suite by name (models, datasets, metrics, extractors,
+`rank_by` columns) and those made before torch loads (bench.precheck: a baseline's options,
+what a metric needs) read DECLARED (bench/declared.py): what genbench's own modules register,
 copied from the registries by `python -m bench.names` and compared with them by
 tests/test_names.py, so the registries stay the one source. Those modules, and torch, load
 when a job runs. What is registered at run time (a suite's `plugins:`) is read from the
@@ -18,6 +19,8 @@ from pathlib import Path
 from bench.declared import DECLARED
 from bench.errors import UserError
 from bench.features import ENTRY_POINT_GROUP as EXTRACTOR_GROUP
+from bench.models import ENTRY_POINT_GROUP as MODEL_GROUP
+from bench.models import InitSignature
 from bench.plugins import (
     BUILTIN_MODULES,
     PLUGIN_GROUP,
@@ -26,7 +29,6 @@ from bench.plugins import (
     plugin_entry_points,
 )
 
-MODEL_GROUP = "genbench.models"  # bench.models.ENTRY_POINT_GROUP (that module imports torch)
 KINDS = ("models", "datasets", "metrics", "extractors")
 
 
@@ -40,6 +42,12 @@ def registered() -> dict:
     specs = metrics._SPECS if metrics else {}
     return {
         "models": sorted(models._REGISTRY) if models else [],
+        "model_signatures": {
+            name: models.init_signature(cls).__dict__
+            for name, cls in sorted(models._REGISTRY.items())
+        }
+        if models
+        else {},
         "datasets": sorted(data._LOADERS) if data else [],
         "dataset_prefixes": sorted(data._PREFIX_LOADERS) if data else [],
         "extractors": {n: s.takes_weights for n, s in sorted(features._REGISTRY.items())}
@@ -49,6 +57,7 @@ def registered() -> dict:
             name: {
                 "columns": [(c.prefix, c.direction, c.order, c.shown) for c in spec.columns],
                 "per_extractor": spec.per_extractor,
+                "needs": sorted(spec.needs),
                 "summary": spec.summary,
                 "in_suites": name not in metrics._ELSEWHERE,
             }
@@ -78,6 +87,7 @@ def current() -> dict:
     now = registered()
     return {
         "models": sorted({*DECLARED["models"], *now["models"]}),
+        "model_signatures": {**DECLARED["model_signatures"], **now["model_signatures"]},
         "datasets": sorted({*DECLARED["datasets"], *now["datasets"]}),
         "dataset_prefixes": sorted({*DECLARED["dataset_prefixes"], *now["dataset_prefixes"]}),
         "extractors": {**DECLARED["extractors"], **now["extractors"]},
@@ -168,18 +178,40 @@ def metric_names(view: dict) -> list[str]:
     return sorted(names)
 
 
-def check_metric(name: str) -> None:
-    """A ValueError unless a suite's `metrics:` accepts `name` (as bench.metrics.parse_metric)."""
-    view = current()
+def metric_group(name: str, view: dict) -> str | None:
+    """The registered metric that a suite's `metrics:` entry `name` runs, or None."""
     in_suites = {n: m for n, m in view["metrics"].items() if m["in_suites"]}
-    if name in in_suites or name in view["aliases"]:
-        return
+    if name in in_suites:
+        return name
+    if name in view["aliases"]:
+        return view["aliases"][name][0]
     extractors = extractor_names(view)
     for group, m in in_suites.items():
         rest = name.removeprefix(group + "_")
         if m["per_extractor"] and rest != name and rest in extractors:
-            return
-    raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names(view))}")
+            return group
+    return None
+
+
+def check_metric(name: str) -> None:
+    """A ValueError unless a suite's `metrics:` accepts `name` (as bench.metrics.parse_metric)."""
+    view = current()
+    if metric_group(name, view) is None:
+        names = ", ".join(metric_names(view))
+        raise ValueError(f"unknown metric {name!r}; choose one of: {names}")
+
+
+def metric_needs(name: str) -> frozenset[str]:
+    """What the metric a suite names needs (bench.metrics.NEEDS), without importing it."""
+    view = current()
+    return frozenset(view["metrics"][metric_group(name, view)]["needs"])
+
+
+def model_signature(ref: str) -> InitSignature | None:
+    """The __init__ of a registered model (genbench's baselines from the declared table),
+    without importing it; None for entry points and module:Class references."""
+    sig = current()["model_signatures"].get(ref)
+    return None if sig is None else InitSignature(**sig)
 
 
 def direction(metric: str, view: dict) -> str | None:

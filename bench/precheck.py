@@ -1,9 +1,14 @@
-"""The checks of a run that need no model and no torch: the tracking URI and the output
-folder can be used, every dataset loads, every samples file fits its dataset (labels
-included), Inception Score has the classifier layer it needs. `genbench run` makes them
-before torch loads (importing it takes two seconds on some CPUs), so most bad input is
-refused in well under a second; building the Runner makes them again (datasets are cached,
-an .npz is checked from its header), then Runner.preflight checks the models."""
+"""The checks of a run that need no torch: the tracking URI and the output folder can be
+used, Inception Score has the classifier layer it needs, every dataset loads, every samples
+file fits its dataset (labels included), every metric can run on each dataset with the
+suite's n_samples, every baseline takes its options and fits the dataset's classes, and
+conditional metrics score only class-conditional entries. Baselines and metrics are read
+from the declared table (bench.names), not imported.
+
+`genbench run` makes these checks before torch loads (importing it takes two seconds on
+some CPUs), so bad input is refused in well under a second unless only a model's own code
+can tell (a plug-in's module imports torch). Building the Runner makes them again (datasets
+are cached, an .npz is checked from its header); Runner.preflight then builds the models."""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from pathlib import Path
 from bench.data import dataset_arrays
 from bench.errors import UserError
 from bench.features.inception_hub import require_classifier_layer
+from bench.metrics import fits_data
+from bench.models import model_arguments
+from bench.names import metric_needs, model_signature
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
 from bench.suite import Suite, expand_jobs
@@ -27,15 +35,60 @@ def check_inputs(
     if "inception_score" in suite.metrics:
         require_classifier_layer()
     checked = set()
+    conditional = False  # an entry asks for classes, or a samples file holds them
+    undecided = False  # an entry only its own code can tell (a plug-in's)
     for job in expand_jobs(suite):
         entry = job.entry
-        if (job.dataset, entry.name) in checked:  # seeds share datasets and samples files
+        if (job.dataset, entry.name) in checked:  # seeds share datasets and options
             continue
         checked.add((job.dataset, entry.name))
         data = dataset_arrays(job.dataset, data_root)
+        needs = {m: metric_needs(m) for m in suite.metrics}
+        label_metrics = [
+            m
+            for m in suite.metrics
+            if fits_data(m, needs[m], data, suite.n_samples) and "sample_labels" in needs[m]
+        ]
         if entry.samples is not None:
             check_samples_file(entry.samples, data, suite.n_samples)
-            sample_labels(entry.samples, data, suite.n_samples)
+            labelled = sample_labels(entry.samples, data, suite.n_samples) is not None
+            conditional |= labelled
+            if label_metrics and not labelled:
+                raise UserError(samples_without_labels(label_metrics[0], entry))
+            continue
+        sig = model_signature(entry.ref)
+        if sig is None:
+            undecided = True
+            continue
+        model_arguments(sig, data, dict(entry.options))
+        takes_classes = "num_classes" in sig.params and bool(data.num_classes)
+        conditional |= takes_classes
+        if label_metrics and not takes_classes:
+            raise UserError(unconditional_entry(label_metrics[0], entry))
+    if suite.labels is not None and not conditional and not undecided:
+        raise UserError(labels_without_conditional(suite))
+
+
+def samples_without_labels(metric: str, entry) -> str:
+    return (
+        f"metric {metric!r} needs the class each sample was asked for; models[{entry.name}]"
+        f".samples {entry.samples} holds no labels: save them in the .npz "
+        "(np.savez(F, images=x, labels=y)) or drop the metric"
+    )
+
+
+def unconditional_entry(metric: str, entry) -> str:
+    return (
+        f"metric {metric!r} needs class-conditional samples; models[{entry.name}] "
+        f"({entry.ref}) is unconditional (no num_classes): remove the entry or the metric"
+    )
+
+
+def labels_without_conditional(suite: Suite) -> str:
+    return (
+        f"labels: {suite.labels} applies to class-conditional models and no entry of this "
+        "suite is one; remove it"
+    )
 
 
 def check_writable(out: Path) -> None:

@@ -17,7 +17,13 @@ from bench.errors import UserError
 from bench.executors import Executor, LocalExecutor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, is_conditional, resolve_model
-from bench.precheck import check_inputs, not_writable
+from bench.precheck import (
+    check_inputs,
+    labels_without_conditional,
+    not_writable,
+    samples_without_labels,
+    unconditional_entry,
+)
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
 from bench.samples import sample_labels
@@ -80,11 +86,7 @@ class Runner:
                 labelled = sample_labels(entry.samples, data, self.suite.n_samples) is not None
                 conditional |= labelled
                 if conditional_metrics and not labelled:
-                    raise UserError(
-                        f"metric {conditional_metrics[0]!r} needs the class each sample was asked "
-                        f"for; models[{entry.name}].samples {entry.samples} holds no labels: save "
-                        "them in the .npz (np.savez(F, images=x, labels=y)) or drop the metric"
-                    )
+                    raise UserError(samples_without_labels(conditional_metrics[0], entry))
                 continue
             # built untrained, cheaply: an unknown option is caught before anything trains
             cls = resolve_model(entry.ref)
@@ -92,18 +94,11 @@ class Runner:
             check_declared_conditional(model, cls, data, entry.ref)
             conditional |= is_conditional(model)
             if conditional_metrics and not is_conditional(model):
-                raise UserError(
-                    f"metric {conditional_metrics[0]!r} needs class-conditional samples; "
-                    f"models[{entry.name}] ({entry.ref}) is unconditional (no num_classes): "
-                    "remove the entry or the metric"
-                )
+                raise UserError(unconditional_entry(conditional_metrics[0], entry))
             if entry.checkpoint is not None:
                 load_checkpoint(model, entry.checkpoint, entry.ref)
         if self.suite.labels is not None and not conditional:
-            raise UserError(
-                f"labels: {self.suite.labels} applies to class-conditional models and no entry "
-                "of this suite is one; remove it"
-            )
+            raise UserError(labels_without_conditional(self.suite))
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()

@@ -20,7 +20,7 @@ from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.features import Extractor, check_extractor, default_extractor, resolve_extractor
-from bench.metrics import MetricSpec, parse_metric
+from bench.metrics import MetricSpec, fits_data, parse_metric
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,8 @@ def plan(
             spec, named = parse_metric(name)
         except ValueError as e:
             raise UserError(str(e)) from None
-        if "images" in spec.needs and data.kind != "images":
+        if not fits_data(name, spec.needs, data, n):
             continue
-        if "labels" in spec.needs and (data.train.y is None or not data.num_classes):
-            raise UserError(
-                f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels"
-            )
-        if "sample_labels" in spec.needs and n is not None and n < 2 * data.num_classes:
-            raise UserError(
-                f"metric {name!r} scores each class apart and needs at least 2 samples of each "
-                f"of {data.name!r}'s {data.num_classes} classes: set n_samples to at least "
-                f"{2 * data.num_classes}"
-            )
         extractors: tuple[str, ...] = ()
         if spec.per_extractor:
             if named is not None and not _applies(named, data):

@@ -431,6 +431,20 @@ CASES = {
         [],
         "holds label -1",
     ),
+    "conditional metric on an unconditional plug-in model": (
+        lambda t: cond_suite(t, "- name: m\n  model: plugin_models:MeanModel\n"),
+        [],
+        "models[m] (plugin_models:MeanModel) is unconditional (no num_classes)",
+    ),
+    "labels: for a suite of a plug-in unconditional model": (
+        lambda t: suite_with(
+            t,
+            BASE.replace("- name: copier", "- name: m\n    model: plugin_models:MeanModel")
+            + "labels: train\n",
+        ),
+        [],
+        "labels: train applies to class-conditional models and no entry of this suite is one",
+    ),
     "labels: for a suite without a conditional model": (
         lambda t: suite_with(t, BASE + "labels: train\n"),
         [],
@@ -486,19 +500,15 @@ def test_bad_input(tmp_path, case):
 
 
 # Refused before torch is imported (two seconds on some CPUs, #18 item 10) but for these:
-# they need the code of a model or a metric, which imports torch (a plug-in's or genbench's).
+# a plug-in model's own module imports torch, and a file in torch hub's place for the
+# Inception weights may be genbench's converted weights, told by comparing tensors.
 NEED_TORCH = {
     "checkpoint does not match",
     "truncated checkpoint",
-    "unknown model option",
-    "inception weights checksum mismatch",
-    "conditional metric on an unconditional model",
-    "conditional metric on a samples file without labels",
-    "conditional metric with fewer than 2 samples per class",
-    "conditional model with another number of classes",
-    "conditional model on a dataset without labels",
     "model that sets num_classes without declaring it",
-    "labels: for a suite without a conditional model",
+    "conditional metric on an unconditional plug-in model",
+    "labels: for a suite of a plug-in unconditional model",
+    "inception weights checksum mismatch",
 }
 
 

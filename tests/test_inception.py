@@ -6,6 +6,7 @@ Inception at 299x299 costs ~0.1-0.3 s per image on a shared 2-core CPU: few imag
 import hashlib
 import io
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -119,6 +120,7 @@ def test_logits_need_the_hub_classifier(tmp_path, monkeypatch):
         inc.inception_logits(random_images(1, 3, 8, seed=5), device="cpu")
     # A hub file that passes the hash check is taken to carry the classifier; the
     # converted file's classifier is zero, so its logits are too.
+    inc.load_inception("cpu")  # converts the weights, when no earlier test has
     hub = tmp_path / "hub" / "checkpoints" / inc.HUB_FILENAME
     hub.parent.mkdir(parents=True)
     shutil.copyfile(inc.converted_weights_path(), hub)
@@ -146,7 +148,10 @@ def test_hub_folder_is_torch_hubs(monkeypatch, env):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert inception_hub.torch_hub_dir() == Path(torch.hub.get_dir())
+    with mock.patch.dict(sys.modules):  # as in a process that has not loaded torch
+        del sys.modules["torch"]
+        found = inception_hub.torch_hub_dir()
+    assert found == Path(torch.hub.get_dir())
 
 
 def test_hub_file_with_wrong_hash_is_an_error(tmp_path, monkeypatch):

@@ -17,7 +17,14 @@ from bench.declared import DECLARED
 from bench.errors import UserError
 from bench.features import extractor_names, resolve_extractor
 from bench.metrics import check_rank_metric, describe, direction, metric_names, parse_metric
-from bench.models import ENTRY_POINT_GROUP, model_names, resolve_model
+from bench.models import (
+    ENTRY_POINT_GROUP,
+    init_signature,
+    is_conditional,
+    model_names,
+    registered_models,
+    resolve_model,
+)
 from bench.plugins import load_plugins
 
 HEAVY = ("torch", "baselines", "mlflow", "sklearn", "pandas", "matplotlib")
@@ -41,6 +48,14 @@ def test_declared_table_equals_the_registries():
     )
 
 
+def test_declared_baselines_are_conditional_as_their_classes():
+    """bench.precheck takes a baseline that names num_classes in its __init__ to be
+    class-conditional, as is_conditional says of its class."""
+    for name, cls in registered_models().items():
+        assert names.model_signature(name) == init_signature(cls)
+        assert is_conditional(cls) == ("num_classes" in init_signature(cls).params), name
+
+
 def test_names_answer_as_the_registries():
     load_plugins()  # the registries hold everything from here on
     listed = names.known_names()
@@ -52,7 +67,7 @@ def test_names_answer_as_the_registries():
     assert names.MODEL_GROUP == ENTRY_POINT_GROUP
     for name in metric_names():
         names.check_metric(name)
-        parse_metric(name)
+        assert names.metric_needs(name) == parse_metric(name)[0].needs
     for bad in ("fd_nowhere", "is", "fd_", "hype"):
         with pytest.raises(ValueError) as ours:
             names.check_metric(bad)

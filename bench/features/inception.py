@@ -219,10 +219,9 @@ def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], st
     state, converted_sha = _converted_state(converted) if isinstance(found, dict) else ({}, "")
     if not state or not _same_tensors(found, state):
         raise UserError(
-            f"{path} has sha256 {sha[:8]}..., not {inception_hub.HUB_SHA256_PREFIX}...: it is not "
-            "pytorch-fid's "
-            "weights file, nor genbench's converted weights; delete it (the offline weights are "
-            "then used) or replace it"
+            f"{path} has sha256 {sha[:8]}..., not {inception_hub.HUB_SHA256_PREFIX}...: it is "
+            "not pytorch-fid's weights file, nor genbench's converted weights; delete it (the "
+            "offline weights are then used) or replace it"
         )
     return state, converted_sha, False
 

@@ -5,6 +5,7 @@ run Inception Score stops before torch loads (two seconds on some CPUs)."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from bench.cache import sha256_file
@@ -15,6 +16,8 @@ HUB_SHA256_PREFIX = "6726825d"
 
 
 def torch_hub_dir() -> Path:
+    if "torch" in sys.modules:  # loaded already: torch.hub.set_dir may have moved it
+        return Path(sys.modules["torch"].hub.get_dir())
     # Copied from torch.hub.get_dir and torch.hub._get_torch_home (torch 2.x), which would
     # import torch; tests/test_inception.py checks they agree.
     home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bench.errors import UserError
 from bench.plugins import load_plugins
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
@@ -126,6 +127,23 @@ def metric_names() -> list[str]:
         if spec.per_extractor:
             names |= {f"{spec.name}_{e}" for e in extractor_names()}
     return sorted(names)
+
+
+def fits_data(name: str, needs: Iterable[str], data, n: int | None = None) -> bool:
+    """Whether suite metric `name`, needing `needs`, applies to the dataset (image metrics
+    skip point data); a UserError when it cannot run on it with n samples. Takes declared
+    needs too (bench.names.metric_needs), so it is checked before torch loads."""
+    if "images" in needs and data.kind != "images":
+        return False
+    if "labels" in needs and (data.train.y is None or not data.num_classes):
+        raise UserError(f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels")
+    if "sample_labels" in needs and n is not None and n < 2 * data.num_classes:
+        raise UserError(
+            f"metric {name!r} scores each class apart and needs at least 2 samples of each "
+            f"of {data.name!r}'s {data.num_classes} classes: set n_samples to at least "
+            f"{2 * data.num_classes}"
+        )
+    return True
 
 
 def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
