@@ -62,10 +62,11 @@ class Runner:
         return self._exp_id
 
     def preflight(self) -> None:
-        """Bad input stops the suite before any training. Past check_inputs (made when the
-        Runner is built): every metric can run on each dataset, every model builds with its
-        options, every checkpoint reads and fits its model, every entry scored by a
-        conditional metric is class-conditional."""
+        """Bad input stops the suite before any training. Past check_inputs (made from
+        declarations when the Runner is built): every metric's feature spaces can run on each
+        dataset, every model builds with its options, every checkpoint reads and fits its
+        model, and what only a built model tells (a plug-in's classes) agrees with the
+        conditional metrics and `labels:` asked for."""
         checked = set()
         conditional = False
         for job in expand_jobs(self.suite):
