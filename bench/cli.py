@@ -295,6 +295,7 @@ def fid(
     FID depends on n: compare numbers at equal n only."""
     import json
 
+    check_hub_weights(features, path_a, *([] if save_stats else [path_b]))
     if save_stats:
         write_stats(
             path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device, weights
@@ -335,7 +336,19 @@ def stats(
 ) -> None:
     """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
     record (extractor, weights sha256, mode, n, source), which pytorch-fid ignores."""
+    check_hub_weights(features, source)
     write_stats(source, out, features, mode, dataset, data_root, batch_size, device, weights)
+
+
+def check_hub_weights(features: str, *inputs: str) -> None:
+    """When Inception features are computed (an input is not a statistics file), a file in
+    torch hub's place that cannot be its weights is refused before torch loads."""
+    from bench.npz import is_stats_file
+
+    if features == "inception" and not all(is_stats_file(p) for p in inputs):
+        from bench.features.inception_hub import check_hub_file
+
+        check_hub_file()
 
 
 def write_stats(

@@ -16,12 +16,12 @@ import torch
 
 from bench.errors import UserError
 from bench.metrics.fd import frechet_distance_from_stats
+from bench.npz import is_stats_file
 from bench.stats import (
     Protocol,
     Stats,
     check_compatible,
     compute_stats,
-    is_stats_file,
     load_stats,
     save_stats,
     stats_path,

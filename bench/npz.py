@@ -79,6 +79,18 @@ def read_header(path: str | Path, prefer: tuple[str, ...] = ()) -> NpyHeader:
     return header
 
 
+def is_stats_file(path: str | Path) -> bool:
+    """Whether `path` is an .npz holding `mu` and `sigma` (FD statistics, not images)."""
+    p = Path(path).expanduser()
+    if not p.is_file() or p.suffix.lower() != ".npz":
+        return False
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            return {"mu", "sigma"} <= set(npz.files)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+
+
 def has_array(path: str | Path, key: str) -> bool:
     """Whether the .npz holds an array named `key`."""
     path = Path(path)

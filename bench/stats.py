@@ -121,18 +121,6 @@ def stats_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def is_stats_file(path: str | os.PathLike) -> bool:
-    """Whether `path` is an .npz holding `mu` and `sigma` (not images)."""
-    p = Path(path).expanduser()
-    if not p.is_file() or p.suffix.lower() != ".npz":
-        return False
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            return {"mu", "sigma"} <= set(npz.files)
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return False
-
-
 def load_stats(path: str | os.PathLike) -> Stats:
     """Statistics from genbench's, pytorch-fid's or clean-fid's .npz; bad files are UserErrors."""
     p = Path(path).expanduser()

@@ -500,15 +500,13 @@ def test_bad_input(tmp_path, case):
 
 
 # Refused before torch is imported (two seconds on some CPUs, #18 item 10) but for these:
-# a plug-in model's own module imports torch, and a file in torch hub's place for the
-# Inception weights may be genbench's converted weights, told by comparing tensors.
+# a plug-in model's own module imports torch.
 NEED_TORCH = {
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",
     "conditional metric on an unconditional plug-in model",
     "labels: for a suite of a plug-in unconditional model",
-    "inception weights checksum mismatch",
 }
 
 

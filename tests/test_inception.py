@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from cleanfid.fid import get_folder_features
+from conftest import run_cli
 from PIL import Image
 from pytorch_fid import inception as pfi
 
@@ -152,6 +153,29 @@ def test_hub_folder_is_torch_hubs(monkeypatch, env):
         del sys.modules["torch"]
         found = inception_hub.torch_hub_dir()
     assert found == Path(torch.hub.get_dir())
+
+
+def test_hub_file_is_checked_before_torch_only_when_inception_runs(tmp_path, monkeypatch):
+    """`genbench fid` refuses a file in torch hub's place that cannot be weights before torch
+    loads (tests/test_bad_input.py blocks torch for it), but not when both inputs are
+    statistics, which run no network; genbench's converted weights there pass."""
+    inc.load_inception("cpu")  # converts the weights, when no earlier test has
+    hub = tmp_path / "hub" / "checkpoints" / inc.HUB_FILENAME
+    hub.parent.mkdir(parents=True)
+    shutil.copyfile(inc.converted_weights_path(), hub)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    inception_hub.check_hub_file()
+    hub.write_bytes(b"not the weights")
+    with pytest.raises(UserError, match="not pytorch-fid's weights file"):
+        inception_hub.check_hub_file()
+    np.savez(tmp_path / "a.npz", mu=np.zeros(4), sigma=np.eye(4))
+    np.savez(tmp_path / "b.npz", mu=np.ones(4), sigma=np.eye(4))
+    np.savez(tmp_path / "i.npz", np.zeros((4, 1, 8, 8), np.uint8))
+    env = {"TORCH_HOME": str(tmp_path)}
+    res = run_cli("fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), env=env)
+    assert res.returncode == 0 and res.stdout.strip() == "FID: 4.0", res.stderr
+    res = run_cli("fid", str(tmp_path / "a.npz"), str(tmp_path / "i.npz"), env=env)
+    assert res.returncode == 2 and "not pytorch-fid's weights file" in res.stderr
 
 
 def test_hub_file_with_wrong_hash_is_an_error(tmp_path, monkeypatch):

@@ -20,12 +20,12 @@ from bench.features.pixels import pixel_features
 from bench.fid import fid_between, write_source_stats
 from bench.imageio import save_npz
 from bench.metrics.fd import frechet_distance
+from bench.npz import is_stats_file
 from bench.stats import (
     PROTOCOL_KEY,
     Protocol,
     check_compatible,
     compute_stats,
-    is_stats_file,
     load_stats,
     save_stats,
 )

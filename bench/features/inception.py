@@ -218,11 +218,7 @@ def _hub_state(path: Path, converted: Path) -> tuple[dict[str, torch.Tensor], st
     found = _load_state(data)
     state, converted_sha = _converted_state(converted) if isinstance(found, dict) else ({}, "")
     if not state or not _same_tensors(found, state):
-        raise UserError(
-            f"{path} has sha256 {sha[:8]}..., not {inception_hub.HUB_SHA256_PREFIX}...: it is "
-            "not pytorch-fid's weights file, nor genbench's converted weights; delete it (the "
-            "offline weights are then used) or replace it"
-        )
+        raise UserError(inception_hub.not_the_weights(path, sha))
     return state, converted_sha, False
 
 

@@ -1,6 +1,7 @@
-"""pytorch-fid's Inception weights file in torch hub's folder, and whether it has the
-classifier layer Inception Score needs, told without importing torch: a suite that cannot
-run Inception Score stops before torch loads (two seconds on some CPUs)."""
+"""pytorch-fid's Inception weights file in torch hub's folder: whether it has the classifier
+layer Inception Score needs, and whether it can be weights at all, told without importing
+torch, so that a run or `genbench fid` that cannot use it stops before torch loads (two
+seconds on some CPUs)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,27 @@ def require_classifier_layer() -> None:
             f"place pytorch-fid's {HUB_FILENAME} (its own download) in "
             f"{hub.parent}, or use classifier_score"
         )
+
+
+def check_hub_file() -> None:
+    """Refuse a file in torch hub's place that is neither pytorch-fid's (its sha256) nor
+    anything torch.save writes: genbench's converted weights copied there for pytorch-fid
+    (bench.features.inception tells them, also re-saved, by their tensors)."""
+    hub = hub_weights_path()
+    if not hub.is_file():
+        return
+    with open(hub, "rb") as f:
+        head = f.read(4)
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, or its older pickle
+        return
+    sha = sha256_file(hub)
+    if not sha.startswith(HUB_SHA256_PREFIX):
+        raise UserError(not_the_weights(hub, sha))
+
+
+def not_the_weights(path: Path, sha: str) -> str:
+    return (
+        f"{path} has sha256 {sha[:8]}..., not {HUB_SHA256_PREFIX}...: it is not pytorch-fid's "
+        "weights file, nor genbench's converted weights; delete it (the offline weights are "
+        "then used) or replace it"
+    )
