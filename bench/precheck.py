@@ -23,7 +23,7 @@ from bench.models import model_arguments
 from bench.names import metric_needs, model_signature
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
-from bench.suite import Suite, expand_jobs
+from bench.suite import ModelEntry, Suite, expand_jobs
 
 
 def check_inputs(
@@ -69,7 +69,7 @@ def check_inputs(
         raise UserError(labels_without_conditional(suite))
 
 
-def samples_without_labels(metric: str, entry) -> str:
+def samples_without_labels(metric: str, entry: ModelEntry) -> str:
     return (
         f"metric {metric!r} needs the class each sample was asked for; models[{entry.name}]"
         f".samples {entry.samples} holds no labels: save them in the .npz "
@@ -77,7 +77,7 @@ def samples_without_labels(metric: str, entry) -> str:
     )
 
 
-def unconditional_entry(metric: str, entry) -> str:
+def unconditional_entry(metric: str, entry: ModelEntry) -> str:
     return (
         f"metric {metric!r} needs class-conditional samples; models[{entry.name}] "
         f"({entry.ref}) is unconditional (no num_classes): remove the entry or the metric"

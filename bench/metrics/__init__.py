@@ -20,9 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.plugins import load_plugins
+
+if TYPE_CHECKING:
+    from bench.data import ImageDataset
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
 NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
@@ -129,7 +133,7 @@ def metric_names() -> list[str]:
     return sorted(names)
 
 
-def fits_data(name: str, needs: Iterable[str], data, n: int | None = None) -> bool:
+def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None = None) -> bool:
     """Whether suite metric `name`, needing `needs`, applies to the dataset (image metrics
     skip point data); a UserError when it cannot run on it with n samples. Takes declared
     needs too (bench.names.metric_needs), so it is checked before torch loads."""
