@@ -28,19 +28,35 @@ def check_uint8_nchw(images: torch.Tensor | np.ndarray, what: str = "images") ->
     import torch
 
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
+        return torch.from_numpy(uint8_nchw(images, what))
     if not isinstance(images, torch.Tensor):
         raise UserError(f"{what}: expected a uint8 tensor, got {type(images).__name__}")
     if images.dtype != torch.uint8:
-        hint = " (contains NaN)" if images.is_floating_point() and images.isnan().any() else ""
-        raise UserError(
-            f"{what}: expected uint8 pixels 0..255, got {images.dtype}{hint}; "
-            "quantize first, e.g. (x * 255).round().clamp(0, 255).to(torch.uint8)"
-        )
-    if images.ndim != 4 or images.shape[1] not in (1, 3) or min(images.shape[2:]) < 1:
-        shape = tuple(images.shape)
-        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {shape}")
+        nan = images.is_floating_point() and bool(images.isnan().any())
+        raise UserError(_not_uint8(what, images.dtype, nan))
+    _check_nchw(tuple(images.shape), what)
     return images
+
+
+def uint8_nchw(images: np.ndarray, what: str = "images") -> np.ndarray:
+    """check_uint8_nchw for an array, without torch: a contiguous uint8 (N, C, H, W) array."""
+    if images.dtype != np.uint8:
+        nan = images.dtype.kind == "f" and bool(np.isnan(images).any())
+        raise UserError(_not_uint8(what, images.dtype, nan))
+    _check_nchw(images.shape, what)
+    return np.ascontiguousarray(images)
+
+
+def _not_uint8(what: str, dtype: object, nan: bool) -> str:
+    return (
+        f"{what}: expected uint8 pixels 0..255, got {dtype}{' (contains NaN)' if nan else ''}; "
+        "quantize first, e.g. (x * 255).round().clamp(0, 255).to(torch.uint8)"
+    )
+
+
+def _check_nchw(shape: tuple[int, ...], what: str) -> None:
+    if len(shape) != 4 or shape[1] not in (1, 3) or min(shape[2:]) < 1:
+        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {shape}")
 
 
 def load_images(
@@ -109,14 +125,7 @@ def _read_npz(p: Path, n: int | None, shape: tuple[int, ...] | None) -> np.ndarr
         raise UserError(f"{what} contains NaN; save uint8 images 0..255")
     if _is_hwc(header.shape[1:], shape):
         array = array.transpose(0, 3, 1, 2)
-    if array.dtype != np.uint8:
-        raise UserError(
-            f"{what}: expected uint8 pixels 0..255, got {array.dtype}; quantize first, "
-            "e.g. (x * 255).round().clip(0, 255).astype(np.uint8)"
-        )
-    if array.shape[1] not in (1, 3) or min(array.shape[2:]) < 1:
-        raise UserError(f"{what}: expected shape (N, C, H, W) with C 1 or 3, got {array.shape}")
-    return np.ascontiguousarray(array)
+    return uint8_nchw(array, what)
 
 
 def _hwc(shape: tuple[int, ...]) -> tuple[int, ...]:
