@@ -186,20 +186,21 @@ def eval_(
     import json
 
     from bench.data import dataset_arrays
-    from bench.samples import check_samples_file, sample_labels
+    from bench.samples import read_samples, sample_labels
 
     arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
-    check_samples_file(samples, arrays)
-    sample_labels(samples, arrays)
+    samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
+    import torch
+
     from bench.data import load_dataset
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor
-    from bench.samples import load_sample_labels, load_samples_file
+    from bench.samples import check_samples
     from bench.scoring import needing_sample_labels, plan
 
     data = load_dataset(dataset, data_root)
-    x = load_samples_file(samples, data)
-    labels = load_sample_labels(samples, data)
+    x = check_samples(samples_read, data)
+    labels = None if labels_read is None else torch.from_numpy(labels_read)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     paths = {extractor: weights.resolve()} if weights is not None else {}
@@ -295,12 +296,12 @@ def fid(
     FID depends on n: compare numbers at equal n only."""
     import json
 
-    check_hub_weights(features, path_a, *([] if save_stats else [path_b]))
     if save_stats:
         write_stats(
             path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device, weights
         )
         return
+    check_hub_weights(features, path_a, path_b)
     from bench.fid import fid_between
 
     result = fid_between(
@@ -336,7 +337,6 @@ def stats(
 ) -> None:
     """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
     record (extractor, weights sha256, mode, n, source), which pytorch-fid ignores."""
-    check_hub_weights(features, source)
     write_stats(source, out, features, mode, dataset, data_root, batch_size, device, weights)
 
 
@@ -354,6 +354,7 @@ def check_hub_weights(features: str, *inputs: str) -> None:
 def write_stats(
     source, out: Path, features, mode, dataset, data_root, batch_size, device, weights
 ) -> None:
+    check_hub_weights(features, source)
     from bench.fid import write_source_stats
 
     made = write_source_stats(
