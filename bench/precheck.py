@@ -34,6 +34,7 @@ def check_inputs(
     check_writable(out_dir)
     if "inception_score" in suite.metrics:
         require_classifier_layer()
+    needs = {m: metric_needs(m) for m in suite.metrics}
     checked = set()
     conditional = False  # an entry asks for classes, or a samples file holds them
     undecided = False  # an entry only its own code can tell (a plug-in's)
@@ -43,7 +44,6 @@ def check_inputs(
             continue
         checked.add((job.dataset, entry.name))
         data = dataset_arrays(job.dataset, data_root)
-        needs = {m: metric_needs(m) for m in suite.metrics}
         label_metrics = [
             m
             for m in suite.metrics
