@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -100,8 +100,7 @@ def as_tensors(ds: ImageDataset) -> ImageDataset:
         return Split(torch.from_numpy(s.x), None if s.y is None else torch.from_numpy(s.y))
 
     meta = {k: as_tensors(v) if isinstance(v, ImageDataset) else v for k, v in ds.meta.items()}
-    splits = {"train": split(ds.train), "test": split(ds.test)}
-    return ImageDataset(**{**ds.__dict__, **splits, "meta": meta})
+    return replace(ds, train=split(ds.train), test=split(ds.test), meta=meta)
 
 
 def dataset_arrays(name: str, data_root: str | Path | None = None) -> ImageDataset:
