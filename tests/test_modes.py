@@ -168,3 +168,37 @@ def test_classifier_metrics_share_one_pass_per_image_set(monkeypatch):
     expected = class_coverage(clf.predict(fake), data.train.y, data.num_classes)
     assert got["classes_hit"] == expected["classes_hit"]
     assert got["class_kl"] == pytest.approx(expected["kl"], abs=1e-12)
+
+
+def test_class_coverage_of_asked_classes_judges_the_model_not_the_training_split():
+    """A conditional model asked for balanced classes that returns exactly those classes
+    (real test images of them) scores KL 0 against the asked classes, not the KL of the
+    training split's imbalance, and its floor is that of real images of the asked classes."""
+    from bench.data import load_dataset
+    from bench.metrics.modes import class_matched_rows
+    from bench.scoring import ScoringContext, score
+
+    digits = load_dataset("digits")
+    asked = torch.arange(500) % digits.num_classes
+    rows = class_matched_rows(digits.test.y.numpy(), asked.numpy())
+    assert (digits.test.y.numpy()[rows] == asked.numpy()).all()
+    fake = digits.test.x[rows]
+    got = score(
+        ScoringContext(digits, fake, torch.device("cpu"), fake_labels=asked), ["class_coverage"]
+    )
+    assert got["class_kl"] == got["class_kl_test_floor"]  # the same images: the floor itself
+    assert got["class_kl"] < 1e-3
+    # the training split's imbalance is not what it measures
+    train_share = np.bincount(digits.train.y.numpy(), minlength=10) / len(digits.train.y)
+    assert not np.allclose(train_share, 0.1)
+    uncond = score(ScoringContext(digits, fake, torch.device("cpu")), ["class_coverage"])
+    assert uncond["class_kl"] != got["class_kl"]
+
+
+def test_class_matched_rows_repeats_a_class_with_fewer_images_than_asked():
+    from bench.metrics.modes import class_matched_rows
+
+    rows = class_matched_rows(np.array([1, 0, 1]), np.array([0, 0, 0, 1]))
+    assert rows.tolist() == [1, 1, 1, 0]
+    with pytest.raises(UserError, match="no image of asked class 2"):
+        class_matched_rows(np.array([1, 0]), np.array([2]))

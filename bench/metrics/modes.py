@@ -136,15 +136,26 @@ def _check_num_classes(num_classes: int) -> None:
     needs={"images", "labels"},
 )
 def score_class_coverage(ctx: ScoringContext) -> dict[str, float]:
-    """Classes hit, KL and TV of the classifier's labels of the samples against the training
-    labels, with the same for an equally sized real test subset (the noise floor)."""
+    """Classes hit, KL and TV of the classifier's labels of the samples against a reference
+    class distribution, with the same for an equally sized real test subset (the noise
+    floor). The reference is the training labels, or the classes asked for when the samples
+    were asked for classes: a class-balanced conditional model is judged against balance,
+    not against the training split's imbalance."""
     fake_labels = ctx.classifier_logits("fake").argmax(1)
-    test_labels = equal_size_subset(ctx.classifier_logits("test"), ctx.n).argmax(1)
+    test_logits = ctx.classifier_logits("test")
     k = ctx.data.num_classes
-    m = class_coverage(fake_labels, ctx.data.train.y, k, test_pred_labels=test_labels)
+    if ctx.fake_labels is None:
+        reference, reference_name = ctx.data.train.y.numpy(), "train"
+        test_labels = equal_size_subset(test_logits, ctx.n).argmax(1)
+    else:
+        reference, reference_name = ctx.fake_labels.numpy(), "asked"
+        rows = class_matched_rows(ctx.data.test.y.numpy(), reference)
+        test_labels = test_logits[rows].argmax(1)
+    m = class_coverage(fake_labels, reference, k, test_pred_labels=test_labels)
     ctx.artifacts["class_histogram"] = {
         "samples": np.bincount(fake_labels, minlength=k).tolist(),
-        "train": np.bincount(ctx.data.train.y.numpy(), minlength=k).tolist(),
+        "reference": reference_name,
+        reference_name: np.bincount(reference, minlength=k).tolist(),
     }
     return {
         "classes_hit": m["classes_hit"],
@@ -153,6 +164,20 @@ def score_class_coverage(ctx: ScoringContext) -> dict[str, float]:
         "class_kl_test_floor": m["test_kl"],
         "class_tv_test_floor": m["test_tv"],
     }
+
+
+def class_matched_rows(test_labels: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """Rows of real test images with the asked classes, one per asked label (a class's
+    images in order, repeated when it has fewer than were asked): a perfect conditional
+    model's samples, for the noise floor."""
+    rows = np.empty(len(asked), dtype=np.int64)
+    for c in np.unique(asked):
+        of_class = np.flatnonzero(test_labels == c)
+        if len(of_class) == 0:
+            raise UserError(f"class_coverage: the test split has no image of asked class {c}")
+        where = np.flatnonzero(asked == c)
+        rows[where] = of_class[np.arange(len(where)) % len(of_class)]
+    return rows
 
 
 @register_metric(

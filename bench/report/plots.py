@@ -16,7 +16,8 @@ from bench.metrics import direction  # noqa: E402
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
@@ -133,23 +134,29 @@ def loss_curves(histories: dict[str, list[tuple[int, float]]]) -> bytes:
 
 
 def class_histograms(hists: dict[str, dict[str, list[int]]]) -> bytes:
-    """Per model: share of samples per predicted class against the training labels."""
+    """Per model: share of samples per predicted class against the reference classes (the
+    training labels, or the classes asked of a conditional model)."""
     n = len(hists)
     cols = min(4, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.4), squeeze=False, layout="constrained"
+    )
     for ax, (model, h) in zip(axes.flat, hists.items(), strict=False):
+        name = h.get("reference", "train")  # stores written before "reference" existed
         samples = np.asarray(h["samples"], float)
-        train = np.asarray(h["train"], float)
-        k = np.arange(len(train))
-        ax.bar(k - 0.2, train / train.sum(), width=0.4, color="#bbbbbb", label="train")
+        reference = np.asarray(h[name], float)
+        k = np.arange(len(reference))
+        ax.bar(k - 0.2, reference / reference.sum(), width=0.4, color="#bbbbbb", label=name)
         ax.bar(
             k + 0.2, samples / max(samples.sum(), 1), width=0.4, color="#1f77b4", label="samples"
         )
-        ax.set_title(model, fontsize=9)
+        ax.set_title(f"{model} (vs {name})", fontsize=9)
         ax.set_xticks(k)
         ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=7)
+    # above the panels: inside one it covered the last bars
+    handles, _ = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, ["reference", "samples"], loc="outside upper center", ncol=2, fontsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return _png(fig)
