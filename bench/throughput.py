@@ -39,6 +39,9 @@ LOAD_LIMIT = 0.10  # other processes used >= 10% of the CPUs' time while we were
 # 2 / (100 * window); below this window that error reaches half of LOAD_LIMIT and no load
 # is reported.
 MIN_LOAD_WINDOW_S = 0.4
+# Fast samplers are timed for more repeats than asked until the window reaches
+# MIN_LOAD_WINDOW_S, so that the load is measured rather than unknown; at most this many.
+MAX_REPEATS = 1000
 CALIBRATION_S = 0.05  # a matmul this long is large enough to show the device's rate
 
 
@@ -68,7 +71,8 @@ def measure_throughput(
     cpu_source: CpuSource = cpu_seconds,
     cpus: int | None = None,
 ) -> dict[str, float | bool | str]:
-    """Time `sample_batch(batch_size)`: img/s and ms/img from the median repeat, the first
+    """Time `sample_batch(batch_size)`: img/s and ms/img from the median repeat (at least
+    `repeats`, more until the timed window is MIN_LOAD_WINDOW_S long), the first
     (warm-up) call's extra time as `first_call_s`, and peak memory; with the repeats'
     dispersion and the other processes' CPU use during them (`dispersion`, `cpu_load`) and
     whether that makes the figure `disturbed` (with the reasons in `disturbance`).
@@ -85,6 +89,8 @@ def measure_throughput(
         sample_batch(batch_size)
     cpu_before, wall_before = cpu_source(), clock()
     times = [timed(lambda: sample_batch(batch_size), device, clock) for _ in range(repeats)]
+    while clock() - wall_before < MIN_LOAD_WINDOW_S and len(times) < MAX_REPEATS:
+        times.append(timed(lambda: sample_batch(batch_size), device, clock))
     load = cpu_load(cpu_before, cpu_source(), clock() - wall_before, cpus or available_cpus())
     median = statistics.median(times)
     if median <= 0:
@@ -97,7 +103,7 @@ def measure_throughput(
         "ms_per_img": 1000.0 * median / batch_size,
         "median_s": median,
         "first_call_s": first,
-        "repeats": float(repeats),
+        "repeats": float(len(times)),
         **spread,
         **load,
         "disturbed": bool(reasons),
@@ -148,7 +154,9 @@ def disturbance(times: list[float], load: float) -> list[str]:
             f"a repeat took {worst:.3g} s against a mean of {mean:.3g} s "
             f"(limit {OUTLIER_LIMIT:.0%} away)"
         )
-    if load >= LOAD_LIMIT:  # False for nan
+    if math.isnan(load):  # unmeasured is not quiet
+        reasons.append("the other processes' CPU load while timed could not be measured")
+    elif load >= LOAD_LIMIT:
         reasons.append(
             f"other processes used {load:.0%} of the CPUs while timed (limit {LOAD_LIMIT:.0%})"
         )

@@ -1,5 +1,6 @@
 """Throughput timing logic, checked with models whose cost is known."""
 
+import itertools
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from bench.device import cpu_flags, cpu_seconds, dtype_is_native
 from bench.errors import UserError
 from bench.throughput import (
     LOAD_LIMIT,
+    MIN_LOAD_WINDOW_S,
     autocast,
     flops_per_sample,
     measure_throughput,
@@ -157,7 +159,7 @@ def timed_run(costs, *, others=0.0, own=1.0, cpus=2, cpu_source=None):
     warm-up as long as the first); while sampling, other processes keep `others` CPUs busy
     and we keep `own`."""
     clock, cpu = FakeClock(), FakeCpu()
-    steps = iter([costs[0], *costs])
+    steps = itertools.chain([costs[0], *costs], itertools.repeat(costs[-1]))
 
     def sample_batch(b):
         dt = next(steps)
@@ -210,11 +212,22 @@ def test_our_own_threads_are_not_load():
     assert m["load"] == pytest.approx(0) and m["disturbed"] is False
 
 
-def test_no_load_figure_when_it_cannot_be_told():
-    short = timed_run([0.05] * 5, others=2.0)  # 0.25 s: below the /proc/stat resolution
-    assert math.isnan(short["load"]) and short["disturbed"] is False
+def test_a_fast_sampler_is_timed_until_its_load_can_be_told():
+    """Five repeats of 0.03 s are below the /proc/stat resolution: more are timed until the
+    window is long enough, and the load is measured instead of passing as quiet."""
+    busy = timed_run([0.03] * 5, others=2.0)
+    assert busy["repeats"] == math.ceil(MIN_LOAD_WINDOW_S / 0.03) == 14
+    assert busy["load"] == pytest.approx(1.0) and busy["disturbed"] is True
+    quiet = timed_run([0.03] * 5)
+    assert quiet["load"] == pytest.approx(0) and quiet["disturbed"] is False
+    slow = timed_run([0.2] * 5)
+    assert slow["repeats"] == 5  # long enough already: no extra repeats
+
+
+def test_unmeasured_load_is_not_quiet():
     unknown = timed_run([0.2] * 5, cpu_source=lambda: None)  # no /proc/stat
     assert math.isnan(unknown["load"]) and math.isnan(unknown["other_cpus"])
+    assert unknown["disturbed"] is True and "could not be measured" in unknown["disturbance"]
 
 
 def test_one_repeat_has_no_rsd():

@@ -36,7 +36,8 @@ LEGEND = (
     "(2 seeds). Arrows: each metric's direction. Bold: best learned model per column. "
     "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
     "...) bound the scale from above and below and are not ranked. †: a throughput figure "
-    "measured while other processes kept the CPU busy or its repeats spread more than 10% "
+    "measured while other processes kept the CPU busy (or while their load could not be "
+    "measured) or whose repeats spread more than 10% "
     "(re-measure with genbench throughput on a quiet machine). Steps: optimizer steps "
     'spent on the suite\'s budget; "checkpoint" and "samples file" rows were trained '
     'elsewhere, on a budget genbench did not set; "unknown": the model\'s fit neither '
