@@ -2,10 +2,11 @@
 
 import math
 
+import pandas as pd
 import pytest
 
 from bench.record import JobRecord, Store, default_tracking_uri
-from bench.report.leaderboard import build_leaderboards
+from bench.report.leaderboard import best_models, build_leaderboards
 from bench.report.render import write_report
 
 FD = "fd_classifier_n1000_train"
@@ -59,8 +60,8 @@ def test_table_values_mean_std_best_and_order(store):
     assert board.primary == FD and board.models == ["<script>alert(1)</script>", "vae"]
     assert board.references == ["copier"]
     # best among learned models: the copier reference is not ranked
-    assert board.best[FD] == "<script>alert(1)</script>"
-    assert board.best[COV] == "vae"
+    assert board.best[FD] == {"<script>alert(1)</script>"}
+    assert board.best[COV] == {"vae"}
     assert list(t.index) == ["<script>alert(1)</script>", "vae", "copier"]
     assert board.failures == [{"model": "broken", "seed": 0, "error": "samples contain NaN or inf"}]
 
@@ -254,3 +255,15 @@ def test_the_throughput_metric_records_how_clean_its_figure_is(monkeypatch):
         "throughput_disturbed_b8_cpu": 1.0,
         "throughput_rsd_b8_cpu": 0.3,  # load unmeasured (NaN): not recorded
     }
+
+
+def test_every_model_tied_with_the_best_as_printed_is_bold():
+    cols = pd.MultiIndex.from_tuples([("reference", ""), (FD, "mean"), (COV, "mean")])
+    table = pd.DataFrame(
+        [[False, 1.16101e-4, 0.5], [False, 1.16099e-4, 0.9], [False, 2.0, 0.9], [True, 0.0, 1.0]],
+        index=["a", "b", "c", "copier"],
+        columns=cols,
+    )
+    best = best_models(table, [FD, COV])
+    assert best[FD] == {"a", "b"}  # both print as 1.161e-04
+    assert best[COV] == {"b", "c"}  # the reference's 1.0 is not ranked

@@ -187,9 +187,10 @@ def _mean(g: pd.DataFrame, col: str) -> float:
     return pd.to_numeric(g[col], errors="coerce").mean()
 
 
-def best_models(table: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
+def best_models(table: pd.DataFrame, metrics: list[str]) -> dict[str, set[str]]:
     """Best mean per metric among learned models (references are the floor and ceiling);
-    among all rows when there are only references."""
+    among all rows when there are only references. Every model whose mean ties the best as
+    printed (4 significant digits) is best: which of equal numbers came first means nothing."""
     learned = table[~table[("reference", "")].astype(bool)]
     pool = learned if len(learned) else table
     best = {}
@@ -198,13 +199,11 @@ def best_models(table: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
         col = pool[(m, "mean")].dropna()
         if d is None or col.empty:
             continue
-        if d == "lower":
-            best[m] = col.idxmin()
-        elif d == "higher":
-            best[m] = col.idxmax()
-        else:
-            target = 0.0 if d.endswith("0") else 1.0
-            best[m] = (col - target).abs().idxmin()
+        if d not in ("lower", "higher"):
+            col = (col - (0.0 if d.endswith("0") else 1.0)).abs()
+        printed = col.map(lambda v: float(f"{v:.4g}"))
+        top = printed.max() if d == "higher" else printed.min()
+        best[m] = set(printed.index[printed == top])
     return best
 
 

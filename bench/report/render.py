@@ -33,7 +33,8 @@ from bench.report.leaderboard import (
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
     "Mean over training seeds ± the 95% t-interval half-width (3+ seeds) or ± the std "
-    "(2 seeds). Arrows: each metric's direction. Bold: best learned model per column. "
+    "(2 seeds). Arrows: each metric's direction. Bold: best learned model per column (every "
+    "model that ties it as printed). "
     "Learned models are ranked by the primary metric; references (copier, pixel-gaussian, "
     "...) bound the scale from above and below and are not ranked. †: a throughput figure "
     "measured while other processes kept the CPU busy (or while their load could not be "
@@ -103,7 +104,7 @@ def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
                     bool(t.get(("steps_unknown", ""), False)),
                 ),
                 "cells": {m: cell(board, model, m) for m in board.metrics},
-                "best": {m for m in board.metrics if board.best.get(m) == model},
+                "best": {m for m in board.metrics if model in board.best.get(m, ())},
             }
         )
     return rows
