@@ -440,6 +440,35 @@ def throughput(
         typer.echo("! disturbed figures: re-measure on a quiet machine (more --repeats help)")
 
 
+samples_app = typer.Typer(
+    no_args_is_help=True, help="Get a finished job's samples out of a suite's output folder."
+)
+app.add_typer(samples_app, name="samples")
+
+
+@samples_app.command("export")
+def samples_export(
+    out: Annotated[Path, typer.Option(help="the folder genbench run wrote")],
+    model: Annotated[str, typer.Option(help="the model's label on the leaderboard")],
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to",
+            help="a new .npz file (images, and labels of a conditional model) or a new "
+            "folder of PNG files (with labels.txt)",
+        ),
+    ],
+    dataset: Annotated[
+        str | None, typer.Option(help="which dataset's job, when the suite has several")
+    ] = None,
+) -> None:
+    """Write a model's samples (its lowest seed's job) as .npz or PNG files."""
+    from bench.commands.samples_export import export_samples
+
+    n, written = export_samples(out, model, to, dataset=dataset)
+    typer.echo(f"{n} samples of {model!r}: {written}")
+
+
 class ListWhat(str, Enum):
     models = "models"
     datasets = "datasets"

@@ -1,0 +1,1 @@
+"""The work of side commands (`genbench samples export`, ...); bench/cli.py only parses."""
