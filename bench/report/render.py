@@ -149,7 +149,7 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
             parts += ["", f"### Per class: {header(metric)}", ""]
             parts += _md_rows(["class", *heads], rows)
         if tables:
-            parts += ["", PER_CLASS_LEGEND]
+            parts += ["", PER_CLASS_LEGEND.format(mark="bold; red in the HTML report")]
         parts.append("")
     return "\n".join(parts)
 
@@ -183,7 +183,7 @@ SWEEP_LEGEND = (
 )
 PER_CLASS_LEGEND = (
     "Per class, from each model's first seed: a row per class asked for, a column per "
-    "model. Marked (bold; red in the HTML report): each model's worst class."
+    "model. Marked ({mark}): each model's worst class."
 )
 
 
@@ -277,7 +277,8 @@ def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
     heads = "".join(f"<th>{e(header(m, board.rank_by))}</th>" for m in board.metrics)
     first = "rank" if ranked else ""
     out = [
-        f"<div class='scroll'><table><thead><tr><th>{first}</th><th>model</th><th>seeds</th>"
+        f"<div class='scroll'><table class='board'><thead><tr><th>{first}</th><th>model</th>"
+        "<th>seeds</th>"
         f"<th>steps</th>{heads}</tr></thead><tbody>"
     ]
     for r in table_rows(board, models):
@@ -339,7 +340,7 @@ def _conditional(board: Leaderboard, assets: Assets) -> list[str]:
         for metric, heads, rows in tables:
             out.append(f"<h4>{e(header(metric))}</h4>")
             out.append(_html_rows(["class", *heads], rows, marked="worst", css="per-class"))
-        out.append(f"<p class='legend'>{e(PER_CLASS_LEGEND)}</p>")
+        out.append(f"<p class='legend'>{e(PER_CLASS_LEGEND.format(mark='red'))}</p>")
     return out
 
 
@@ -462,6 +463,10 @@ tr.reference td{color:#666;font-style:italic}
 .grids{display:flex;flex-wrap:wrap;gap:1em}
 .grids img{width:280px}
 .scroll{overflow-x:auto;max-width:100%}
+table.board :is(th,td):nth-child(-n+2){position:sticky;z-index:1;background:#fff}
+table.board th:nth-child(-n+2){background:#f4f4f4}
+table.board :is(th,td):first-child{box-sizing:border-box;left:0;width:3.5em;min-width:3.5em}
+table.board :is(th,td):nth-child(2){left:3.5em;box-shadow:2px 0 0 #ccc}
 figure{margin:0}figcaption{text-align:center;font-size:90%}
 img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 .legend{color:#555;font-size:90%;max-width:900px}
