@@ -267,3 +267,22 @@ def test_every_model_tied_with_the_best_as_printed_is_bold():
     best = best_models(table, [FD, COV])
     assert best[FD] == {"a", "b"}  # both print as 1.161e-04
     assert best[COV] == {"b", "c"}  # the reference's 1.0 is not ranked
+
+
+def test_provenance_names_the_model_of_each_plugin_hash_and_version(tmp_path):
+    from bench.report.render import provenance
+
+    client = Store(default_tracking_uri(tmp_path))
+    exp = client.experiment("prov", tmp_path / "mlruns" / "artifacts")
+    for model, source, version in [("mine", "abc", "mypkg==1.2"), ("theirs", "def", "")]:
+        record = JobRecord(
+            job_key=model, fit_key=model, samples_key="s", suite="prov", suite_version="1",
+            dataset="digits", dataset_hash="h", model=model, model_ref=model, source="trained",
+            seed=0, metrics={FD: 1.0}, model_source_sha256=source, model_version=version,
+        )  # fmt: skip
+        client.start_job(exp, record, None)
+        client.finish_job(record)
+    [board] = build_leaderboards(client.records("prov"))
+    prov = provenance(board)
+    assert prov["model_source_sha256"] == "mine: abc, theirs: def"
+    assert prov["model_version"] == "mine: mypkg==1.2"  # none recorded for theirs: not shown

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.cache import atomic_write_bytes
 from bench.metrics import direction
-from bench.record import Store
+from bench.record import USER_INPUTS, Store
 from bench.report import plots
 from bench.report.conditional import (
     GuidanceSweep,
@@ -418,7 +418,11 @@ def provenance(board: Leaderboard) -> dict[str, str]:
     for tag in dict.fromkeys(PROVENANCE_FIRST + rest):
         col = f"{PROVENANCE}{tag}"
         if col in runs:
-            values = sorted({str(v) for v in runs[col].dropna()})
+            if tag in USER_INPUTS:  # each model's own: say whose
+                pairs = runs[["model", col]].dropna().astype(str).drop_duplicates()
+                values = sorted(f"{m}: {v}" for m, v in pairs.itertuples(index=False) if v)
+            else:
+                values = sorted({str(v) for v in runs[col].dropna()})
             if values:
                 out[tag] = ", ".join(values)
     return out
