@@ -57,6 +57,25 @@ def test_matches_torch_fidelity_with_same_seed(n_a, n_b, subset_size):
     assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-12)
 
 
+def test_float32_grams_match_torch_fidelity_far_from_the_origin():
+    """From FLOAT32_GRAM_MIN_DIM on, per-subset Gram matrices are float32 matmuls of the
+    centred features: features all near 10 still give torch-fidelity's float64 values to 1e-6
+    (float32 matmuls of the uncentred features miss the mean by 4e-6)."""
+    d = kid_module.FLOAT32_GRAM_MIN_DIM
+    a, b = features(14, 300, d, shift=10.0), features(15, 400, d, shift=10.05)
+    mean, std = kid(a, b, num_subsets=20, subset_size=100, seed=7)
+    theirs = kid_features_to_metric(
+        torch.from_numpy(a),
+        torch.from_numpy(b),
+        kid_subsets=20,
+        kid_subset_size=100,
+        rng_seed=7,
+        verbose=False,
+    )
+    assert mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6)
+    assert std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-6)
+
+
 def test_matches_clean_fid_kernel_distance_on_same_subsets():
     a, b = features(4, 300), features(5, 250, shift=0.2)
     # clean-fid draws from np.random's global state: b's subset first, then a's.
