@@ -3,10 +3,11 @@
 The format is pytorch-fid's `.npz`: float64 `mu` (d,) and `sigma` (d, d). genbench adds a
 protocol record under the extra key `genbench_protocol`, a JSON string stored as a numpy
 unicode scalar, so the file loads without pickle; pytorch-fid reads only `mu` and `sigma`
-(fid_score.compute_statistics_of_path) and ignores it. Files without the record
-(pytorch-fid's `--save-stats`, clean-fid's stats folder) are read too: their dimension is
-known, and clean-fid's file names say the mode (`{name}_{mode}[_{model}]_{split}_{res}.npz`,
-cleanfid/features.py get_reference_statistics).
+(fid_score.compute_statistics_of_path) and ignores it. Files without the record are read
+too: clean-fid's file names say the mode (`{name}_{mode}[_{model}]_{split}_{res}.npz`,
+cleanfid/features.py get_reference_statistics); any other is pytorch-fid's `--save-stats`,
+whose protocol is Inception with the legacy (bilinear) resize. Statistics of different
+protocols are never compared: clean and legacy FID of the same images differ severalfold.
 
 Any extractor plugs in: compute_stats takes its name, features function, dimension,
 weights hash and preprocessing mode.
@@ -22,13 +23,16 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from bench import __version__
 from bench.cache import atomic_write_bytes
 from bench.errors import UserError
-from bench.metrics.fd import feature_stats
+
+if TYPE_CHECKING:  # torch loads only when statistics are computed: bad files are refused first
+    import torch
 
 PROTOCOL_KEY = "genbench_protocol"
 FORMAT = "genbench-stats/1"
@@ -40,7 +44,12 @@ _CLEANFID_NAME = re.compile(
     r"_[^_]+_[^_]+\.npz$"
 )
 
-FeaturesFn = Callable[[torch.Tensor], np.ndarray]
+# What a file without a record holds (pytorch-fid's --save-stats): its default Inception pool3
+# features after the legacy bilinear resize.
+PYTORCH_FID = "pytorch-fid format"
+_PYTORCH_FID_PROTOCOL = {"extractor": "inception", "mode": "legacy"}
+
+FeaturesFn = Callable[["torch.Tensor"], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class Protocol:
     n: int | None = None
     source: str | None = None  # dataset:split, folder or file the images came from
     source_hash: str | None = None  # the dataset's content hash
+    genbench_version: str | None = None  # of the genbench that wrote the file; never compared
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Stats:
     mu: np.ndarray  # float64 (d,)
     sigma: np.ndarray  # float64 (d, d)
     protocol: Protocol
-    origin: str  # "genbench", "clean-fid" or "pytorch-fid format" (no record)
+    origin: str  # "genbench", "clean-fid" or PYTORCH_FID (no record)
 
 
 def compute_stats(
@@ -78,6 +88,8 @@ def compute_stats(
     """Mean and covariance of `features(images)` with their protocol record.
 
     `dim` None means the dimension follows from the images (raw pixels)."""
+    from bench.metrics.fd import feature_stats
+
     if len(images) < 2:
         raise UserError(f"statistics need at least 2 images, got {len(images)} from {source}")
     feats = features(images)
@@ -92,6 +104,7 @@ def compute_stats(
         n=len(images),
         source=source,
         source_hash=source_hash,
+        genbench_version=__version__,
     )
     return Stats(mu, sigma, protocol, "genbench")
 
@@ -137,14 +150,15 @@ def load_stats(path: str | os.PathLike) -> Stats:
         return Stats(mu, sigma, _parse_record(p, record, mu.size), "genbench")
     match = _CLEANFID_NAME.match(p.name.lower())
     if match is None:
-        return Stats(mu, sigma, Protocol(dim=mu.size), "pytorch-fid format")
+        return Stats(mu, sigma, Protocol(dim=mu.size, **_PYTORCH_FID_PROTOCOL), PYTORCH_FID)
     extractor = "clip_vit_b_32" if match["model"] else "inception"
     mode = _CLEANFID_MODES.get(match["mode"], f"clean-fid's {match['mode']}")
     return Stats(mu, sigma, Protocol(dim=mu.size, extractor=extractor, mode=mode), "clean-fid")
 
 
-def check_compatible(stats: Stats, wanted: Protocol, what: str) -> None:
-    """Refuse, with one line, statistics whose protocol contradicts `wanted`.
+def check_compatible(stats: Stats, wanted: Protocol, what: str, against: str | None = None) -> None:
+    """Refuse, with one line, statistics whose protocol contradicts `wanted`: the requested
+    one, or that of the statistics file `against` names.
 
     A field unknown on either side (None) contradicts nothing; `wanted.dim` 0 is unknown."""
     made = stats.protocol
@@ -162,8 +176,15 @@ def check_compatible(stats: Stats, wanted: Protocol, what: str) -> None:
         fix = "recompute them with `genbench stats`"
         if name == "mode" and theirs in _CLEANFID_MODES.values():
             fix = f"pass --mode {theirs}, or {fix}"
+        if stats.origin == PYTORCH_FID:
+            raise UserError(
+                f"{what} has no genbench protocol record, so it is pytorch-fid's --save-stats "
+                f"(Inception, legacy resize); {against or 'this comparison'} uses {name} {ours}: "
+                f"the numbers are not comparable: {fix}"
+            )
+        ours_are = f"{against} with" if against else "this comparison uses"
         raise UserError(
-            f"{what} was made with {name} {theirs}, this comparison uses {ours}; "
+            f"{what} was made with {name} {theirs}, {ours_are} {ours}; "
             f"the numbers are not comparable: {fix}"
         )
 

@@ -15,6 +15,7 @@ from cleanfid import fid as cleanfid_fid
 from PIL import Image
 from pytorch_fid import fid_score
 
+from bench import __version__ as VERSION
 from bench.errors import UserError
 from bench.features.pixels import pixel_features
 from bench.fid import fid_between, write_source_stats
@@ -24,6 +25,7 @@ from bench.npz import is_stats_file
 from bench.stats import (
     PROTOCOL_KEY,
     Protocol,
+    Stats,
     check_compatible,
     compute_stats,
     load_stats,
@@ -51,7 +53,7 @@ def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
     save_stats(tmp_path / "ref.npz", made)
     back = load_stats(tmp_path / "ref.npz")
     assert back.origin == "genbench" and back.protocol == made.protocol
-    assert back.protocol == Protocol(3, "mean_colour", "ab" * 32, "m1", 30, "test")
+    assert back.protocol == Protocol(3, "mean_colour", "ab" * 32, "m1", 30, "test", None, VERSION)
     feats = mean_colour(images(30, 0)).astype(np.float64)
     assert np.allclose(back.mu, feats.mean(0), rtol=1e-12)
     assert np.allclose(back.sigma, np.cov(feats, rowvar=False), rtol=1e-10)
@@ -61,18 +63,62 @@ def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
     # ... and nothing in it needs pickle.
     with np.load(tmp_path / "ref.npz", allow_pickle=False) as f:
         assert set(f.files) == {"mu", "sigma", PROTOCOL_KEY}
-        assert json.loads(str(f[PROTOCOL_KEY]))["extractor"] == "mean_colour"
+        record = json.loads(str(f[PROTOCOL_KEY]))
+        assert (record["extractor"], record["genbench_version"]) == ("mean_colour", VERSION)
 
 
-def test_pytorch_fid_file_is_read_with_only_its_dimension_known(tmp_path):
+def test_file_without_record_is_pytorch_fids_legacy_protocol(tmp_path):
+    """pytorch-fid's --save-stats writes mu and sigma only (np.savez_compressed): its protocol
+    is Inception pool3 after the legacy resize, so a clean comparison refuses it (#26 item 3:
+    it gave 156.98 where pytorch-fid gives 40.733)."""
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(20, 5))
     np.savez_compressed(tmp_path / "p.npz", mu=feats.mean(0), sigma=np.cov(feats, rowvar=False))
     s = load_stats(tmp_path / "p.npz")
-    assert s.origin == "pytorch-fid format" and s.protocol == Protocol(5)
-    check_compatible(s, Protocol(5, "inception", "cd" * 32, "clean"), "p.npz")  # no contradiction
-    with pytest.raises(UserError, match="made with dimension 5, this comparison uses 2048"):
-        check_compatible(s, Protocol(2048, "inception", None, "clean"), "p.npz")
+    assert s.origin == "pytorch-fid format"
+    assert s.protocol == Protocol(5, "inception", None, "legacy")
+    check_compatible(s, Protocol(5, "inception", "cd" * 32, "legacy"), "p.npz")
+    with pytest.raises(
+        UserError,
+        match=r"p.npz has no genbench protocol record, so it is pytorch-fid's --save-stats "
+        r"\(Inception, legacy resize\); this comparison uses mode clean: the numbers are not "
+        r"comparable: pass --mode legacy, or recompute them with `genbench stats`",
+    ):
+        check_compatible(s, Protocol(5, "inception", None, "clean"), "p.npz")
+    with pytest.raises(UserError, match="this comparison uses dimension 2048"):
+        check_compatible(s, Protocol(2048, "inception", None, "legacy"), "p.npz")
+    with pytest.raises(UserError, match="this comparison uses extractor pixels"):
+        check_compatible(s, Protocol(5, "pixels"), "p.npz")
+
+
+def test_fid_never_compares_statistics_of_different_protocols(tmp_path):
+    """Every comparison path checks protocols: a file against the requested one (before any
+    image is read) and two files against each other."""
+
+    def write(name, **protocol):
+        made = Stats(np.zeros(4), np.eye(4), Protocol(4, "inception", **protocol), "genbench")
+        save_stats(tmp_path / name, made)
+        return tmp_path / name
+
+    clean = write("clean.npz", mode="clean", weights_sha256="ab" * 32)
+    other_weights = write("other.npz", mode="clean", weights_sha256="cd" * 32)
+    legacy = write("legacy.npz", mode="legacy", weights_sha256="ab" * 32)
+    np.savez_compressed(tmp_path / "theirs.npz", mu=np.ones(4), sigma=np.eye(4))
+    theirs = tmp_path / "theirs.npz"
+    assert fid_between(clean, clean)["fid"] == 0
+    assert fid_between(theirs, legacy, mode="legacy")["fid"] == pytest.approx(4.0)
+    with pytest.raises(UserError, match="theirs.npz has no genbench protocol record"):
+        fid_between(theirs, clean)  # the default mode is clean
+    with pytest.raises(UserError, match="clean.npz was made with mode clean, this comparison"):
+        fid_between(theirs, clean, mode="legacy")
+    with pytest.raises(
+        UserError,
+        match=r"other.npz was made with weights sha256 cdcdcdcdcdcd\.\.\., \S*clean.npz with "
+        r"abababababab\.\.\.; the numbers are not comparable",
+    ):
+        fid_between(clean, other_weights)
+    with pytest.raises(UserError, match="theirs.npz has no genbench protocol record"):
+        fid_between(theirs, "digits:test", features="pixels")  # refused before images load
 
 
 @pytest.mark.parametrize(
@@ -144,10 +190,11 @@ def test_fid_from_stats_files_equals_fid_from_images(tmp_path):
         r = fid_between(tmp_path / f"{x}.npz", tmp_path / f"{y}.npz", features="pixels")
         assert r["fid"] == pytest.approx(direct, rel=1e-12)
         assert (r["n_a"], r["n_b"]) == (40, 30)
-    # A foreign file without a record: n unknown, the number the same.
-    s = load_stats(tmp_path / "sa.npz")
-    np.savez(tmp_path / "foreign.npz", mu=s.mu, sigma=s.sigma)
-    r = fid_between(tmp_path / "foreign.npz", tmp_path / "b.npz", features="pixels")
+    # Files without a record (pytorch-fid's protocol, legacy Inception): n unknown, the same FD.
+    for name in ("sa", "sb"):
+        s = load_stats(tmp_path / f"{name}.npz")
+        np.savez(tmp_path / f"foreign_{name}.npz", mu=s.mu, sigma=s.sigma)
+    r = fid_between(tmp_path / "foreign_sa.npz", tmp_path / "foreign_sb.npz", mode="legacy")
     assert r["n_a"] is None and r["fid"] == pytest.approx(direct, rel=1e-12)
 
 
