@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bench import __version__
 from bench.cache import atomic_write_bytes
@@ -36,6 +37,10 @@ if TYPE_CHECKING:  # torch loads only when statistics are computed: bad files ar
 
 PROTOCOL_KEY = "genbench_protocol"
 FORMAT = "genbench-stats/1"
+
+# How far a file's sigma may be from symmetric positive semi-definite, relative to its
+# largest entry (symmetry) or eigenvalue (the most negative one); see _check_covariance.
+COVARIANCE_RTOL = 1e-6
 
 # clean-fid modes that genbench reproduces, under genbench's names.
 _CLEANFID_MODES = {"clean": "clean", "legacy_pytorch": "legacy"}
@@ -199,7 +204,31 @@ def _check_arrays(p: Path, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarra
     mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise UserError(f"{p}: 'mu' or 'sigma' contains NaN or inf values")
+    _check_covariance(p, sigma)
     return mu, sigma
+
+
+def _check_covariance(p: Path, sigma: np.ndarray) -> None:
+    """Refuse a sigma that is not symmetric positive semi-definite: the FD of one is any
+    number, 0.0 included. Real covariances (np.cov, float64 or rounded to float32, fewer
+    images than dimensions) are within 1e-8 of both, relative to the largest entry or
+    eigenvalue; COVARIANCE_RTOL leaves a hundredfold margin."""
+    largest = float(np.abs(sigma).max())
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > COVARIANCE_RTOL * largest:
+        raise UserError(
+            f"{p}: 'sigma' is not symmetric: entries differ from their transposes by up to "
+            f"{asymmetry:.6g} (its largest entry is {largest:.6g}); a covariance is symmetric: "
+            "recompute the statistics"
+        )
+    with threadpool_limits(1, user_api="blas"):  # see bench.metrics.fd: shared cores
+        eigenvalues = np.linalg.eigvalsh(sigma)
+    lowest, highest = float(eigenvalues[0]), float(eigenvalues[-1])
+    if lowest < -COVARIANCE_RTOL * max(abs(lowest), abs(highest)):
+        raise UserError(
+            f"{p}: 'sigma' has the eigenvalue {lowest:.6g} (its largest is {highest:.6g}); a "
+            "covariance has none below 0: recompute the statistics"
+        )
 
 
 def _parse_record(p: Path, record: np.ndarray, dim: int) -> Protocol:

@@ -495,6 +495,17 @@ CASES = {
         [],
         "b.npz was made with weights sha256 cdcdcdcdcdcd..., ",
     ),
+    # -- covariances that gave a silent, wrong FID (#34 item 5) --------------------------------
+    "fid: statistics with a sigma that is not symmetric": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), np.triu(np.ones((8, 8))))),
+        [],
+        "ref.npz: 'sigma' is not symmetric: entries differ from their transposes by up to 1",
+    ),
+    "fid: statistics with a negative definite sigma": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), -0.05 * np.eye(8))),
+        [],
+        "ref.npz: 'sigma' has the eigenvalue -0.05 (its largest is -0.05); a covariance has none",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

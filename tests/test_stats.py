@@ -173,6 +173,25 @@ def test_contradicting_protocol_is_refused_naming_the_field():
             check_compatible(s, wanted, "ref.npz")
 
 
+def test_real_covariances_pass_the_symmetry_and_semi_definiteness_checks(tmp_path):
+    """pytorch-fid's np.cov of float32 activations, fewer images than dimensions (rank
+    deficient: eigenvalues at rounding level on either side of 0), also rounded to float32;
+    one eigenvalue clearly below 0 is refused."""
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(512, 512)) * np.exp(-np.arange(512) / 50)
+    act = np.maximum(rng.normal(size=(40, 512)) @ mixing + 0.3, 0).astype(np.float32)
+    sigma = np.cov(act, rowvar=False)
+    assert np.linalg.eigvalsh(sigma)[0] < 0  # rounding, as in real files
+    for name, s in (("f64", sigma), ("f32", sigma.astype(np.float32))):
+        np.savez(tmp_path / f"{name}.npz", mu=act.mean(0), sigma=s)
+        assert load_stats(tmp_path / f"{name}.npz").sigma.shape == (512, 512)
+    w, v = np.linalg.eigh(sigma)
+    w[0] = -1e-4 * w[-1]
+    np.savez(tmp_path / "bad.npz", mu=act.mean(0), sigma=(v * w) @ v.T)
+    with pytest.raises(UserError, match="a covariance has none below 0"):
+        load_stats(tmp_path / "bad.npz")
+
+
 def test_plugin_extractor_of_the_wrong_dimension_is_refused():
     with pytest.raises(UserError, match="gave 3-d features, not 4"):
         plugin_stats(dim=4)
@@ -232,6 +251,15 @@ def test_bad_stats_files_are_user_errors(tmp_path):
             tmp_path / "dim.npz", mu=np.zeros(2), sigma=np.eye(2), **{PROTOCOL_KEY: np.array(good)}
         ): "says 3-d features",
         write_npz(tmp_path / "noms.npz", images=np.zeros((2, 1, 2, 2), np.uint8)): "no statistics",
+        # #34 item 5: these gave FID 0.0 and 11.77 with exit 0
+        write_npz(tmp_path / "asym.npz", mu=np.zeros(3), sigma=np.triu(np.ones((3, 3)))): (
+            r"'sigma' is not symmetric: entries differ from their transposes by up to 1 \(its "
+            r"largest entry is 1\); a covariance is symmetric"
+        ),
+        write_npz(tmp_path / "neg.npz", mu=np.zeros(3), sigma=-0.05 * eye): (
+            r"'sigma' has the eigenvalue -0.05 \(its largest is -0.05\); a covariance has none "
+            r"below 0"
+        ),
     }
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     cases[tmp_path / "junk.npz"] = "not a readable"
