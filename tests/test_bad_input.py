@@ -181,6 +181,13 @@ def fid_of_two_stats(tmp_path, record_a: dict, record_b: dict) -> list[str]:
     return ["fid", str(a), str(stats_npz(tmp_path / "b.npz", np.ones(8), np.eye(8), record_b))]
 
 
+def huge_sigma(path):
+    """mu and a zero sigma one past MAX_STATS_DIM (uint8, so 67 MB inflated, 70 KB stored):
+    read and checked whole, it took minutes; the header says enough."""
+    np.savez_compressed(path, mu=np.zeros(8193), sigma=np.zeros((8193, 8193), np.uint8))
+    return path
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -505,6 +512,22 @@ CASES = {
         lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), -0.05 * np.eye(8))),
         [],
         "ref.npz: 'sigma' has the eigenvalue -0.05 (its largest is -0.05); a covariance has none",
+    ),
+    # -- statistics files that crashed or inflated (#34 item 7) --------------------------------
+    "fid: statistics header declaring a sigma past the size limit": (
+        lambda t: fid_against(t, huge_sigma),
+        [],
+        "ref.npz: 'sigma' is 8193 x 8193; statistics hold at most 8192-d features",
+    ),
+    "fid: statistics whose mu and sigma disagree": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(3), np.eye(4))),
+        [],
+        "ref.npz: 'mu' must be (d,) and 'sigma' (d, d), got (3,) and (4, 4)",
+    ),
+    "fid: statistics record with a weights_sha256 that is not a string": (
+        lambda t: fid_of_two_stats(t, {**INCEPTION_CLEAN, "weights_sha256": 5}, INCEPTION_CLEAN),
+        [],
+        "a.npz: its genbench_protocol record's weights_sha256 must be a string or null, got int",
     ),
 }
 

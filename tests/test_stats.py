@@ -16,6 +16,7 @@ from PIL import Image
 from pytorch_fid import fid_score
 
 from bench import __version__ as VERSION
+from bench import stats as stats_module
 from bench.errors import UserError
 from bench.features.pixels import pixel_features
 from bench.fid import fid_between, write_source_stats
@@ -192,6 +193,60 @@ def test_real_covariances_pass_the_symmetry_and_semi_definiteness_checks(tmp_pat
         load_stats(tmp_path / "bad.npz")
 
 
+def test_shapes_and_sizes_are_checked_from_the_headers_before_reading(tmp_path, monkeypatch):
+    """#34 item 7: a small file declaring a 24000 x 24000 sigma allocated 4.3 GiB before any
+    check. Nothing but the headers is read for these: read_rows is never called."""
+    monkeypatch.setattr(stats_module, "MAX_STATS_DIM", 4)
+    monkeypatch.setattr(stats_module, "read_rows", lambda *a: pytest.fail("data was read"))
+    cases = {
+        write_npz(tmp_path / "big.npz", mu=np.zeros(5), sigma=np.eye(5)): (
+            r"'sigma' is 5 x 5; statistics hold at most 4-d features"
+        ),
+        write_npz(tmp_path / "mismatch.npz", mu=np.zeros(3), sigma=np.eye(2)): (
+            r"'mu' must be \(d,\) and 'sigma' \(d, d\), got \(3,\) and \(2, 2\)"
+        ),
+        write_npz(tmp_path / "rows.npz", mu=np.zeros((3, 1)), sigma=np.eye(3)): r"got \(3, 1\)",
+        write_npz(tmp_path / "cplx.npz", mu=np.zeros(3, complex), sigma=np.eye(3)): "numeric",
+    }
+    for path, message in cases.items():
+        with pytest.raises(UserError, match=message):
+            load_stats(path)
+    with pytest.raises(UserError, match="hold at most 4-d features: use an extractor with fewer"):
+        six = plugin_stats(dim=None, features=lambda x: np.ones((len(x), 6)))
+        save_stats(tmp_path / "out.npz", six)
+
+
+def record_file(path: Path, record) -> Path:
+    """A 3-d statistics file with this record (a dict is completed into a valid one)."""
+    if isinstance(record, dict):
+        base = {"format": "genbench-stats/1", "dim": 3, "extractor": "mean_colour"}
+        record = np.array(json.dumps({**base, **record}))
+    return write_npz(path, mu=np.zeros(3), sigma=np.eye(3), **{PROTOCOL_KEY: record})
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"weights_sha256": 5}, "record's weights_sha256 must be a string or null, got int '5'"),
+        ({"weights_sha256": ["ab"]}, "weights_sha256 must be a string or null, got list"),
+        ({"mode": {"a": 1}}, "record's mode must be a string or null, got dict"),
+        ({"n": "50"}, "record's n must be a positive integer or null, got str '50'"),
+        ({"n": True}, "record's n must be a positive integer or null, got bool"),
+        ({"n": 0}, "record's n must be a positive integer or null, got int '0'"),
+        ({"dim": 3.0}, "record's dim must be a positive integer, got float"),
+        ({"extractor": None}, "record's extractor must be a string, got missing"),
+        ({"source": 1}, "record's source must be a string or null, got int"),
+        ({"genbench_version": 1}, "record's genbench_version must be a string or null"),
+        (np.array(["{}", "{}"]), r"must be one string of at most 65536 characters, not <U2 of"),
+        (np.array(7), r"must be one string of at most 65536 characters, not int64 of shape \(\)"),
+        (np.array("x" * 65537), "not <U65537 of shape"),
+    ],
+)
+def test_malformed_record_is_one_line(tmp_path, record, message):
+    with pytest.raises(UserError, match=message):
+        load_stats(record_file(tmp_path / "r.npz", record))
+
+
 def test_plugin_extractor_of_the_wrong_dimension_is_refused():
     with pytest.raises(UserError, match="gave 3-d features, not 4"):
         plugin_stats(dim=4)
@@ -241,11 +296,12 @@ def write_npz(path: Path, **arrays) -> Path:
 
 def test_bad_stats_files_are_user_errors(tmp_path):
     eye = np.eye(3)
-    good = json.dumps({"format": "genbench-stats/1", "dim": 3})
+    good = json.dumps({"format": "genbench-stats/1", "dim": 3, "extractor": "pixels"})
     cases = {
         write_npz(tmp_path / "nan.npz", mu=np.full(3, np.nan), sigma=eye): "NaN",
         write_npz(tmp_path / "shape.npz", mu=np.zeros(3), sigma=np.eye(4)): r"\(d, d\)",
-        write_npz(tmp_path / "str.npz", mu=np.array(["a"]), sigma=eye): "real numbers",
+        write_npz(tmp_path / "str.npz", mu=np.array(["a"]), sigma=eye): "expected a numeric",
+        write_npz(tmp_path / "bool.npz", mu=np.zeros(3, bool), sigma=eye): "real numbers",
         write_npz(tmp_path / "rec.npz", mu=np.zeros(3), sigma=eye, **{PROTOCOL_KEY: "{"}): "record",
         write_npz(
             tmp_path / "dim.npz", mu=np.zeros(2), sigma=np.eye(2), **{PROTOCOL_KEY: np.array(good)}
