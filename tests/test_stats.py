@@ -3,6 +3,8 @@ pytorch-fid itself; pytorch-fid's and clean-fid's own files read by genbench; co
 refused. No Inception here: the features are pixels or a plug-in function."""
 
 import json
+import os
+import stat
 import sys
 import types
 from pathlib import Path
@@ -66,6 +68,16 @@ def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
         assert set(f.files) == {"mu", "sigma", PROTOCOL_KEY}
         record = json.loads(str(f[PROTOCOL_KEY]))
         assert (record["extractor"], record["genbench_version"]) == ("mean_colour", VERSION)
+
+
+def test_stats_file_is_readable_by_all_under_umask_022(tmp_path):
+    """#26 item 6: statistics files were written 0600 whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        save_stats(tmp_path / "ref.npz", plugin_stats())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "ref.npz").st_mode) == 0o644
 
 
 def test_file_without_record_is_pytorch_fids_legacy_protocol(tmp_path):
