@@ -38,6 +38,8 @@ def sha256_file(path: str | Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `path` through a temp file and a rename, with the mode a plain open() gives it:
+    0666 less the umask (mkstemp's 0600 would hide leaderboards and statistics from others)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -45,10 +47,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    # Reading the umask means setting it; 0o077 for that instant, so a file another thread
+    # creates meanwhile is private rather than open to all.
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 class Cache:

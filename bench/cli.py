@@ -258,7 +258,8 @@ ModeOption = Annotated[
     Mode,
     typer.Option(
         help="Inception preprocessing: clean = clean-fid's default 'clean' pipeline (PIL bicubic "
-        "resize), legacy = pytorch-fid's (bilinear resize; `python -m pytorch_fid` numbers)"
+        "resize), legacy = pytorch-fid's (bilinear resize; `python -m pytorch_fid` numbers: the "
+        "drop-in mode, and the protocol of a statistics file without genbench's record)"
     ),
 ]
 DatasetOption = Annotated[
@@ -289,9 +290,11 @@ def fid(
     device: DeviceOption = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Fréchet distance between two inputs (like `python -m pytorch_fid A B`).
+    """Fréchet distance between two inputs (`python -m pytorch_fid A B` with --mode legacy).
 
-    Statistics that contradict the requested features, mode or weights are refused.
+    Statistics files carry their protocol; files that contradict the requested features,
+    mode or weights, or each other, are refused. A file without genbench's record
+    (pytorch-fid's --save-stats) is pytorch-fid's protocol: --mode legacy.
 
     FID depends on n: compare numbers at equal n only."""
     import json
@@ -336,7 +339,8 @@ def stats(
     device: DeviceOption = "auto",
 ) -> None:
     """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
-    record (extractor, weights sha256, mode, n, source), which pytorch-fid ignores."""
+    record (extractor, weights sha256, mode, n, source, genbench version), which pytorch-fid
+    ignores: only --mode legacy files give pytorch-fid's numbers there."""
     write_stats(source, out, features, mode, dataset, data_root, batch_size, device, weights)
 
 
@@ -368,7 +372,10 @@ def write_stats(
         dataset=dataset,
         data_root=data_root,
     ).protocol
-    typer.echo(f"{out}: {made.dim}-d {made.extractor} statistics, n={made.n}, from {made.source}")
+    mode = f" (mode {made.mode})" if made.mode else ""
+    typer.echo(
+        f"{out}: {made.dim}-d {made.extractor} statistics{mode}, n={made.n}, from {made.source}"
+    )
 
 
 @app.command()

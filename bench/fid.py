@@ -10,12 +10,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from bench.errors import UserError
-from bench.metrics.fd import frechet_distance_from_stats
 from bench.npz import is_stats_file
 from bench.stats import (
     Protocol,
@@ -26,6 +25,9 @@ from bench.stats import (
     save_stats,
     stats_path,
 )
+
+if TYPE_CHECKING:  # torch loads after statistics files are checked: a bad one is refused first
+    import torch
 
 FEATURES = ("inception", "classifier", "pixels")
 SPLITS = ("train", "test")
@@ -56,11 +58,12 @@ def load_source(spec: str | os.PathLike, data_root: str | os.PathLike | None = N
     """Resolve a command-line input: an existing path first, else a dataset split."""
     from bench.imageio import load_images
 
+    found = stats_source(spec)
+    if found is not None:
+        return found
     p = Path(spec).expanduser()
-    if p.is_dir() or (p.is_file() and not is_stats_file(p)):
+    if p.is_dir() or p.is_file():
         return Source(str(p), images=load_images(p))
-    if p.is_file():
-        return Source(str(p), stats=load_stats(p))
     name, split = _dataset_split(str(spec))
     if name is None:
         raise UserError(
@@ -78,6 +81,12 @@ def load_source(spec: str | os.PathLike, data_root: str | os.PathLike | None = N
         dataset=name,
         dataset_hash=data.content_hash,
     )
+
+
+def stats_source(spec: str | os.PathLike) -> Source | None:
+    """The input as statistics when it is a statistics file (read without torch), else None."""
+    p = Path(spec).expanduser()
+    return Source(str(p), stats=load_stats(p)) if is_stats_file(p) else None
 
 
 def build_extractor(
@@ -187,10 +196,19 @@ def fid_between(
     Returns fid, n_a, n_b (None for statistics files without a record), features, mode,
     weights_sha256 and device (None where no features were computed here), plus dataset and
     classifier_test_accuracy for classifier features. Statistics files must not contradict
-    the requested protocol. FD grows as n shrinks: compare results at equal n only."""
+    the requested protocol nor each other, and are checked before torch loads. FD grows as n
+    shrinks: compare results at equal n only."""
+    fd_mode = mode if features == "inception" else None
+    given = [stats_source(path_a), stats_source(path_b)]
+    stats_sides = [s for s in given if s is not None]
+    for s in stats_sides:  # before any extractor is loaded (a classifier may need training)
+        check_compatible(s.stats, Protocol(0, features, None, fd_mode), s.label)
+    if len(stats_sides) == 2:
+        first, second = stats_sides
+        check_compatible(second.stats, first.stats.protocol, second.label, against=first.label)
     _check_options(features, mode)
-    mode = mode if features == "inception" else None
-    sides = [load_source(path_a, data_root), load_source(path_b, data_root)]
+    mode = fd_mode
+    sides = [s or load_source(p, data_root) for s, p in zip(given, (path_a, path_b), strict=True)]
     with_images = [s for s in sides if s.images is not None]
     if any(len(s.images) < 2 for s in with_images):
         counts = " and ".join(str(len(s.images)) for s in with_images)
@@ -201,9 +219,6 @@ def fid_between(
             raise UserError(
                 f"pixel features need equal image shapes, got {tuple(a)} and {tuple(b)} (C, H, W)"
             )
-    stats_sides = [s for s in sides if s.stats is not None]
-    for s in stats_sides:  # before any extractor is loaded (a classifier may need training)
-        check_compatible(s.stats, Protocol(0, features, None, mode), s.label)
     ext = None
     if with_images:
         dataset = dataset or next((s.dataset for s in sides if s.dataset), None)
@@ -220,11 +235,10 @@ def fid_between(
     if features == "pixels" and with_images:
         dim = int(np.prod(with_images[0].images.shape[1:]))
     sha = ext.weights_sha256 if ext else None
-    wanted = Protocol(dim, features, sha, mode)
-    for s in stats_sides:
-        check_compatible(s.stats, wanted, s.label)
-    if len(stats_sides) == 2:
-        check_compatible(sides[1].stats, sides[0].stats.protocol, sides[1].label)
+    for s in stats_sides:  # what only the extractor knows: its dimension and weights
+        check_compatible(s.stats, Protocol(dim, weights_sha256=sha), s.label)
+    from bench.metrics.fd import frechet_distance_from_stats
+
     sa, sb = (s.stats if s.stats is not None else _image_stats(s, ext) for s in sides)
     return {
         "fid": frechet_distance_from_stats(sa.mu, sa.sigma, sb.mu, sb.sigma),

@@ -48,8 +48,29 @@ class NpyHeader:
 
 def read_header(path: str | Path, prefer: tuple[str, ...] = ()) -> NpyHeader:
     """The header of the first array named in `prefer` that the .npz holds, else of its first
-    array; a file that is not an .npz of plain arrays is a UserError."""
-    path = Path(path)
+    array; a file that is not an .npz of plain numeric arrays is a UserError."""
+    header, stored = _locate(Path(path), prefer)
+    dtype = header.dtype
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        raise UserError(f"{header.what} holds {dtype} values; expected a numeric array")
+    if not header.shape:
+        raise UserError(f"{header.what} is a single value, not an array of samples")
+    _check_stored(header, stored)
+    return header
+
+
+def read_any_header(path: str | Path, key: str) -> NpyHeader:
+    """The header of array `key`, whatever its dtype and shape (a string scalar, say), checked
+    against the bytes the file holds for it."""
+    header, stored = _locate(Path(path), (key,))
+    if header.key != key:
+        raise UserError(f"{path} holds no array {key!r}")
+    _check_stored(header, stored)
+    return header
+
+
+def _locate(path: Path, prefer: tuple[str, ...]) -> tuple[NpyHeader, int]:
+    """The header of the array `read_header` describes, and how many data bytes follow it."""
     try:
         with zipfile.ZipFile(path) as zf:
             members = {_key(name): name for name in zf.namelist()}
@@ -66,17 +87,16 @@ def read_header(path: str | Path, prefer: tuple[str, ...] = ()) -> NpyHeader:
         msg = f"{path} is not a readable .npz ({_reason(e)}); save it with numpy.savez"
         raise UserError(msg) from None
     header = NpyHeader(path, key, members[key], tuple(shape), dtype, fortran_order)
-    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
-        raise UserError(f"{header.what} holds {dtype} values; expected a numeric array")
-    if not header.shape:
-        raise UserError(f"{header.what} is a single value, not an array of samples")
-    declared = header.shape[0] * header.row_bytes
-    if info.file_size - data_offset < declared:
+    return header, info.file_size - data_offset
+
+
+def _check_stored(header: NpyHeader, stored: int) -> None:
+    declared = math.prod(header.shape) * header.dtype.itemsize
+    if stored < declared:
         raise UserError(
             f"{header.what} is truncated: its shape {header.shape} needs {declared} bytes, "
-            f"it holds {max(info.file_size - data_offset, 0)}"
+            f"it holds {max(stored, 0)}"
         )
-    return header
 
 
 def is_stats_file(path: str | Path) -> bool:

@@ -3,10 +3,11 @@
 The format is pytorch-fid's `.npz`: float64 `mu` (d,) and `sigma` (d, d). genbench adds a
 protocol record under the extra key `genbench_protocol`, a JSON string stored as a numpy
 unicode scalar, so the file loads without pickle; pytorch-fid reads only `mu` and `sigma`
-(fid_score.compute_statistics_of_path) and ignores it. Files without the record
-(pytorch-fid's `--save-stats`, clean-fid's stats folder) are read too: their dimension is
-known, and clean-fid's file names say the mode (`{name}_{mode}[_{model}]_{split}_{res}.npz`,
-cleanfid/features.py get_reference_statistics).
+(fid_score.compute_statistics_of_path) and ignores it. Files without the record are read
+too: clean-fid's file names say the mode (`{name}_{mode}[_{model}]_{split}_{res}.npz`,
+cleanfid/features.py get_reference_statistics); any other is pytorch-fid's `--save-stats`,
+whose protocol is Inception with the legacy (bilinear) resize. Statistics of different
+protocols are never compared: clean and legacy FID of the same images differ severalfold.
 
 Any extractor plugs in: compute_stats takes its name, features function, dimension,
 weights hash and preprocessing mode.
@@ -19,19 +20,35 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from threadpoolctl import threadpool_limits
 
+from bench import __version__
 from bench.cache import atomic_write_bytes
 from bench.errors import UserError
-from bench.metrics.fd import feature_stats
+from bench.npz import NpyHeader, has_array, read_any_header, read_header, read_rows
+
+if TYPE_CHECKING:  # torch loads only when statistics are computed: bad files are refused first
+    import torch
 
 PROTOCOL_KEY = "genbench_protocol"
 FORMAT = "genbench-stats/1"
+
+# Features per statistics file, checked from the header before sigma is read: Inception has
+# 2048, sFID's spatial features 2023, DINOv2 ViT-g 1536, CLIP ViT-L 768.
+MAX_STATS_DIM = 8192
+# Characters of the protocol record (genbench writes a few hundred).
+MAX_RECORD_CHARS = 65536
+
+# How far a file's sigma may be from symmetric positive semi-definite, relative to its
+# largest entry (symmetry) or eigenvalue (the most negative one); see _check_covariance.
+COVARIANCE_RTOL = 1e-6
 
 # clean-fid modes that genbench reproduces, under genbench's names.
 _CLEANFID_MODES = {"clean": "clean", "legacy_pytorch": "legacy"}
@@ -40,7 +57,12 @@ _CLEANFID_NAME = re.compile(
     r"_[^_]+_[^_]+\.npz$"
 )
 
-FeaturesFn = Callable[[torch.Tensor], np.ndarray]
+# What a file without a record holds (pytorch-fid's --save-stats): its default Inception pool3
+# features after the legacy bilinear resize.
+PYTORCH_FID = "pytorch-fid format"
+_PYTORCH_FID_PROTOCOL = {"extractor": "inception", "mode": "legacy"}
+
+FeaturesFn = Callable[["torch.Tensor"], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,7 @@ class Protocol:
     n: int | None = None
     source: str | None = None  # dataset:split, folder or file the images came from
     source_hash: str | None = None  # the dataset's content hash
+    genbench_version: str | None = None  # of the genbench that wrote the file; never compared
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,7 @@ class Stats:
     mu: np.ndarray  # float64 (d,)
     sigma: np.ndarray  # float64 (d, d)
     protocol: Protocol
-    origin: str  # "genbench", "clean-fid" or "pytorch-fid format" (no record)
+    origin: str  # "genbench", "clean-fid" or PYTORCH_FID (no record)
 
 
 def compute_stats(
@@ -78,6 +101,8 @@ def compute_stats(
     """Mean and covariance of `features(images)` with their protocol record.
 
     `dim` None means the dimension follows from the images (raw pixels)."""
+    from bench.metrics.fd import feature_stats
+
     if len(images) < 2:
         raise UserError(f"statistics need at least 2 images, got {len(images)} from {source}")
     feats = features(images)
@@ -92,6 +117,7 @@ def compute_stats(
         n=len(images),
         source=source,
         source_hash=source_hash,
+        genbench_version=__version__,
     )
     return Stats(mu, sigma, protocol, "genbench")
 
@@ -99,6 +125,11 @@ def compute_stats(
 def save_stats(path: str | os.PathLike, stats: Stats) -> None:
     """Write `stats` as pytorch-fid's .npz plus the protocol record, atomically."""
     p = stats_path(path)
+    if stats.protocol.dim > MAX_STATS_DIM:  # a file genbench writes, genbench reads
+        raise UserError(
+            f"{p}: {stats.protocol.dim}-d {stats.protocol.extractor} features; statistics files "
+            f"hold at most {MAX_STATS_DIM}-d features: use an extractor with fewer"
+        )
     record = json.dumps({"format": FORMAT, **asdict(stats.protocol)}, sort_keys=True)
     buffer = io.BytesIO()
     np.savez_compressed(
@@ -122,29 +153,29 @@ def stats_path(path: str | os.PathLike) -> Path:
 
 
 def load_stats(path: str | os.PathLike) -> Stats:
-    """Statistics from genbench's, pytorch-fid's or clean-fid's .npz; bad files are UserErrors."""
+    """Statistics from genbench's, pytorch-fid's or clean-fid's .npz; bad files are UserErrors.
+
+    Shapes and dtypes come from the arrays' headers and are checked before any data is read:
+    a small file can declare a sigma of many GiB."""
     p = Path(path).expanduser()
-    try:
-        with np.load(p, allow_pickle=False) as npz:
-            if not {"mu", "sigma"} <= set(npz.files):
-                raise UserError(f"{p} holds no statistics (arrays 'mu' and 'sigma')")
-            mu, sigma = npz["mu"], npz["sigma"]
-            record = npz[PROTOCOL_KEY] if PROTOCOL_KEY in npz.files else None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise UserError(f"{p} is not a readable statistics .npz ({e})") from e
-    mu, sigma = _check_arrays(p, mu, sigma)
-    if record is not None:
-        return Stats(mu, sigma, _parse_record(p, record, mu.size), "genbench")
+    if not (has_array(p, "mu") and has_array(p, "sigma")):
+        raise UserError(f"{p} holds no statistics (arrays 'mu' and 'sigma')")
+    mu_header, sigma_header = read_header(p, ("mu",)), read_header(p, ("sigma",))
+    _check_headers(p, mu_header, sigma_header)
+    mu, sigma = _check_arrays(p, *(read_rows(h, h.shape[0]) for h in (mu_header, sigma_header)))
+    if has_array(p, PROTOCOL_KEY):
+        return Stats(mu, sigma, _parse_record(p, _read_record(p), mu.size), "genbench")
     match = _CLEANFID_NAME.match(p.name.lower())
     if match is None:
-        return Stats(mu, sigma, Protocol(dim=mu.size), "pytorch-fid format")
+        return Stats(mu, sigma, Protocol(dim=mu.size, **_PYTORCH_FID_PROTOCOL), PYTORCH_FID)
     extractor = "clip_vit_b_32" if match["model"] else "inception"
     mode = _CLEANFID_MODES.get(match["mode"], f"clean-fid's {match['mode']}")
     return Stats(mu, sigma, Protocol(dim=mu.size, extractor=extractor, mode=mode), "clean-fid")
 
 
-def check_compatible(stats: Stats, wanted: Protocol, what: str) -> None:
-    """Refuse, with one line, statistics whose protocol contradicts `wanted`.
+def check_compatible(stats: Stats, wanted: Protocol, what: str, against: str | None = None) -> None:
+    """Refuse, with one line, statistics whose protocol contradicts `wanted`: the requested
+    one, or that of the statistics file `against` names.
 
     A field unknown on either side (None) contradicts nothing; `wanted.dim` 0 is unknown."""
     made = stats.protocol
@@ -162,34 +193,109 @@ def check_compatible(stats: Stats, wanted: Protocol, what: str) -> None:
         fix = "recompute them with `genbench stats`"
         if name == "mode" and theirs in _CLEANFID_MODES.values():
             fix = f"pass --mode {theirs}, or {fix}"
+        if stats.origin == PYTORCH_FID:
+            raise UserError(
+                f"{what} has no genbench protocol record, so it is pytorch-fid's --save-stats "
+                f"(Inception, legacy resize); {against or 'this comparison'} uses {name} {ours}: "
+                f"the numbers are not comparable: {fix}"
+            )
+        ours_are = f"{against} with" if against else "this comparison uses"
         raise UserError(
-            f"{what} was made with {name} {theirs}, this comparison uses {ours}; "
+            f"{what} was made with {name} {theirs}, {ours_are} {ours}; "
             f"the numbers are not comparable: {fix}"
         )
 
 
-def _check_arrays(p: Path, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_headers(p: Path, mu: NpyHeader, sigma: NpyHeader) -> None:
     if mu.dtype.kind not in "fiu" or sigma.dtype.kind not in "fiu":
         raise UserError(f"{p}: 'mu' and 'sigma' must hold real numbers")
-    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size) or mu.size == 0:
+    d = mu.shape[0]
+    if len(mu.shape) != 1 or sigma.shape != (d, d) or d == 0:
         raise UserError(
             f"{p}: 'mu' must be (d,) and 'sigma' (d, d), got {mu.shape} and {sigma.shape}"
         )
+    if d > MAX_STATS_DIM:
+        raise UserError(
+            f"{p}: 'sigma' is {d} x {d}; statistics hold at most {MAX_STATS_DIM}-d features "
+            f"(a {MAX_STATS_DIM} x {MAX_STATS_DIM} float64 sigma is 512 MiB)"
+        )
+
+
+def _check_arrays(p: Path, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mu, sigma = mu.astype(np.float64), sigma.astype(np.float64)
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise UserError(f"{p}: 'mu' or 'sigma' contains NaN or inf values")
+    _check_covariance(p, sigma)
     return mu, sigma
 
 
-def _parse_record(p: Path, record: np.ndarray, dim: int) -> Protocol:
-    known = {f.name for f in fields(Protocol)}
+def _check_covariance(p: Path, sigma: np.ndarray) -> None:
+    """Refuse a sigma that is not symmetric positive semi-definite: the FD of one is any
+    number, 0.0 included. Real covariances (np.cov, float64 or rounded to float32, fewer
+    images than dimensions) are within 1e-8 of both, relative to the largest entry or
+    eigenvalue; COVARIANCE_RTOL leaves a hundredfold margin."""
+    largest = float(np.abs(sigma).max())
+    asymmetry = float(np.abs(sigma - sigma.T).max())
+    if asymmetry > COVARIANCE_RTOL * largest:
+        raise UserError(
+            f"{p}: 'sigma' is not symmetric: entries differ from their transposes by up to "
+            f"{asymmetry:.6g} (its largest entry is {largest:.6g}); a covariance is symmetric: "
+            "recompute the statistics"
+        )
+    with threadpool_limits(1, user_api="blas"):  # see bench.metrics.fd: shared cores
+        eigenvalues = np.linalg.eigvalsh(sigma)
+    lowest, highest = float(eigenvalues[0]), float(eigenvalues[-1])
+    if lowest < -COVARIANCE_RTOL * max(abs(lowest), abs(highest)):
+        raise UserError(
+            f"{p}: 'sigma' has the eigenvalue {lowest:.6g} (its largest is {highest:.6g}); a "
+            "covariance has none below 0: recompute the statistics"
+        )
+
+
+def _read_record(p: Path) -> str:
+    header = read_any_header(p, PROTOCOL_KEY)
+    chars = header.dtype.itemsize // 4
+    if header.dtype.kind != "U" or header.shape != () or chars > MAX_RECORD_CHARS:
+        raise UserError(
+            f"{p}: its {PROTOCOL_KEY} must be one string of at most {MAX_RECORD_CHARS} "
+            f"characters, not {header.dtype} of shape {header.shape}; recompute the statistics "
+            "with `genbench stats`"
+        )
     try:
-        data = json.loads(str(record[()]))
+        with np.load(p, allow_pickle=False) as npz:
+            return str(npz[PROTOCOL_KEY][()])
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise UserError(f"{p}: its {PROTOCOL_KEY} cannot be read ({e})") from None
+
+
+def _parse_record(p: Path, text: str, dim: int) -> Protocol:
+    try:
+        data = json.loads(text)
         if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
             raise ValueError(f"not a {FORMAT} record")
-        protocol = Protocol(**{k: v for k, v in data.items() if k in known})
-    except (ValueError, TypeError) as e:
+    except ValueError as e:
         raise UserError(f"{p}: unreadable {PROTOCOL_KEY} record ({e})") from e
+    known = {f.name: data.get(f.name) for f in fields(Protocol)}
+    for name, value in known.items():
+        _check_record_field(p, name, value)
+    protocol = Protocol(**known)
     if protocol.dim != dim:
         raise UserError(f"{p}: its record says {protocol.dim}-d features, 'mu' has {dim}")
     return protocol
+
+
+def _check_record_field(p: Path, name: str, value: object) -> None:
+    """A record field must have the type Protocol declares; dim and extractor must be there."""
+    required = name in ("dim", "extractor")
+    if value is None and not required:
+        return
+    wanted = int if name in ("dim", "n") else str
+    if type(value) is not wanted or (wanted is int and value < 1) or value == "":
+        kind = "a positive integer" if wanted is int else "a string"
+        if not required:
+            kind += " or null"
+        got = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"
+        raise UserError(
+            f"{p}: its {PROTOCOL_KEY} record's {name} must be {kind}, got {got}; recompute the "
+            "statistics with `genbench stats`"
+        )

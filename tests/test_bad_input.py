@@ -2,6 +2,7 @@
 to do, exit code 2, no traceback, and nothing trained."""
 
 import io
+import json
 import os
 import pickle
 import resource
@@ -154,6 +155,37 @@ def write_folder_dataset(tmp_path, n: int, model: str = "copier") -> str:
         Image.new("L", (8, 8), 30 * i).save(tmp_path / "imgs" / f"{i}.png")
     text = BASE.replace("[digits]", f"['folder:{tmp_path / 'imgs'}']")
     return suite_with(tmp_path, text.replace("- name: copier", f"- name: {model}"))
+
+
+def stats_npz(path, mu, sigma, record: dict | None = None):
+    """A statistics file: pytorch-fid's mu and sigma, and genbench's record when given."""
+    arrays = {"mu": mu, "sigma": sigma}
+    if record is not None:
+        record = {"format": "genbench-stats/1", "dim": len(mu), **record}
+        arrays["genbench_protocol"] = np.array(json.dumps(record))
+    np.savez(path, **arrays)
+    return path
+
+
+INCEPTION_CLEAN = {"extractor": "inception", "mode": "clean", "weights_sha256": "ab" * 32}
+
+
+def fid_against(tmp_path, write_stats) -> list[str]:
+    """`genbench fid` of 4 images against the statistics file `write_stats` writes."""
+    np.savez(tmp_path / "a.npz", np.zeros((4, 1, 8, 8), np.uint8))
+    return ["fid", str(tmp_path / "a.npz"), str(write_stats(tmp_path / "ref.npz"))]
+
+
+def fid_of_two_stats(tmp_path, record_a: dict, record_b: dict) -> list[str]:
+    a = stats_npz(tmp_path / "a.npz", np.zeros(8), np.eye(8), record_a)
+    return ["fid", str(a), str(stats_npz(tmp_path / "b.npz", np.ones(8), np.eye(8), record_b))]
+
+
+def huge_sigma(path):
+    """mu and a zero sigma one past MAX_STATS_DIM (uint8, so 67 MB inflated, 70 KB stored):
+    read and checked whole, it took minutes; the header says enough."""
+    np.savez_compressed(path, mu=np.zeros(8193), sigma=np.zeros((8193, 8193), np.uint8))
+    return path
 
 
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
@@ -454,6 +486,48 @@ CASES = {
         lambda t: suite_with(t, BASE + "labels: uniform\n"),
         [],
         "labels: Input should be 'balanced' or 'train'",
+    ),
+    # -- statistics files of `genbench fid` (#26 item 3) ---------------------------------------
+    "fid: pytorch-fid statistics in the clean mode": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), np.eye(8))),
+        [],
+        "ref.npz has no genbench protocol record, so it is pytorch-fid's --save-stats "
+        "(Inception, legacy resize); this comparison uses mode clean: the numbers are not "
+        "comparable: pass --mode legacy",
+    ),
+    "fid: statistics files of different weights": (
+        lambda t: fid_of_two_stats(
+            t, INCEPTION_CLEAN, {**INCEPTION_CLEAN, "weights_sha256": "cd" * 32}
+        ),
+        [],
+        "b.npz was made with weights sha256 cdcdcdcdcdcd..., ",
+    ),
+    # -- covariances that gave a silent, wrong FID (#34 item 5) --------------------------------
+    "fid: statistics with a sigma that is not symmetric": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), np.triu(np.ones((8, 8))))),
+        [],
+        "ref.npz: 'sigma' is not symmetric: entries differ from their transposes by up to 1",
+    ),
+    "fid: statistics with a negative definite sigma": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(8), -0.05 * np.eye(8))),
+        [],
+        "ref.npz: 'sigma' has the eigenvalue -0.05 (its largest is -0.05); a covariance has none",
+    ),
+    # -- statistics files that crashed or inflated (#34 item 7) --------------------------------
+    "fid: statistics header declaring a sigma past the size limit": (
+        lambda t: fid_against(t, huge_sigma),
+        [],
+        "ref.npz: 'sigma' is 8193 x 8193; statistics hold at most 8192-d features",
+    ),
+    "fid: statistics whose mu and sigma disagree": (
+        lambda t: fid_against(t, lambda p: stats_npz(p, np.zeros(3), np.eye(4))),
+        [],
+        "ref.npz: 'mu' must be (d,) and 'sigma' (d, d), got (3,) and (4, 4)",
+    ),
+    "fid: statistics record with a weights_sha256 that is not a string": (
+        lambda t: fid_of_two_stats(t, {**INCEPTION_CLEAN, "weights_sha256": 5}, INCEPTION_CLEAN),
+        [],
+        "a.npz: its genbench_protocol record's weights_sha256 must be a string or null, got int",
     ),
 }
 

@@ -1,8 +1,40 @@
 """The content-addressed cache: keys, round trips, compute-once."""
 
+import contextlib
+import os
+import stat
+
+import pytest
 import torch
 
-from bench.cache import Cache, hash_key
+from bench.cache import Cache, atomic_write_bytes, hash_key
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_respect_the_umask(tmp_path, mask, expected):
+    """#26 item 6: the temp file's 0600 stayed on the written file whatever the umask, so
+    colleagues and web servers could not read leaderboards or statistics."""
+    with umask(mask):
+        atomic_write_bytes(tmp_path / "new.md", b"x")
+        (tmp_path / "old.md").write_bytes(b"old")
+        os.chmod(tmp_path / "old.md", 0o600)
+        atomic_write_bytes(tmp_path / "old.md", b"y")  # replaced: a new file, the umask's mode
+        assert os.umask(mask) == mask  # the umask itself is left as it was
+    assert mode(tmp_path / "new.md") == expected and mode(tmp_path / "old.md") == expected
+    assert (tmp_path / "old.md").read_bytes() == b"y"
 
 
 def test_keys_are_stable_and_order_sensitive():

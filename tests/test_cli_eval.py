@@ -75,7 +75,8 @@ def test_fid_pixels_matches_the_metric_function(files):
         (["fid", "ring8", "{d}/test.npz"], "holds points, not images"),
         (
             ["fid", "{d}/stats2048.npz", "digits:test", "--features", "pixels"],
-            "made with dimension 2048, this comparison uses 64",
+            "has no genbench protocol record, so it is pytorch-fid's --save-stats (Inception, "
+            "legacy resize); this comparison uses extractor pixels",
         ),
         (
             ["fid", "{d}/legacy.npz", "digits:test"],
@@ -122,3 +123,4 @@ def test_fid_help_offers_no_auto_and_names_the_pipelines():
     assert "inception (FID), classifier" in text and "auto =" not in text
     assert "genbench list extractors" in text
     assert "legacy = pytorch-fid's" in res.stdout and "clean = clean-fid's" in res.stdout
+    assert "numbers: the drop-in mode, and the protocol of a statistics file without" in text

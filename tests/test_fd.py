@@ -109,6 +109,14 @@ def test_identical_sets_give_zero(n):
     assert abs(frechet_distance(x, x)) < 1e-9
 
 
+def test_negative_distance_is_refused_not_clamped_to_zero():
+    """#34 item 5: a covariance that is not symmetric positive semi-definite makes the sum
+    negative (here -2.6), which was reported as 0.0, the best score."""
+    eye, lower = np.eye(2), np.array([[1.0, 0.0], [-10.0, 1.0]])
+    with pytest.raises(UserError, match=r"came out at -2.6\d* < 0: a covariance is not"):
+        frechet_distance_from_stats(np.zeros(2), eye, np.zeros(2), lower)
+
+
 def test_feature_stats_chunked_float32_and_torch(monkeypatch):
     x = np.random.default_rng(4).standard_normal((1000, 64)).astype(np.float32) * 3 + 5
     monkeypatch.setattr(fd, "_CHUNK_ELEMENTS", 64 * 7)  # 143 chunks of 7 rows

@@ -77,6 +77,8 @@ def test_legacy_fid_and_stats_files_match_pytorch_fid(image_sets, tmp_path, monk
     from_their_stats = fid_between(tmp_path / "theirs_a.npz", b, mode="legacy", device="cpu")
     assert from_their_stats["fid"] == pytest.approx(ref, rel=1e-6)
     assert from_their_stats["n_a"] is None and from_their_stats["n_b"] == N
+    with pytest.raises(UserError, match="theirs_a.npz has no genbench protocol record"):
+        fid_between(tmp_path / "theirs_a.npz", b, device="cpu")  # clean, the default
     their_fid_of_ours = fid_score.calculate_fid_given_paths(
         [str(tmp_path / "ours_a.npz"), str(tmp_path / "theirs_b.npz")], BATCH, "cpu", 2048, 0
     )

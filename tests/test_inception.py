@@ -172,7 +172,9 @@ def test_hub_file_is_checked_before_torch_only_when_inception_runs(tmp_path, mon
     np.savez(tmp_path / "b.npz", mu=np.ones(4), sigma=np.eye(4))
     np.savez(tmp_path / "i.npz", np.zeros((4, 1, 8, 8), np.uint8))
     env = {"TORCH_HOME": str(tmp_path)}
-    res = run_cli("fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), env=env)
+    res = run_cli(
+        "fid", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--mode", "legacy", env=env
+    )
     assert res.returncode == 0 and res.stdout.strip() == "FID: 4.0", res.stderr
     res = run_cli("fid", str(tmp_path / "a.npz"), str(tmp_path / "i.npz"), env=env)
     assert res.returncode == 2 and "not pytorch-fid's weights file" in res.stderr

@@ -1,6 +1,8 @@
 """The leaderboard rebuilt from an MLflow store that the test fills by hand."""
 
 import math
+import os
+from stat import S_IMODE
 
 import pandas as pd
 import pytest
@@ -79,6 +81,18 @@ def test_written_files_escape_names_and_mark_best(store):
     csv = (out / "leaderboard.csv").read_text().splitlines()
     assert csv[0].startswith("suite,dataset,model,reference,seeds")
     assert any(line.startswith("suite-x,digits,vae,False,3") for line in csv)
+
+
+def test_leaderboard_files_are_readable_by_all_under_umask_022(store, tmp_path):
+    """#26 item 6: they were written 0600 (through a temp file) whatever the umask."""
+    client, _ = store
+    old = os.umask(0o022)
+    try:
+        write_report(client, tmp_path, "suite-x")
+    finally:
+        os.umask(old)
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        assert S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
 
 
 def test_unknown_suite_lists_what_the_store_has(store):

@@ -3,6 +3,8 @@ pytorch-fid itself; pytorch-fid's and clean-fid's own files read by genbench; co
 refused. No Inception here: the features are pixels or a plug-in function."""
 
 import json
+import os
+import stat
 import sys
 import types
 from pathlib import Path
@@ -15,6 +17,8 @@ from cleanfid import fid as cleanfid_fid
 from PIL import Image
 from pytorch_fid import fid_score
 
+from bench import __version__ as VERSION
+from bench import stats as stats_module
 from bench.errors import UserError
 from bench.features.pixels import pixel_features
 from bench.fid import fid_between, write_source_stats
@@ -24,6 +28,7 @@ from bench.npz import is_stats_file
 from bench.stats import (
     PROTOCOL_KEY,
     Protocol,
+    Stats,
     check_compatible,
     compute_stats,
     load_stats,
@@ -51,7 +56,7 @@ def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
     save_stats(tmp_path / "ref.npz", made)
     back = load_stats(tmp_path / "ref.npz")
     assert back.origin == "genbench" and back.protocol == made.protocol
-    assert back.protocol == Protocol(3, "mean_colour", "ab" * 32, "m1", 30, "test")
+    assert back.protocol == Protocol(3, "mean_colour", "ab" * 32, "m1", 30, "test", None, VERSION)
     feats = mean_colour(images(30, 0)).astype(np.float64)
     assert np.allclose(back.mu, feats.mean(0), rtol=1e-12)
     assert np.allclose(back.sigma, np.cov(feats, rowvar=False), rtol=1e-10)
@@ -61,18 +66,72 @@ def test_round_trip_keeps_stats_and_protocol_and_pytorch_fid_reads_it(tmp_path):
     # ... and nothing in it needs pickle.
     with np.load(tmp_path / "ref.npz", allow_pickle=False) as f:
         assert set(f.files) == {"mu", "sigma", PROTOCOL_KEY}
-        assert json.loads(str(f[PROTOCOL_KEY]))["extractor"] == "mean_colour"
+        record = json.loads(str(f[PROTOCOL_KEY]))
+        assert (record["extractor"], record["genbench_version"]) == ("mean_colour", VERSION)
 
 
-def test_pytorch_fid_file_is_read_with_only_its_dimension_known(tmp_path):
+def test_stats_file_is_readable_by_all_under_umask_022(tmp_path):
+    """#26 item 6: statistics files were written 0600 whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        save_stats(tmp_path / "ref.npz", plugin_stats())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "ref.npz").st_mode) == 0o644
+
+
+def test_file_without_record_is_pytorch_fids_legacy_protocol(tmp_path):
+    """pytorch-fid's --save-stats writes mu and sigma only (np.savez_compressed): its protocol
+    is Inception pool3 after the legacy resize, so a clean comparison refuses it (#26 item 3:
+    it gave 156.98 where pytorch-fid gives 40.733)."""
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(20, 5))
     np.savez_compressed(tmp_path / "p.npz", mu=feats.mean(0), sigma=np.cov(feats, rowvar=False))
     s = load_stats(tmp_path / "p.npz")
-    assert s.origin == "pytorch-fid format" and s.protocol == Protocol(5)
-    check_compatible(s, Protocol(5, "inception", "cd" * 32, "clean"), "p.npz")  # no contradiction
-    with pytest.raises(UserError, match="made with dimension 5, this comparison uses 2048"):
-        check_compatible(s, Protocol(2048, "inception", None, "clean"), "p.npz")
+    assert s.origin == "pytorch-fid format"
+    assert s.protocol == Protocol(5, "inception", None, "legacy")
+    check_compatible(s, Protocol(5, "inception", "cd" * 32, "legacy"), "p.npz")
+    with pytest.raises(
+        UserError,
+        match=r"p.npz has no genbench protocol record, so it is pytorch-fid's --save-stats "
+        r"\(Inception, legacy resize\); this comparison uses mode clean: the numbers are not "
+        r"comparable: pass --mode legacy, or recompute them with `genbench stats`",
+    ):
+        check_compatible(s, Protocol(5, "inception", None, "clean"), "p.npz")
+    with pytest.raises(UserError, match="this comparison uses dimension 2048"):
+        check_compatible(s, Protocol(2048, "inception", None, "legacy"), "p.npz")
+    with pytest.raises(UserError, match="this comparison uses extractor pixels"):
+        check_compatible(s, Protocol(5, "pixels"), "p.npz")
+
+
+def test_fid_never_compares_statistics_of_different_protocols(tmp_path):
+    """Every comparison path checks protocols: a file against the requested one (before any
+    image is read) and two files against each other."""
+
+    def write(name, **protocol):
+        made = Stats(np.zeros(4), np.eye(4), Protocol(4, "inception", **protocol), "genbench")
+        save_stats(tmp_path / name, made)
+        return tmp_path / name
+
+    clean = write("clean.npz", mode="clean", weights_sha256="ab" * 32)
+    other_weights = write("other.npz", mode="clean", weights_sha256="cd" * 32)
+    legacy = write("legacy.npz", mode="legacy", weights_sha256="ab" * 32)
+    np.savez_compressed(tmp_path / "theirs.npz", mu=np.ones(4), sigma=np.eye(4))
+    theirs = tmp_path / "theirs.npz"
+    assert fid_between(clean, clean)["fid"] == 0
+    assert fid_between(theirs, legacy, mode="legacy")["fid"] == pytest.approx(4.0)
+    with pytest.raises(UserError, match="theirs.npz has no genbench protocol record"):
+        fid_between(theirs, clean)  # the default mode is clean
+    with pytest.raises(UserError, match="clean.npz was made with mode clean, this comparison"):
+        fid_between(theirs, clean, mode="legacy")
+    with pytest.raises(
+        UserError,
+        match=r"other.npz was made with weights sha256 cdcdcdcdcdcd\.\.\., \S*clean.npz with "
+        r"abababababab\.\.\.; the numbers are not comparable",
+    ):
+        fid_between(clean, other_weights)
+    with pytest.raises(UserError, match="theirs.npz has no genbench protocol record"):
+        fid_between(theirs, "digits:test", features="pixels")  # refused before images load
 
 
 @pytest.mark.parametrize(
@@ -127,6 +186,79 @@ def test_contradicting_protocol_is_refused_naming_the_field():
             check_compatible(s, wanted, "ref.npz")
 
 
+def test_real_covariances_pass_the_symmetry_and_semi_definiteness_checks(tmp_path):
+    """pytorch-fid's np.cov of float32 activations, fewer images than dimensions (rank
+    deficient: eigenvalues at rounding level on either side of 0), also rounded to float32;
+    one eigenvalue clearly below 0 is refused."""
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(512, 512)) * np.exp(-np.arange(512) / 50)
+    act = np.maximum(rng.normal(size=(40, 512)) @ mixing + 0.3, 0).astype(np.float32)
+    sigma = np.cov(act, rowvar=False)
+    assert np.linalg.eigvalsh(sigma)[0] < 0  # rounding, as in real files
+    for name, s in (("f64", sigma), ("f32", sigma.astype(np.float32))):
+        np.savez(tmp_path / f"{name}.npz", mu=act.mean(0), sigma=s)
+        assert load_stats(tmp_path / f"{name}.npz").sigma.shape == (512, 512)
+    w, v = np.linalg.eigh(sigma)
+    w[0] = -1e-4 * w[-1]
+    np.savez(tmp_path / "bad.npz", mu=act.mean(0), sigma=(v * w) @ v.T)
+    with pytest.raises(UserError, match="a covariance has none below 0"):
+        load_stats(tmp_path / "bad.npz")
+
+
+def test_shapes_and_sizes_are_checked_from_the_headers_before_reading(tmp_path, monkeypatch):
+    """#34 item 7: a small file declaring a 24000 x 24000 sigma allocated 4.3 GiB before any
+    check. Nothing but the headers is read for these: read_rows is never called."""
+    monkeypatch.setattr(stats_module, "MAX_STATS_DIM", 4)
+    monkeypatch.setattr(stats_module, "read_rows", lambda *a: pytest.fail("data was read"))
+    cases = {
+        write_npz(tmp_path / "big.npz", mu=np.zeros(5), sigma=np.eye(5)): (
+            r"'sigma' is 5 x 5; statistics hold at most 4-d features"
+        ),
+        write_npz(tmp_path / "mismatch.npz", mu=np.zeros(3), sigma=np.eye(2)): (
+            r"'mu' must be \(d,\) and 'sigma' \(d, d\), got \(3,\) and \(2, 2\)"
+        ),
+        write_npz(tmp_path / "rows.npz", mu=np.zeros((3, 1)), sigma=np.eye(3)): r"got \(3, 1\)",
+        write_npz(tmp_path / "cplx.npz", mu=np.zeros(3, complex), sigma=np.eye(3)): "numeric",
+    }
+    for path, message in cases.items():
+        with pytest.raises(UserError, match=message):
+            load_stats(path)
+    with pytest.raises(UserError, match="hold at most 4-d features: use an extractor with fewer"):
+        six = plugin_stats(dim=None, features=lambda x: np.ones((len(x), 6)))
+        save_stats(tmp_path / "out.npz", six)
+
+
+def record_file(path: Path, record) -> Path:
+    """A 3-d statistics file with this record (a dict is completed into a valid one)."""
+    if isinstance(record, dict):
+        base = {"format": "genbench-stats/1", "dim": 3, "extractor": "mean_colour"}
+        record = np.array(json.dumps({**base, **record}))
+    return write_npz(path, mu=np.zeros(3), sigma=np.eye(3), **{PROTOCOL_KEY: record})
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"weights_sha256": 5}, "record's weights_sha256 must be a string or null, got int '5'"),
+        ({"weights_sha256": ["ab"]}, "weights_sha256 must be a string or null, got list"),
+        ({"mode": {"a": 1}}, "record's mode must be a string or null, got dict"),
+        ({"n": "50"}, "record's n must be a positive integer or null, got str '50'"),
+        ({"n": True}, "record's n must be a positive integer or null, got bool"),
+        ({"n": 0}, "record's n must be a positive integer or null, got int '0'"),
+        ({"dim": 3.0}, "record's dim must be a positive integer, got float"),
+        ({"extractor": None}, "record's extractor must be a string, got missing"),
+        ({"source": 1}, "record's source must be a string or null, got int"),
+        ({"genbench_version": 1}, "record's genbench_version must be a string or null"),
+        (np.array(["{}", "{}"]), r"must be one string of at most 65536 characters, not <U2 of"),
+        (np.array(7), r"must be one string of at most 65536 characters, not int64 of shape \(\)"),
+        (np.array("x" * 65537), "not <U65537 of shape"),
+    ],
+)
+def test_malformed_record_is_one_line(tmp_path, record, message):
+    with pytest.raises(UserError, match=message):
+        load_stats(record_file(tmp_path / "r.npz", record))
+
+
 def test_plugin_extractor_of_the_wrong_dimension_is_refused():
     with pytest.raises(UserError, match="gave 3-d features, not 4"):
         plugin_stats(dim=4)
@@ -144,10 +276,11 @@ def test_fid_from_stats_files_equals_fid_from_images(tmp_path):
         r = fid_between(tmp_path / f"{x}.npz", tmp_path / f"{y}.npz", features="pixels")
         assert r["fid"] == pytest.approx(direct, rel=1e-12)
         assert (r["n_a"], r["n_b"]) == (40, 30)
-    # A foreign file without a record: n unknown, the number the same.
-    s = load_stats(tmp_path / "sa.npz")
-    np.savez(tmp_path / "foreign.npz", mu=s.mu, sigma=s.sigma)
-    r = fid_between(tmp_path / "foreign.npz", tmp_path / "b.npz", features="pixels")
+    # Files without a record (pytorch-fid's protocol, legacy Inception): n unknown, the same FD.
+    for name in ("sa", "sb"):
+        s = load_stats(tmp_path / f"{name}.npz")
+        np.savez(tmp_path / f"foreign_{name}.npz", mu=s.mu, sigma=s.sigma)
+    r = fid_between(tmp_path / "foreign_sa.npz", tmp_path / "foreign_sb.npz", mode="legacy")
     assert r["n_a"] is None and r["fid"] == pytest.approx(direct, rel=1e-12)
 
 
@@ -175,16 +308,26 @@ def write_npz(path: Path, **arrays) -> Path:
 
 def test_bad_stats_files_are_user_errors(tmp_path):
     eye = np.eye(3)
-    good = json.dumps({"format": "genbench-stats/1", "dim": 3})
+    good = json.dumps({"format": "genbench-stats/1", "dim": 3, "extractor": "pixels"})
     cases = {
         write_npz(tmp_path / "nan.npz", mu=np.full(3, np.nan), sigma=eye): "NaN",
         write_npz(tmp_path / "shape.npz", mu=np.zeros(3), sigma=np.eye(4)): r"\(d, d\)",
-        write_npz(tmp_path / "str.npz", mu=np.array(["a"]), sigma=eye): "real numbers",
+        write_npz(tmp_path / "str.npz", mu=np.array(["a"]), sigma=eye): "expected a numeric",
+        write_npz(tmp_path / "bool.npz", mu=np.zeros(3, bool), sigma=eye): "real numbers",
         write_npz(tmp_path / "rec.npz", mu=np.zeros(3), sigma=eye, **{PROTOCOL_KEY: "{"}): "record",
         write_npz(
             tmp_path / "dim.npz", mu=np.zeros(2), sigma=np.eye(2), **{PROTOCOL_KEY: np.array(good)}
         ): "says 3-d features",
         write_npz(tmp_path / "noms.npz", images=np.zeros((2, 1, 2, 2), np.uint8)): "no statistics",
+        # #34 item 5: these gave FID 0.0 and 11.77 with exit 0
+        write_npz(tmp_path / "asym.npz", mu=np.zeros(3), sigma=np.triu(np.ones((3, 3)))): (
+            r"'sigma' is not symmetric: entries differ from their transposes by up to 1 \(its "
+            r"largest entry is 1\); a covariance is symmetric"
+        ),
+        write_npz(tmp_path / "neg.npz", mu=np.zeros(3), sigma=-0.05 * eye): (
+            r"'sigma' has the eigenvalue -0.05 \(its largest is -0.05\); a covariance has none "
+            r"below 0"
+        ),
     }
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     cases[tmp_path / "junk.npz"] = "not a readable"

@@ -132,14 +132,29 @@ def _trace_sqrt_product(factor: np.ndarray, lower: bool, sigma: np.ndarray) -> f
     return float(np.sqrt(np.clip(eig, 0.0, None)).sum())
 
 
+# A Fréchet distance is never negative; rounding makes a zero one about -1e-10 relative to
+# the terms it sums at worst (rank-deficient float64 covariances), so anything below this is
+# a covariance that is not symmetric positive semi-definite, not a perfect match.
+_NEGATIVE_RTOL = 1e-6
+
+
 def _fd(diff: np.ndarray, tr_sum: float, tr_sqrt: float) -> float:
-    return max(float(diff @ diff) + tr_sum - 2.0 * tr_sqrt, 0.0)
+    """The distance from its terms; a rounding-level negative one is 0, a larger one refused."""
+    terms = float(diff @ diff) + tr_sum
+    value = terms - 2.0 * tr_sqrt
+    if value < -_NEGATIVE_RTOL * terms:
+        raise UserError(
+            f"the Fréchet distance came out at {value:.6g} < 0: a covariance is not symmetric "
+            "positive semi-definite; recompute the statistics"
+        )
+    return max(value, 0.0)
 
 
 def frechet_distance_from_stats(
     mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike
 ) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), clamped at 0."""
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); rounding below 0 gives 0,
+    a clearly negative sum (a covariance that is not positive semi-definite) a UserError."""
     mu1, sigma1 = _stats(mu1, sigma1, "first")
     mu2, sigma2 = _stats(mu2, sigma2, "second")
     if mu1.size != mu2.size:
