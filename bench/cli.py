@@ -498,6 +498,9 @@ def study(
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
     from bench.errors import Stopped
     from bench.study.config import StudyConfig
+    from bench.study.results import check_study_name
+
+    check_study_name(name)  # before the server's modules (torch among them) load
     from bench.study.serve import StudyRequest, finish, links, open_study, serve
 
     cfg = StudyConfig(

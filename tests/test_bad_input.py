@@ -455,6 +455,11 @@ CASES = {
         [],
         "labels: Input should be 'balanced' or 'train'",
     ),
+    "study name that is a path": (
+        lambda t: ["study", "--out", str(t / "out"), "--name", "../elsewhere", "--score"],
+        [],
+        "--name '../elsewhere': a study name is 1 to 64 letters, digits",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

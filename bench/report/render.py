@@ -29,6 +29,7 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
+from bench.study.hype import split_study
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
@@ -41,6 +42,11 @@ LEGEND = (
     'spent on the suite\'s budget; "checkpoint" and "samples file" rows were trained '
     'elsewhere, on a budget genbench did not set; "unknown": the model\'s fit neither '
     "returned Spent(steps=...) nor reported steps through progress."
+)
+HYPE_LEGEND = (
+    "HYPE (human study): each column carries the study it came from (`genbench study "
+    "--name`; in MLflow `hype_inf/NAME`); a HYPE column without a study was written before "
+    "genbench named them."
 )
 PROVENANCE_FIRST = [
     "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
@@ -68,7 +74,10 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
 
 def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     d = direction(metric)
-    text = f"{metric} {ARROWS[d]}" if d else metric
+    score, study = split_study(metric)
+    text = f"{score} {ARROWS[d]}" if d else score
+    if study is not None:
+        text += f" (study {study})"
     if metric not in rank_by:
         return text
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
@@ -85,6 +94,12 @@ def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> 
     if unknown:
         return "unknown"
     return "–" if pd.isna(steps) else f"{round(steps):,}"
+
+
+def legends(board: Leaderboard) -> list[str]:
+    """The legend, and what the board's human-study columns hold when it has some."""
+    hype = any(m.startswith("hype_") for m in board.metrics)
+    return [LEGEND, *([HYPE_LEGEND] if hype else [])]
 
 
 def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
@@ -135,7 +150,8 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
         if b.references:
             parts += ["", "References (floor and ceiling):", ""]
             parts += _md_table(b, b.references, ranked=False)
-        parts += ["", LEGEND]
+        for text in legends(b):
+            parts += ["", text]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
         for sweep in guidance_sweeps(b):
@@ -431,7 +447,7 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
         if b.references:
             body.append("<h3>References (floor and ceiling)</h3>")
             body.append(_html_table(b, b.references, ranked=False))
-        body.append(f"<p class='legend'>{e(LEGEND)}</p>")
+        body += [f"<p class='legend'>{e(text)}</p>" for text in legends(b)]
         for f in b.failures:
             body.append(
                 f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '

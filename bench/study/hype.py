@@ -17,6 +17,19 @@ from bench.metrics import register_columns
 N_BOOT = 2000
 
 
+def study_column(score: str, study: str) -> str:
+    """A study's score as a metric of a job run, named for the study (`hype_inf/NAME`):
+    several studies of one output folder each keep their own."""
+    return f"{score}/{study}"
+
+
+def split_study(column: str) -> tuple[str, str | None]:
+    """(score, study) of a study's column; study None for the plain `hype_*` columns that
+    studies wrote before they were named."""
+    score, sep, study = column.partition("/")
+    return (score, study) if sep and score.startswith("hype_") else (column, None)
+
+
 def hype_infinity(
     raters: Sequence[str],
     images: Sequence[str],

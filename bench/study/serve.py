@@ -100,7 +100,7 @@ def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
     path = study.db.with_name(f"{req.name}-scores.json")
     path.write_text(json.dumps(scores, indent=2, sort_keys=True))
     if run_ids:
-        log_study_scores(req.out, scores, run_ids)
+        log_study_scores(req.out, req.name, scores, run_ids)
     return scores
 
 
