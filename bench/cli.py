@@ -498,6 +498,7 @@ def study(
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
     from bench.errors import Stopped
     from bench.study.config import StudyConfig
+    from bench.study.hype import minimum_note
     from bench.study.results import check_study_name
 
     check_study_name(name)  # before the server's modules (torch among them) load
@@ -533,7 +534,8 @@ def study(
             pass  # the signal uvicorn passes on after its graceful stop: score the study
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        typer.echo(f"{label}: {shown}")
+        note = minimum_note(values)
+        typer.echo(f"{label}: {shown}" + (f"\n  ! {note}" if note else ""))
 
 
 def print_leaderboards(boards) -> None:

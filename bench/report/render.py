@@ -29,7 +29,13 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
-from bench.study.hype import split_study
+from bench.study.hype import (
+    MIN_INF_JUDGEMENTS,
+    MIN_RATERS,
+    OVERALL,
+    cell_parts,
+    split_study,
+)
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
@@ -46,8 +52,17 @@ LEGEND = (
 HYPE_LEGEND = (
     "HYPE (human study): each column carries the study it came from (`genbench study "
     "--name`; in MLflow `hype_inf/NAME`); a HYPE column without a study was written before "
-    "genbench named them."
+    "genbench named them. A cell: the score [95% bootstrap interval], the overall score "
+    "(hype_inf, hype_time_ms) with its study's raters and judgements (HYPE-time: and the "
+    "trials excluded for a missed exposure). ‡: fewer raters than the HYPE "
+    f"paper's {MIN_RATERS} (HYPE-∞: or fewer judgements than its {MIN_INF_JUDGEMENTS:,}) per "
+    "model: the interval understates how uncertain the score is."
 )
+COUNT_WORDS = {
+    "raters": ("rater", "raters"),
+    "judgements": ("judgement", "judgements"),
+    "excluded": ("excluded", "excluded"),
+}
 PROVENANCE_FIRST = [
     "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
     "dataset_hash",
@@ -64,12 +79,31 @@ def fmt(x: float) -> str:
 
 def cell(board: Leaderboard, model: str, metric: str) -> str:
     t = board.table.loc[model]
+    if (metric, "lo") in t.index:
+        return study_cell(t, metric)
     mean, std, ci = t[(metric, "mean")], t[(metric, "std")], t[(metric, "ci95")]
     spread = ci if not math.isnan(ci) else std
     text = fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
     if metric.startswith("throughput_img_s_") and t.get(("disturbed", ""), False):
         text += " †"
     return text
+
+
+def study_cell(t: pd.Series, metric: str) -> str:
+    """A human-study score: `value [lo, hi]`, the study's counts beside its overall score
+    (`(raters, judgements)`), ‡ below the paper's minimum."""
+    value, lo, hi = (t[(metric, part)] for part in ("mean", "lo", "hi"))
+    if math.isnan(value):
+        return "–"
+    text = fmt(value) if math.isnan(lo) else f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
+    counts = [
+        f"{n:.0f} {words[int(n != 1)]}"
+        for part, words in COUNT_WORDS.items()
+        if not math.isnan(n := t[(metric, part)])
+    ]
+    if counts and split_study(metric)[0] in OVERALL:
+        text += f" ({', '.join(counts)})"
+    return text + (" ‡" if t[(metric, "below_minimum")] else "")
 
 
 def header(metric: str, rank_by: Sequence[str] = ()) -> str:
@@ -98,7 +132,7 @@ def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> 
 
 def legends(board: Leaderboard) -> list[str]:
     """The legend, and what the board's human-study columns hold when it has some."""
-    hype = any(m.startswith("hype_") for m in board.metrics)
+    hype = any(cell_parts(m) for m in board.metrics)
     return [LEGEND, *([HYPE_LEGEND] if hype else [])]
 
 
