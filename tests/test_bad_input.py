@@ -460,6 +460,11 @@ CASES = {
         [],
         "--name '../elsewhere': a study name is 1 to 64 letters, digits",
     ),
+    "unknown study references choice": (
+        lambda t: ["study", "--out", str(t / "out"), "--references", "some", "--score"],
+        [],
+        "--references must be one, all or none, got 'some'",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
