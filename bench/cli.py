@@ -510,7 +510,12 @@ def study(
         list[str] | None, typer.Option(help="LABEL=PATH of an .npz or image folder; repeat it")
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="real images [default: the runs']")] = None,
-    models: Annotated[str | None, typer.Option(help="comma-separated labels [default all]")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated labels [default: the learned models]")
+    ] = None,
+    references: Annotated[
+        str, typer.Option(help="without --models: one (a copier, the sanity check), all, none")
+    ] = "one",
     name: Annotated[str, typer.Option(help="study name: reopening it resumes it")] = "default",
     mode: Annotated[str, typer.Option(help="inf (HYPE-infinity) or time (HYPE-time)")] = "inf",
     raters: Annotated[int, typer.Option(help="rater links (reopen with more to add)")] = 1,
@@ -533,7 +538,12 @@ def study(
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
     from bench.errors import Stopped
-    from bench.study.config import StudyConfig
+    from bench.study.config import StudyConfig, check_references
+    from bench.study.hype import minimum_note
+    from bench.study.results import check_study_name
+
+    check_study_name(name)  # before the server's modules (torch among them) load
+    check_references(references)
     from bench.study.serve import StudyRequest, finish, links, open_study, serve
 
     cfg = StudyConfig(
@@ -553,7 +563,7 @@ def study(
         seed,
     )
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels)
+    req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
     the_study, run_ids = open_study(req)
     if not score:
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
@@ -566,7 +576,8 @@ def study(
             pass  # the signal uvicorn passes on after its graceful stop: score the study
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        typer.echo(f"{label}: {shown}")
+        note = minimum_note(values)
+        typer.echo(f"{label}: {shown}" + (f"\n  ! {note}" if note else ""))
 
 
 def print_leaderboards(boards) -> None:

@@ -376,14 +376,15 @@ def test_scores_land_on_the_job_runs(study_server, suite_out):
         t = requests.get(f"{server.url}/api/{server.tokens[0]}/trial", timeout=30).json()
     server.stop()
     records = {r.model: r for r in Store(default_tracking_uri(suite_out)).records("studied")}
-    for label in ("mean", "copier"):
-        assert records[label].metrics["hype_inf"] == 0.0  # an always-right rater
-        assert records[label].metrics["hype_judgements"] == 4
-        assert records[label].metrics["hype_raters"] == 1
+    for label in ("mean", "copier"):  # under the study's name (--name mlflow)
+        assert records[label].metrics["hype_inf/mlflow"] == 0.0  # an always-right rater
+        assert records[label].metrics["hype_judgements/mlflow"] == 4
+        assert records[label].metrics["hype_raters/mlflow"] == 1
     res = run_cli("report", "--out", str(suite_out))
     assert res.returncode == 0, res.stderr
     board = (suite_out / "leaderboard.md").read_text()
-    assert "hype_inf ↑" in board and "hype_judgements" in board and "hype_inf_real ↑" not in board
+    assert "hype_inf ↑" in board and "hype_inf_real ↑" not in board
+    assert "(1 rater, 4 judgements) ‡" in board  # counts in the cell, flagged: one rater
 
 
 def test_raters_answering_at_once_keep_their_own_answers(study_server, sample_files, tmp_path):

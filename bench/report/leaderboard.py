@@ -14,6 +14,7 @@ from scipy import stats
 from bench.errors import UserError
 from bench.metrics import column_order, direction, shown
 from bench.record import JobRecord
+from bench.study.hype import below_minimum, cell_parts, split_study
 
 RUN_COLUMNS = [
     "run_id", "status", "suite", "rank_by", "start_time", "dataset", "model", "seed",
@@ -151,6 +152,7 @@ def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
         for m in metrics:
             for stat, v in summarize(g[m].dropna().to_numpy(dtype=float)).items():
                 row[(m, stat)] = v
+            row.update(study_parts(g, m))
         rows[model] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns)
@@ -168,6 +170,19 @@ def _board(suite, dataset, runs, failures, rank_by) -> Leaderboard:
     return Leaderboard(
         suite, dataset, table, metrics, rank_by, best_models(table, metrics), runs, failures
     )
+
+
+def study_parts(g: pd.DataFrame, metric: str) -> dict[tuple[str, str], float | bool]:
+    """A human-study score's interval and counts (one job run holds them: the study's),
+    and whether they fall below the paper's minimum."""
+    parts = {
+        (metric, part): _mean(g, c) if c in g else np.nan for part, c in cell_parts(metric).items()
+    }
+    if not parts:
+        return {}
+    raters, judgements = parts[(metric, "raters")], parts[(metric, "judgements")]
+    parts[(metric, "below_minimum")] = below_minimum(split_study(metric)[0], raters, judgements)
+    return parts
 
 
 def suite_rank_by(runs: pd.DataFrame) -> list[str]:

@@ -29,6 +29,13 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
+from bench.study.hype import (
+    MIN_INF_JUDGEMENTS,
+    MIN_RATERS,
+    OVERALL,
+    cell_parts,
+    split_study,
+)
 
 ARROWS = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1"}
 LEGEND = (
@@ -44,6 +51,20 @@ LEGEND = (
     'elsewhere, on a budget genbench did not set; "unknown": the model\'s fit neither '
     "returned Spent(steps=...) nor reported steps through progress."
 )
+HYPE_LEGEND = (
+    "HYPE (human study): each column carries the study it came from (`genbench study "
+    "--name`; in MLflow `hype_inf/NAME`); a HYPE column without a study was written before "
+    "genbench named them. A cell: the score [95% bootstrap interval], the overall score "
+    "(hype_inf, hype_time_ms) with its study's raters and judgements (HYPE-time: and the "
+    "trials excluded for a missed exposure). ‡: fewer raters than the HYPE "
+    f"paper's {MIN_RATERS} (HYPE-∞: or fewer judgements than its {MIN_INF_JUDGEMENTS:,}) per "
+    "model: the interval understates how uncertain the score is."
+)
+COUNT_WORDS = {
+    "raters": ("rater", "raters"),
+    "judgements": ("judgement", "judgements"),
+    "excluded": ("excluded", "excluded"),
+}
 PROVENANCE_FIRST = [
     "suite_version", "git_commit", "device", "device_name", "torch_cuda", "python",
     "dataset_hash",
@@ -60,6 +81,8 @@ def fmt(x: float) -> str:
 
 def cell(board: Leaderboard, model: str, metric: str) -> str:
     t = board.table.loc[model]
+    if (metric, "lo") in t.index:
+        return study_cell(t, metric)
     mean, std, ci = t[(metric, "mean")], t[(metric, "std")], t[(metric, "ci95")]
     spread = ci if not math.isnan(ci) else std
     text = fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
@@ -68,9 +91,29 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
     return text
 
 
+def study_cell(t: pd.Series, metric: str) -> str:
+    """A human-study score: `value [lo, hi]`, the study's counts beside its overall score
+    (`(raters, judgements)`), ‡ below the paper's minimum."""
+    value, lo, hi = (t[(metric, part)] for part in ("mean", "lo", "hi"))
+    if math.isnan(value):
+        return "–"
+    text = fmt(value) if math.isnan(lo) else f"{fmt(value)} [{fmt(lo)}, {fmt(hi)}]"
+    counts = [
+        f"{n:.0f} {words[int(n != 1)]}"
+        for part, words in COUNT_WORDS.items()
+        if not math.isnan(n := t[(metric, part)])
+    ]
+    if counts and split_study(metric)[0] in OVERALL:
+        text += f" ({', '.join(counts)})"
+    return text + (" ‡" if t[(metric, "below_minimum")] else "")
+
+
 def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     d = direction(metric)
-    text = f"{metric} {ARROWS[d]}" if d else metric
+    score, study = split_study(metric)
+    text = f"{score} {ARROWS[d]}" if d else score
+    if study is not None:
+        text += f" (study {study})"
     if metric not in rank_by:
         return text
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
@@ -87,6 +130,12 @@ def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> 
     if unknown:
         return "unknown"
     return "–" if pd.isna(steps) else f"{round(steps):,}"
+
+
+def legends(board: Leaderboard) -> list[str]:
+    """The legend, and what the board's human-study columns hold when it has some."""
+    hype = any(cell_parts(m) for m in board.metrics)
+    return [LEGEND, *([HYPE_LEGEND] if hype else [])]
 
 
 def table_rows(board: Leaderboard, models: list[str]) -> list[dict]:
@@ -137,7 +186,8 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
         if b.references:
             parts += ["", "References (floor and ceiling):", ""]
             parts += _md_table(b, b.references, ranked=False)
-        parts += ["", LEGEND]
+        for text in legends(b):
+            parts += ["", text]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
         for sweep in guidance_sweeps(b):
@@ -438,7 +488,7 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
         if b.references:
             body.append("<h3>References (floor and ceiling)</h3>")
             body.append(_html_table(b, b.references, ranked=False))
-        body.append(f"<p class='legend'>{e(LEGEND)}</p>")
+        body += [f"<p class='legend'>{e(text)}</p>" for text in legends(b)]
         for f in b.failures:
             body.append(
                 f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '

@@ -14,6 +14,7 @@ from typing import Literal
 from bench.errors import UserError
 
 Mode = Literal["inf", "time"]
+REFERENCES = ("one", "all", "none")  # which of a suite's references a study shows
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,8 @@ def check_config(cfg: StudyConfig) -> StudyConfig:
             f"{cfg.max_ms}"
         )
     return cfg
+
+
+def check_references(choice: str) -> None:
+    if choice not in REFERENCES:
+        raise UserError(f"--references must be one, all or none, got {choice!r}")

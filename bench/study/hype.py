@@ -4,7 +4,8 @@ HYPE-infinity: the share of misjudged images (generated called real, real called
 generated), overall and per class; its interval resamples raters and images together
 (both with replacement), as the paper's bootstrap over evaluators and images.
 HYPE-time: the mean over raters of each rater's staircase threshold, the interval from
-resampling raters."""
+resampling raters. Then the scores as job-run columns: named for their study, shown with
+their interval and counts, flagged below the paper's numbers of raters and judgements."""
 
 from __future__ import annotations
 
@@ -70,14 +71,76 @@ def hype_time(thresholds: Sequence[float], n_boot: int = N_BOOT, seed: int = 0) 
     }
 
 
+# -- the scores as columns -----------------------------------------------------------
+
+SCORES = ("hype_inf", "hype_inf_fake", "hype_inf_real", "hype_time_ms")
+OVERALL = ("hype_inf", "hype_time_ms")  # over all of a model's judgements: shown with counts
+COUNTS = ("hype_raters", "hype_judgements", "hype_time_excluded")
+# The paper's design (Zhou et al. 2019, as we recall it: its method section could not be
+# read here, see README "Human study"): 30 evaluators per model and, for HYPE-infinity,
+# 100 images each (50 real, 50 generated). A score short of it is flagged, not hidden.
+MIN_RATERS = 30
+MIN_INF_JUDGEMENTS = 3000
+
+
+def study_column(score: str, study: str) -> str:
+    """A study's score as a metric of a job run, named for the study (`hype_inf/NAME`):
+    several studies of one output folder each keep their own."""
+    return f"{score}/{study}"
+
+
+def split_study(column: str) -> tuple[str, str | None]:
+    """(score, study) of a study's column; study None for the plain `hype_*` columns that
+    studies wrote before they were named."""
+    score, sep, study = column.partition("/")
+    return (score, study) if sep and score.startswith("hype_") else (column, None)
+
+
+def cell_parts(column: str) -> dict[str, str]:
+    """What a score column's leaderboard cell shows besides the score: its interval and
+    its study's counts (part -> column); empty for any other column."""
+    score, study = split_study(column)
+    if score not in SCORES:
+        return {}
+
+    def named(c: str) -> str:
+        return c if study is None else study_column(c, study)
+
+    parts = {"lo": f"{score}_lo", "hi": f"{score}_hi", "raters": "hype_raters"}
+    parts |= {"judgements": "hype_judgements", "excluded": "hype_time_excluded"}
+    return {part: named(c) for part, c in parts.items()}
+
+
+def below_minimum(score: str, raters: float, judgements: float) -> bool:
+    """Whether a score (`hype_inf`, ..., without its study) rests on fewer raters (or, for
+    HYPE-infinity, judgements) than the paper's design. HYPE-time's interval resamples
+    raters only: raters alone count."""
+    if raters < MIN_RATERS:
+        return True
+    return not score.startswith("hype_time") and judgements < MIN_INF_JUDGEMENTS
+
+
+def minimum_note(scores: dict[str, float]) -> str:
+    """What one model's scores of a study fall short of ("" when nothing)."""
+    score = "hype_time_ms" if "hype_time_ms" in scores else "hype_inf"
+    raters, judgements = scores.get("hype_raters", 0), scores.get("hype_judgements", 0)
+    if not below_minimum(score, raters, judgements):
+        return ""
+    need = f"{MIN_RATERS} raters"
+    if score == "hype_inf":
+        need += f" and {MIN_INF_JUDGEMENTS} judgements"
+    return f"below the HYPE paper's minimum ({need}); flagged on the leaderboard"
+
+
 register_columns(
     "hype",
     {
-        "hype_inf_real": (None, 18.3),  # real images called fake: not a model's quality
         "hype_inf": ("higher", 18.1),
+        "hype_inf_fake": ("higher", 18.1),
         "hype_time_ms": ("higher", 18.2),
-        "hype_time_excluded": (None, 18.4),
-        "hype_raters": (None, 18.5),
-        "hype_judgements": (None, 18.5),
+        "hype_inf_real": (None, 18.3),  # real images called fake: not a model's quality
+        # bounds and counts: recorded, and shown inside their score's leaderboard cell
+        **{f"{s}_{end}": (None, 18.5, False) for s in SCORES for end in ("lo", "hi")},
+        **{c: (None, 18.5, False) for c in COUNTS},
     },
 )

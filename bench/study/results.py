@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
+from bench.errors import UserError
 from bench.record import open_output_store
 from bench.study import store
-from bench.study.hype import hype_infinity, hype_time
+from bench.study.hype import hype_infinity, hype_time, study_column
 from bench.study.plan import trials_per_rater
 from bench.study.staircase import threshold
+
+# it names the answers file and is part of MLflow metric names (which allow no other)
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_study_name(name: str) -> None:
+    if not STUDY_NAME.fullmatch(name):
+        raise UserError(
+            f"--name {name!r}: a study name is 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
 
 
 def study_scores(db: Path) -> dict[str, dict[str, float]]:
@@ -51,10 +64,12 @@ def study_scores(db: Path) -> dict[str, dict[str, float]]:
 
 
 def log_study_scores(
-    out_dir: Path, scores: dict[str, dict[str, float]], run_ids: dict[str, str]
+    out_dir: Path, study: str, scores: dict[str, dict[str, float]], run_ids: dict[str, str]
 ) -> None:
-    """Each model's scores become metrics of the job run whose samples the study showed."""
+    """Each model's scores become metrics of the job run whose samples the study showed,
+    under the study's name (`hype_inf/NAME`), beside those of the folder's other studies."""
     store = open_output_store(out_dir)
     for label, values in scores.items():
         if label in run_ids:
-            store.add_metrics(run_ids[label], values)
+            named = {study_column(k, study): v for k, v in values.items()}
+            store.add_metrics(run_ids[label], named)

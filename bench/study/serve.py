@@ -26,6 +26,7 @@ class StudyRequest:
     samples: list[str]  # LABEL=PATH or PATH; empty: the suite output's cached samples
     dataset: str | None
     models: list[str] | None
+    references: str = "one"  # without models: which references (one, all, none)
 
 
 def study_db(out: Path, name: str) -> Path:
@@ -51,7 +52,7 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
                 "only the files to show"
             )
     else:
-        runs = study_runs(req.out, req.models, req.dataset)
+        runs = study_runs(req.out, req.models, req.dataset, req.references)
         sources = study_sources(req.out, [r.label for r in runs])
         dataset = runs[0].dataset
         run_ids = {r.label: r.run_id for r in runs}
@@ -100,7 +101,7 @@ def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
     path = study.db.with_name(f"{req.name}-scores.json")
     path.write_text(json.dumps(scores, indent=2, sort_keys=True))
     if run_ids:
-        log_study_scores(req.out, scores, run_ids)
+        log_study_scores(req.out, req.name, scores, run_ids)
     return scores
 
 

@@ -12,7 +12,7 @@ import torch
 from bench.cache import Cache
 from bench.data import load_dataset
 from bench.errors import UserError
-from bench.record import open_output_store
+from bench.record import JobRecord, open_output_store
 from bench.samples import load_samples_file
 
 
@@ -24,10 +24,15 @@ class StudyRun:
     samples_key: str
 
 
+# real images shown as generated: their error stays near 0.5 unless something gives them away
+SANITY = ("copier", "cond-copier")
+
+
 def study_runs(
-    out_dir: Path, models: list[str] | None, dataset: str | None = None
+    out_dir: Path, models: list[str] | None, dataset: str | None = None, references: str = "one"
 ) -> list[StudyRun]:
-    """One finished job run per model label (its lowest seed's latest) of one dataset."""
+    """One finished job run per model label (its lowest seed's latest) of one dataset: the
+    `models` asked for, else every learned model and `references` of the references."""
     db = out_dir / "mlruns" / "mlflow.db"
     if not db.exists():
         raise UserError(f"no MLflow store at {db}; run `genbench run` first or pass --samples")
@@ -47,8 +52,14 @@ def study_runs(
     for m in models or []:
         if m not in labels:
             raise UserError(f"unknown model {m!r}; {out_dir} has: {', '.join(labels)}")
+    shown = models or shown_labels(records, references)
+    if not shown:
+        raise UserError(
+            f"{out_dir} holds only references on {dataset}; pass --references one or all, "
+            "or --models"
+        )
     out = []
-    for label in models or labels:
+    for label in shown:
         mine = [r for r in records if r.model == label]
         lowest = min(r.seed for r in mine)
         record = [r for r in mine if r.seed == lowest][-1]
@@ -58,6 +69,16 @@ def study_runs(
             )
         out.append(StudyRun(label, dataset, record.run_id, record.samples_key))
     return out
+
+
+def shown_labels(records: list[JobRecord], references: str) -> list[str]:
+    """Every learned model's label and, of the references (`one`: a copier, else the first;
+    `all`; `none`), in the order the runs were made."""
+    labels = list(dict.fromkeys(r.model for r in records))
+    refs = {r.model: r.model_ref for r in records if r.reference}
+    sanity = [m for m, ref in refs.items() if ref in SANITY] or list(refs)
+    chosen = {"one": sanity[:1], "all": list(refs), "none": []}[references]
+    return [m for m in labels if m not in refs or m in chosen]
 
 
 def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, torch.Tensor]:
