@@ -272,9 +272,14 @@ DECLARED = {
             "per_extractor": False,
             "needs": ["images", "labels"],
             "summary": "Classes hit, KL and TV of the classifier's labels "
-            "of the samples against the training labels, with "
-            "the same for an equally sized real test subset "
-            "(the noise floor).",
+            "of the samples against a reference class "
+            "distribution, with the same for an equally sized "
+            "real test subset (the noise floor). The reference "
+            "is the training labels, or the classes asked for "
+            "when the samples were asked for classes: a "
+            "class-balanced conditional model is judged against "
+            "balance, not against the training split's "
+            "imbalance.",
             "in_suites": True,
         },
         "classifier_score": {

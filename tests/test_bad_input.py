@@ -528,6 +528,7 @@ CASES = {
         lambda t: fid_of_two_stats(t, {**INCEPTION_CLEAN, "weights_sha256": 5}, INCEPTION_CLEAN),
         [],
         "a.npz: its genbench_protocol record's weights_sha256 must be a string or null, got int",
+    ),
     "study name that is a path": (
         lambda t: ["study", "--out", str(t / "out"), "--name", "../elsewhere", "--score"],
         [],
