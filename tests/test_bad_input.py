@@ -156,6 +156,17 @@ def write_folder_dataset(tmp_path, n: int, model: str = "copier") -> str:
     return suite_with(tmp_path, text.replace("- name: copier", f"- name: {model}"))
 
 
+def plugin_module(tmp_path, source: str, where: str = "plugins") -> str:
+    """A suite that imports tmp_path/broken_plugin.py (the CLI runs in tmp_path): from its
+    `plugins:`, or as a model's module (`model: broken_plugin:Model`)."""
+    (tmp_path / "broken_plugin.py").write_text(source)
+    if where == "plugins":
+        return suite_with(tmp_path, BASE + "plugins: [broken_plugin]\n")
+    return suite_with(
+        tmp_path, BASE.replace("- name: copier", "- name: m\n    model: broken_plugin:Model")
+    )
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -455,6 +466,47 @@ CASES = {
         [],
         "labels: Input should be 'balanced' or 'train'",
     ),
+    # -- plug-in modules that fail to import or are not module names (#34 item 7) -----------
+    "plug-in module with a syntax error": (
+        lambda t: plugin_module(t, "def broken(:\n"),
+        [],
+        "plug-in module 'broken_plugin': importing it raised SyntaxError: invalid syntax",
+    ),
+    "plug-in module that raises on import": (
+        lambda t: plugin_module(t, "raise RuntimeError('no GPU driver here')\n"),
+        [],
+        "plug-in module 'broken_plugin': importing it raised RuntimeError: no GPU driver here",
+    ),
+    "model module that raises on import": (
+        lambda t: plugin_module(t, "raise RuntimeError('no GPU driver here')\n", "model"),
+        [],
+        "model 'broken_plugin:Model': module 'broken_plugin': importing it raised RuntimeError",
+    ),
+    "model module with a syntax error": (
+        lambda t: plugin_module(t, "class Model(\n", "model"),
+        [],
+        "model 'broken_plugin:Model': module 'broken_plugin': importing it raised SyntaxError",
+    ),
+    "plug-in module named '..rel'": (
+        lambda t: suite_with(t, BASE + "plugins: ['..rel']\n"),
+        [],
+        "plug-in module '..rel' is not an absolute module name",
+    ),
+    "plug-in module named '.x'": (
+        lambda t: suite_with(t, BASE + "plugins: ['.x']\n"),
+        [],
+        "plug-in module '.x' is not an absolute module name",
+    ),
+    "plug-in module named ''": (
+        lambda t: suite_with(t, BASE + "plugins: ['']\n"),
+        [],
+        "plug-in module '' is not an absolute module name",
+    ),
+    "model in a relative module": (
+        lambda t: suite_with(t, BASE.replace("- name: copier", "- name: m\n    model: .x:Model")),
+        [],
+        "model '.x:Model': module '.x' is not an absolute module name",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -500,13 +552,17 @@ def test_bad_input(tmp_path, case):
 
 
 # Refused before torch is imported (two seconds on some CPUs, #18 item 10) but for these:
-# a plug-in model's own module imports torch.
+# a plug-in model's own module imports torch, and a `module:Class` model is looked up only
+# after genbench's own plug-ins (which import torch) are loaded.
 NEED_TORCH = {
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",
     "conditional metric on an unconditional plug-in model",
     "labels: for a suite of a plug-in unconditional model",
+    "model module that raises on import",
+    "model module with a syntax error",
+    "model in a relative module",
 }
 
 
