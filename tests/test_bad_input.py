@@ -466,6 +466,51 @@ CASES = {
         [],
         "labels: Input should be 'balanced' or 'train'",
     ),
+    # -- non-finite model options: NaN samples reached the leaderboard (#34 item 4) ----------
+    "guidance .nan": (
+        lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .nan}\n", BASE),
+        [],
+        "option 'guidance': nan is not a finite number",
+    ),
+    "guidance .inf": (
+        lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .inf}\n", BASE),
+        [],
+        "option 'guidance': inf is not a finite number",
+    ),
+    "ema .nan": (
+        lambda t: cond_suite(t, "- name: d\n  model: ddpm\n  options: {ema: .NaN}\n", BASE),
+        [],
+        "option 'ema': nan is not a finite number",
+    ),
+    "lr -.inf": (
+        lambda t: cond_suite(t, "- name: d\n  model: ddpm\n  options: {lr: -.inf}\n", BASE),
+        [],
+        "option 'lr': -inf is not a finite number",
+    ),
+    "NaN in a list option": (
+        lambda t: cond_suite(
+            t, "- name: g\n  model: cdcgan\n  options: {betas: [0.5, .nan]}\n", BASE
+        ),
+        [],
+        "option 'betas': nan is not a finite number",
+    ),
+    "inf in a mapping option": (
+        lambda t: suite_with(t, BASE + "    options: {scale: {r: 1.0, g: .inf}}\n"),
+        [],
+        "option 'scale': inf is not a finite number",
+    ),
+    "-inf in a list in a mapping option": (
+        lambda t: suite_with(t, BASE + "    options: {ranges: {r: [0, -.Inf]}}\n"),
+        [],
+        "option 'ranges': -inf is not a finite number",
+    ),
+    "NaN option of a plug-in model": (
+        lambda t: cond_suite(
+            t, "- name: m\n  model: plugin_models:MeanModel\n  options: {shift: .nan}\n", BASE
+        ),
+        [],
+        "option 'shift': nan is not a finite number",
+    ),
     # -- plug-in modules that fail to import or are not module names (#34 item 7) -----------
     "plug-in module with a syntax error": (
         lambda t: plugin_module(t, "def broken(:\n"),
