@@ -466,6 +466,44 @@ CASES = {
         [],
         "labels: Input should be 'balanced' or 'train'",
     ),
+    # -- weights files the metrics load, missing: every job trained, then failed (#26 item 2) -
+    "fd_dinov2_vitl14 without its weights file": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_dinov2_vitl14]")),
+        [],
+        "no DINOv2 vitl14 weights: looked for {tmp}/torch/hub/checkpoints/dinov2_vitl14_pretrain"
+        ".pth; on a machine with internet download https://dl.fbaipublicfiles.com/dinov2/"
+        "dinov2_vitl14/dinov2_vitl14_pretrain.pth and copy it to {tmp}/torch/hub/checkpoints/"
+        "dinov2_vitl14_pretrain.pth here (or give its path in the suite: weights: "
+        "{dinov2_vitl14: PATH})",
+    ),
+    "cmmd without the CLIP weights file": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_pixels, cmmd]")),
+        [],
+        "no CLIP ViT-L/14@336px weights: looked for {tmp}/torch/hub/checkpoints/ViT-L-14-336px"
+        ".pt, {tmp}/torch/hub/checkpoints/clip-vit-l-14-336px-3035c92b",
+    ),
+    "cmmd without the CLIP weights file, the fix for run": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[cmmd]")),
+        [],
+        "(or give its path in the suite: weights: {clip_vitl14_336: PATH})",
+    ),
+    "fd in features: [dinov2_vitb14] without its weights file": (
+        lambda t: suite_with(
+            t, BASE.replace("[fd_pixels]", "[fd, kid]") + "features: [dinov2_vitb14]\n"
+        ),
+        [],
+        "no DINOv2 vitb14 weights: looked for",
+    ),
+    "fd_dinov2_vits14 on an image dataset beside a point dataset": (
+        lambda t: suite_with(
+            t,
+            BASE.replace("[fd_pixels]", "[fd_dinov2_vits14]").replace(
+                "[digits]", "[ring8, digits]"
+            ),
+        ),
+        [],
+        "weights: {dinov2_vits14: PATH}",
+    ),
     # -- non-finite model options: NaN samples reached the leaderboard (#34 item 4) ----------
     "guidance .nan": (
         lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .nan}\n", BASE),
@@ -577,10 +615,16 @@ def refuse(tmp_path, case: str, env: dict | None = None):
     return run_cli(
         *command,
         *args,
-        env={"TORCH_HOME": str(tmp_path / "torch"), **(env or {})},
+        # no weights file outside the test's folder (DINOv2, CLIP) is found
+        env={"TORCH_HOME": str(tmp_path / "torch"), "HOME": str(tmp_path / "home"), **(env or {})},
         cwd=tmp_path,
         preexec_fn=limit_resources,
     )
+
+
+def expected(tmp_path, case: str) -> str:
+    """The case's expected text, {tmp} standing for the test's folder."""
+    return CASES[case][2].replace("{tmp}", str(tmp_path))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -589,7 +633,7 @@ def test_bad_input(tmp_path, case):
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1, res.stderr
-    assert CASES[case][2] in lines[0] and "Traceback" not in res.stderr
+    assert expected(tmp_path, case) in lines[0] and "Traceback" not in res.stderr
     assert lines[0].startswith("genbench: error: ")
     assert not (tmp_path / "out").exists()  # nothing created for a rejected run
     assert not (tmp_path / "payload-ran").exists()  # nothing in a data file ran
@@ -618,4 +662,4 @@ def test_refused_before_torch_loads(tmp_path, case):
     (blocker / "__init__.py").write_text("raise ImportError('torch was imported')\n")
     path = os.pathsep.join(map(str, [blocker.parent, TESTS, ROOT]))
     res = refuse(tmp_path, case, env={"PYTHONPATH": path})
-    assert res.returncode == 2 and CASES[case][2] in res.stderr, res.stderr
+    assert res.returncode == 2 and expected(tmp_path, case) in res.stderr, res.stderr
