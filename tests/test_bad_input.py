@@ -167,6 +167,55 @@ def plugin_module(tmp_path, source: str, where: str = "plugins") -> str:
     )
 
 
+def layout_file(path, shapes: dict) -> None:
+    """A state dict of these names and shapes in a few bytes: every tensor a view of one
+    zero (stride 0), as torch.save keeps it. Only names and shapes are checked."""
+    zero = torch.zeros(())
+    torch.save({k: zero.expand(tuple(shape)) for k, shape in shapes.items()}, path)
+
+
+def dinov2_vits14_shapes() -> dict:
+    from bench.features import dinov2
+
+    with torch.device("meta"):
+        model = dinov2.build_model("vits14")
+    return {k: v.shape for k, v in dinov2.official_template(model).items()}
+
+
+def weights_suite(tmp_path, metric: str, extractor: str, state=None, data: bytes = b"") -> str:
+    """A suite whose metric loads `extractor` from w.pth in `weights:`: `state` saved with
+    torch.save, else the bytes `data`."""
+    if state is None:
+        (tmp_path / "w.pth").write_bytes(data)
+    else:
+        torch.save(state, tmp_path / "w.pth")
+    text = BASE.replace("[fd_pixels]", f"[{metric}]") + f"weights: {{{extractor}: w.pth}}\n"
+    return suite_with(tmp_path, text)
+
+
+def dinov2_of_another_size(tmp_path) -> str:
+    layout_file(tmp_path / "w.pth", dinov2_vits14_shapes())
+    text = BASE.replace("[fd_pixels]", "[fd_dinov2_vitb14]") + "weights: {dinov2_vitb14: w.pth}\n"
+    return suite_with(tmp_path, text)
+
+
+def dinov2_in_the_hub_cache(tmp_path, data: bytes) -> str:
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "dinov2_vits14_pretrain.pth").write_bytes(data)
+    return suite_with(tmp_path, BASE.replace("[fd_pixels]", "[fd_dinov2_vits14]"))
+
+
+def small_clip_tower(tmp_path) -> str:
+    from bench.features import clip
+
+    small = clip.ClipVitConfig(width=64, layers=2, patch=14, resolution=56, embed_dim=32)
+    layout_file(tmp_path / "w.pth", {k: v.shape for k, v in clip.openai_template(small).items()})
+    return suite_with(
+        tmp_path, BASE.replace("[fd_pixels]", "[cmmd]") + "weights: {clip_vitl14_336: w.pth}\n"
+    )
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -504,6 +553,48 @@ CASES = {
         [],
         "weights: {dinov2_vits14: PATH}",
     ),
+    # -- weights files that do not hold the network: every job trained, then failed (#34 item 6)
+    "DINOv2 weights of other tensors": (
+        lambda t: weights_suite(
+            t, "fd_dinov2_vits14", "dinov2_vits14", {"encoder.w": torch.ones(3)}
+        ),
+        [],
+        "w.pth does not hold DINOv2 vits14 weights: 175 tensors missing (blocks.0.attn.proj.bias",
+    ),
+    "DINOv2 vits14 weights given for vitb14": (
+        dinov2_of_another_size,
+        [],
+        "w.pth does not hold DINOv2 vitb14 weights: cls_token has shape (1, 1, 384), expected "
+        "(1, 1, 768)",
+    ),
+    "DINOv2 weights file that is not a checkpoint": (
+        lambda t: weights_suite(t, "kid_dinov2_vits14", "dinov2_vits14", data=b"not weights"),
+        [],
+        "w.pth as DINOv2 vits14 weights",
+    ),
+    "DINOv2 file in the torch hub cache that is not a checkpoint": (
+        lambda t: dinov2_in_the_hub_cache(t, b"not weights"),
+        [],
+        "cannot read {tmp}/torch/hub/checkpoints/dinov2_vits14_pretrain.pth as DINOv2 vits14",
+    ),
+    "DINOv2 weights that would run code": (
+        lambda t: weights_suite(
+            t, "fd_dinov2_vits14", "dinov2_vits14", {"cls_token": _Payload(t / "payload-ran")}
+        ),
+        [],
+        "cannot read",
+    ),
+    "CLIP weights of other tensors": (
+        lambda t: weights_suite(t, "cmmd", "clip_vitl14_336", {"encoder.w": torch.ones(3)}),
+        [],
+        "w.pth does not hold CLIP ViT-L/14@336px weights: 296 tensors missing",
+    ),
+    "CLIP weights of a smaller tower": (
+        small_clip_tower,
+        [],
+        "w.pth holds a CLIP image tower with width 64, 2 layers, patch 14, 56px, embedding 32; "
+        "CLIP ViT-L/14@336px needs width 1024, 24 layers",
+    ),
     # -- non-finite model options: NaN samples reached the leaderboard (#34 item 4) ----------
     "guidance .nan": (
         lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .nan}\n", BASE),
@@ -652,6 +743,14 @@ NEED_TORCH = {
     "model module that raises on import",
     "model module with a syntax error",
     "model in a relative module",
+    # what a weights file holds is told by torch (DINOv2's layout comes from timm's network)
+    "DINOv2 weights of other tensors",
+    "DINOv2 vits14 weights given for vitb14",
+    "DINOv2 weights file that is not a checkpoint",
+    "DINOv2 file in the torch hub cache that is not a checkpoint",
+    "DINOv2 weights that would run code",
+    "CLIP weights of other tensors",
+    "CLIP weights of a smaller tower",
 }
 
 

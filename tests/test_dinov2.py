@@ -353,6 +353,29 @@ def test_a_run_needs_the_file_only_where_a_metric_loads_it(monkeypatch, tmp_path
     check("[digits]")
 
 
+def test_preflight_reads_the_weights_file_once_and_takes_the_official_layout(
+    tmp_path, weights_file
+):
+    """Mismatched files are refused in preflight (tests/test_bad_input.py); the official
+    layout passes, read once for a suite of two metrics and two models, nothing written."""
+    from conftest import write_suite
+
+    from bench.job import RunOptions
+    from bench.runner import Runner
+    from bench.suite import load_suite
+
+    path = write_suite(
+        tmp_path, "- name: copier\n- name: noisy\n  model: noisy-copier\n",
+        metrics="[fd_dinov2_vits14, kid_dinov2_vits14]",
+        extra=f"weights: {{dinov2_vits14: {weights_file}}}\n",
+    )  # fmt: skip
+    runner = Runner(load_suite(path), RunOptions(tmp_path / "out"))
+    with mock.patch.object(dinov2, "read_state_dict", wraps=dinov2.read_state_dict) as read:
+        runner.preflight()
+    assert read.call_count == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_stats_in_dinov2_space_and_a_2048_d_file_refused(tmp_path, weights_file):
     from conftest import run_cli
 
