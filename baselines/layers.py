@@ -16,6 +16,7 @@ from bench.data import ImageDataset
 from bench.device import resolve_device as bench_resolve_device
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent
+from bench.samples import require_finite
 
 # ---------------------------------------------------------------------------- devices
 
@@ -176,7 +177,8 @@ def to_signed(x: torch.Tensor) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8 pixels on the CPU."""
+    """float in [-1, 1] -> uint8 pixels on the CPU; NaN or inf is refused, not cast to 0."""
+    require_finite(x)
     return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
 
 

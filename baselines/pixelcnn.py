@@ -40,6 +40,7 @@ from baselines.layers import (
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent, register_model
+from bench.samples import non_finite
 
 
 def feature_groups(n: int, channels: int) -> torch.Tensor:
@@ -248,13 +249,19 @@ class PixelCNN:
     def _sample_batch(self, m: int, generator: torch.Generator) -> torch.Tensor:
         C, H, W = self.shape
         levels = torch.zeros((m, C, H, W), dtype=torch.long, device=self.device)
+        # a draw from NaN logits is an arbitrary level: counted on the device (no sync per
+        # pixel), refused at the end
+        bad = torch.zeros((), dtype=torch.long, device=self.device)
         for i in range(H):
             for j in range(W):
                 for c in range(C):
                     logits = self.net(self._to_input(levels), at=(i, j))[:, c]
+                    bad += (~torch.isfinite(logits)).sum()
                     cdf = logits.softmax(dim=1).cumsum(dim=1)
                     u = rand((m, 1), generator, self.device)  # inverse-CDF draw
                     levels[:, c, i, j] = (cdf < u).sum(dim=1).clamp(max=self.levels - 1)
+        if bad:
+            raise UserError(non_finite("pixelcnn's logits", int(bad), m * C * H * W * self.levels))
         return levels
 
     @torch.inference_mode()

@@ -37,6 +37,7 @@ from baselines.layers import (
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent, register_model
+from bench.samples import require_finite
 
 ALPHA = 0.05  # logit transform margin
 
@@ -261,6 +262,7 @@ class RealNVP:
             ]
             p = torch.sigmoid(self.flow.inverse(zs))
             y = ((p - ALPHA) / (1 - 2 * ALPHA)).clamp(0, 1)
+            require_finite(y)
             out.append((y * 256).floor().clamp(0, 255).to(torch.uint8).cpu())
         return torch.cat(out)
 

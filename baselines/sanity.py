@@ -21,10 +21,14 @@ import torch
 from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent, register_model
+from bench.samples import require_finite
 
 
 def _to_output(x: torch.Tensor, kind: str) -> torch.Tensor:
-    return x.float() if kind == "points" else x.round().clamp(0, 255).to(torch.uint8)
+    if kind == "points":
+        return x.float()
+    require_finite(x)
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
 @register_model("copier")

@@ -247,6 +247,7 @@ DECLARED = {
         "bits_per_dim": {
             "columns": [("bits_per_dim", "lower", 19, True)],
             "per_extractor": False,
+            "also": [],
             "needs": ["images", "model"],
             "summary": "Bits per dimension on the test split: exact "
             "(PixelCNN, RealNVP) or a bound (VAE, DDPM); models "
@@ -256,6 +257,7 @@ DECLARED = {
         "cas": {
             "columns": [("cas_", "higher", 14, True)],
             "per_extractor": False,
+            "also": [],
             "needs": ["images", "labels", "sample_labels"],
             "summary": "Classification Accuracy Score (Ravuri & Vinyals 2019): the "
             "dataset classifier's recipe trained on the samples and their "
@@ -270,6 +272,7 @@ DECLARED = {
                 ("class_tv", "lower", 10, True),
             ],
             "per_extractor": False,
+            "also": [],
             "needs": ["images", "labels"],
             "summary": "Classes hit, KL and TV of the classifier's labels "
             "of the samples against a reference class "
@@ -285,6 +288,7 @@ DECLARED = {
         "classifier_score": {
             "columns": [("classifier_score", "higher", 17, True)],
             "per_extractor": False,
+            "also": [],
             "needs": ["images", "labels"],
             "summary": "exp E[KL(p(y|x) || p(y))] with the dataset's "
             "classifier (Inception Score's formula).",
@@ -293,6 +297,7 @@ DECLARED = {
         "cmmd": {
             "columns": [("cmmd_", "lower", 1.5, True)],
             "per_extractor": False,
+            "also": ["clip_vitl14_336"],
             "needs": ["images"],
             "summary": "CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an "
             "equally sized training subset, Gaussian RBF σ = 10, ×1000 "
@@ -302,6 +307,7 @@ DECLARED = {
         "cond_accuracy": {
             "columns": [("cond_accuracy", "higher", 13, True)],
             "per_extractor": False,
+            "also": [],
             "needs": ["images", "labels", "sample_labels"],
             "summary": "Top-1 accuracy of the dataset's classifier on the "
             "samples against the classes asked for; beside it "
@@ -312,6 +318,7 @@ DECLARED = {
         "fd": {
             "columns": [("fid_", "lower", 0, True), ("fd_", "lower", 1, True)],
             "per_extractor": True,
+            "also": [],
             "needs": [],
             "summary": "Fréchet distance of the samples to the training split (FID in "
             "Inception features).",
@@ -320,6 +327,7 @@ DECLARED = {
         "fdinf": {
             "columns": [("fdinf_", "lower", 3, True)],
             "per_extractor": True,
+            "also": [],
             "needs": [],
             "summary": "FD extrapolated to infinitely many samples (Chong & Forsyth 2020).",
             "in_suites": True,
@@ -343,6 +351,7 @@ DECLARED = {
                 ("hype_time_excluded", None, 18.5, False),
             ],
             "per_extractor": False,
+            "also": [],
             "needs": [],
             "summary": "",
             "in_suites": False,
@@ -350,6 +359,7 @@ DECLARED = {
         "inception_score": {
             "columns": [("inception_score", "higher", 18, True)],
             "per_extractor": False,
+            "also": [],
             "needs": ["images"],
             "summary": "Inception Score (10 splits) from the 1008-way "
             "Inception classifier, which only the torch hub "
@@ -359,6 +369,7 @@ DECLARED = {
         "intra_fd": {
             "columns": [("intra_fd_", "lower", 2, True), ("intra_fd_worst_", "lower", 2, True)],
             "per_extractor": True,
+            "also": [],
             "needs": ["images", "labels", "sample_labels"],
             "summary": "Intra-class FD (Miyato & Koyama 2018): mean and worst "
             "over classes of the FD between the samples asked for a "
@@ -368,6 +379,7 @@ DECLARED = {
         "kid": {
             "columns": [("kid_", "lower", 4, True)],
             "per_extractor": True,
+            "also": [],
             "needs": [],
             "summary": "KID: unbiased MMD² with the cubic kernel, 100 subsets of "
             "min(1000, n), and its std.",
@@ -381,6 +393,7 @@ DECLARED = {
                 ("nn_gap_ratio_", "closer to 1", 16, True),
             ],
             "per_extractor": True,
+            "also": ["pixels"],
             "needs": [],
             "summary": "Copy fraction, AuthPct, C_T and the NN distance gap "
             "(always also in pixels).",
@@ -395,6 +408,7 @@ DECLARED = {
                 ("stacked_kl", "lower", 12, True),
             ],
             "per_extractor": False,
+            "also": [],
             "needs": [],
             "summary": "2-D mixtures: modes captured, high-quality share, reverse "
             "KL; stacked digits: modes of k**3 and KL to uniform "
@@ -409,6 +423,7 @@ DECLARED = {
                 ("coverage_", "higher", 8, True),
             ],
             "per_extractor": True,
+            "also": [],
             "needs": [],
             "summary": "Precision/recall (k=3), density/coverage (k=5) against an "
             "equally sized training subset.",
@@ -422,6 +437,7 @@ DECLARED = {
                 ("throughput_disturbed_", None, 2, False),
             ],
             "per_extractor": False,
+            "also": [],
             "needs": ["model"],
             "summary": "Sampling images/s at each of the suite's batch sizes "
             "(the largest is the column), with the spread of the "
@@ -433,6 +449,7 @@ DECLARED = {
         "vendi": {
             "columns": [("vendi_", "higher", 17.5, True)],
             "per_extractor": True,
+            "also": [],
             "needs": [],
             "summary": "Vendi score: the effective number of distinct samples, no "
             "reference set needed (Friedman & Dieng 2023).",

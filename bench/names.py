@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pprint
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.declared import DECLARED
@@ -57,6 +58,7 @@ def registered() -> dict:
             name: {
                 "columns": [(c.prefix, c.direction, c.order, c.shown) for c in spec.columns],
                 "per_extractor": spec.per_extractor,
+                "also": list(spec.also),
                 "needs": sorted(spec.needs),
                 "summary": spec.summary,
                 "in_suites": name not in metrics._ELSEWHERE,
@@ -199,6 +201,22 @@ def check_metric(name: str) -> None:
     if metric_group(name, view) is None:
         names = ", ".join(metric_names(view))
         raise ValueError(f"unknown metric {name!r}; choose one of: {names}")
+
+
+def metric_extractors(name: str, features: Sequence[str]) -> tuple[str, ...]:
+    """The feature spaces suite metric `name` computes in on image data, with the suite's
+    `features`, as bench.scoring.plan chooses them; less the dataset's default extractor,
+    which plan adds when `features` is empty and which needs no weights file."""
+    view = current()
+    group = metric_group(name, view)
+    spec = view["metrics"][group]
+    if not spec["per_extractor"]:
+        return tuple(spec["also"])
+    if name in view["aliases"]:
+        return (view["aliases"][name][1],)
+    if name != group:
+        return (name.removeprefix(group + "_"),)
+    return tuple(dict.fromkeys([*features, *spec["also"]]))
 
 
 def metric_needs(name: str) -> frozenset[str]:

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Collection
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
 
-from bench.errors import UserError
+from bench.errors import UserError, first_line
 
 PLUGIN_GROUP = "genbench.plugins"
 BUILTIN_MODULES = (
@@ -68,11 +69,28 @@ def import_plugin(module: str) -> None:
         return
     _loaded.add(module)
     try:
-        importlib.import_module(module)
-    except ImportError as e:
+        import_module(module, f"plug-in module {module!r}")
+    except UserError:
         _loaded.discard(module)
-        msg = f"plug-in module {module!r} cannot be imported ({e}); check PYTHONPATH"
-        raise UserError(msg) from None
+        raise
+
+
+def import_module(module: str, what: str) -> ModuleType:
+    """importlib.import_module; a name that is not absolute, a module that is not found, and
+    whatever the module raises while it runs (a SyntaxError, its own exceptions) are one-line
+    UserErrors that start with `what`."""
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise UserError(
+            f"{what} is not an absolute module name; give it as package.module (no leading "
+            "dots), importable from PYTHONPATH"
+        )
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise UserError(f"{what} cannot be imported ({e}); check PYTHONPATH") from None
+    except Exception as e:  # the module's own code failed: name it and its error
+        reason = first_line(e) or "(no message)"
+        raise UserError(f"{what}: importing it raised {type(e).__name__}: {reason}") from None
 
 
 def find_object(kind: str, ref: str, group: str) -> object | None:
@@ -88,11 +106,7 @@ def find_object(kind: str, ref: str, group: str) -> object | None:
     if ":" not in ref:
         return None
     module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        msg = f"{kind} {ref!r}: cannot import {module_name!r} ({e}); check PYTHONPATH"
-        raise UserError(msg) from None
+    module = import_module(module_name, f"{kind} {ref!r}: module {module_name!r}")
     if not hasattr(module, attr):
         raise UserError(f"{kind} {ref!r}: module {module_name!r} has no attribute {attr!r}")
     return getattr(module, attr)

@@ -1,8 +1,9 @@
 """The checks of a run that need no torch: the tracking URI and the output folder can be
 used, Inception Score has the classifier layer it needs, every dataset loads, every samples
 file fits its dataset (labels included), every metric can run on each dataset with the
-suite's n_samples, every baseline takes its options and fits the dataset's classes, and
-conditional metrics score only class-conditional entries. Baselines and metrics are read
+suite's n_samples, every baseline takes its options and fits the dataset's classes,
+conditional metrics score only class-conditional entries, and the weights files of the
+feature spaces the metrics use (DINOv2, CLIP) are there. Baselines and metrics are read
 from the declared table (bench.names), not imported.
 
 `genbench run` makes these checks before torch loads (importing it takes two seconds on
@@ -18,9 +19,10 @@ from pathlib import Path
 from bench.data import dataset_arrays
 from bench.errors import UserError
 from bench.features.inception_hub import require_classifier_layer
+from bench.features.weights_files import extractor_weights_file, find_weights
 from bench.metrics import fits_data
 from bench.models import model_arguments
-from bench.names import metric_needs, model_signature
+from bench.names import metric_extractors, metric_needs, model_signature
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
 from bench.suite import ModelEntry, Suite, expand_jobs
@@ -67,6 +69,26 @@ def check_inputs(
             raise UserError(unconditional_entry(label_metrics[0], entry))
     if suite.labels is not None and not conditional and not undecided:
         raise UserError(labels_without_conditional(suite))
+    check_weights_files(suite, needs, data_root)
+
+
+def check_weights_files(
+    suite: Suite, needs: dict[str, frozenset[str]], data_root: Path | None
+) -> None:
+    """Every weights file that the metrics load on the suite's image datasets (DINOv2, CLIP)
+    is there: given in `weights:` (load_suite found it) or in the place its extractor looks.
+    Those networks take images only: point datasets need none."""
+    used = set()
+    for name in suite.datasets:
+        data = dataset_arrays(name, data_root)
+        for m in suite.metrics:
+            if data.kind == "images" and fits_data(m, needs[m], data, suite.n_samples):
+                used |= set(metric_extractors(m, suite.features))
+    for extractor in sorted(used - set(suite.weights)):
+        file = extractor_weights_file(extractor)
+        if file is not None:
+            how = f"give its path in the suite: weights: {{{extractor}: PATH}}"
+            find_weights(None, file.candidates, file.what, file.url, how)
 
 
 def samples_without_labels(metric: str, entry: ModelEntry) -> str:

@@ -7,6 +7,7 @@ suite reuses every finished job and an interrupted one resumes where it stopped.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -15,6 +16,7 @@ from bench.data import load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError
 from bench.executors import Executor, LocalExecutor
+from bench.features import resolve_extractor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, is_conditional, resolve_model
 from bench.precheck import (
@@ -65,10 +67,12 @@ class Runner:
         """Bad input stops the suite before any training. Past check_inputs (made from
         declarations when the Runner is built): every metric's feature spaces can run on each
         dataset, every model builds with its options, every checkpoint reads and fits its
-        model, and what only a built model tells (a plug-in's classes) agrees with the
-        conditional metrics and `labels:` asked for."""
+        model, what only a built model tells (a plug-in's classes) agrees with the
+        conditional metrics and `labels:` asked for, and every weights file the metrics' feature
+        spaces load holds their network (DINOv2, CLIP: names and shapes)."""
         checked = set()
         conditional = False
+        feature_spaces: set[str] = set()
         for job in expand_jobs(self.suite):
             entry = job.entry
             if (job.dataset, entry.name) in checked:  # seeds share datasets and options
@@ -82,6 +86,7 @@ class Runner:
                 self.suite.n_samples,
                 self.suite.weights,
             )
+            feature_spaces |= {e for p in planned for e in p.extractors}
             conditional_metrics = needing_sample_labels(planned)
             if entry.samples is not None:
                 labelled = sample_labels(entry.samples, data, self.suite.n_samples) is not None
@@ -100,6 +105,7 @@ class Runner:
                 load_checkpoint(model, entry.checkpoint, entry.ref)
         if self.suite.labels is not None and not conditional:
             raise UserError(labels_without_conditional(self.suite))
+        check_weights_files(feature_spaces, self.suite.weights)
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()
@@ -144,6 +150,16 @@ class Runner:
         lock.release()
         self._owner_lock(owner).unlink(missing_ok=True)
         return False
+
+
+def check_weights_files(extractors: set[str], weights: Mapping[str, Path]) -> None:
+    """The weights file of each extractor that has one (given in `weights:`, else found where
+    it looks) is read and compared with its network's names and shapes; bench.precheck saw
+    that it exists. A mismatched file fails here, once, not in every job after training."""
+    for name in sorted(extractors):
+        check = resolve_extractor(name).check_weights
+        if check is not None:
+            check(weights.get(name))
 
 
 def check_declared_conditional(model, cls: type, data, ref: str) -> None:

@@ -36,19 +36,35 @@ def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
         raise UserError(f"samples have shape {tuple(x.shape)}, expected {want}")
     if data.kind == "points":
         x = x.float()
-        if not torch.isfinite(x).all():
-            raise UserError("samples contain NaN or inf")
+        require_finite(x)
         return x
     if x.dtype == torch.uint8:
         return x
     if not x.is_floating_point():
         raise UserError(f"image samples must be uint8 or float in [0, 1], got {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise UserError("samples contain NaN or inf")
+    require_finite(x)
     lo, hi = float(x.min()), float(x.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise UserError(f"float samples must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def require_finite(x: torch.Tensor, what: str = "samples") -> None:
+    """Refuse float samples (or what they are drawn from) holding NaN or inf, before they are
+    quantized: a cast to uint8 turns NaN into 0, black pixels that would be scored as the
+    model's. Families that quantize their own samples call it first."""
+    import torch
+
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise UserError(non_finite(what, bad, x.numel()))
+
+
+def non_finite(what: str, bad: int, total: int) -> str:
+    return (
+        f"{what} contain NaN or inf ({bad} of {total} values); the model diverged or an "
+        "option is out of range for float32"
+    )
 
 
 def load_samples_file(path: Path, data: ImageDataset, n: int | None = None) -> torch.Tensor:

@@ -27,7 +27,7 @@ from bench.metrics import MetricSpec, fits_data, parse_metric
 class Planned:
     name: str  # as the suite or eval named it
     spec: MetricSpec
-    extractors: tuple[str, ...]  # the feature spaces it runs in (per-extractor metrics)
+    extractors: tuple[str, ...]  # the feature spaces it runs in
 
 
 def plan(
@@ -50,7 +50,7 @@ def plan(
             raise UserError(str(e)) from None
         if not fits_data(name, spec.needs, data, n):
             continue
-        extractors: tuple[str, ...] = ()
+        extractors = spec.also
         if spec.per_extractor:
             if named is not None and not _applies(named, data):
                 continue
@@ -60,13 +60,13 @@ def plan(
                 usable = [e for e in features if _applies(e, data)]
                 chosen = usable or [default_extractor(data)]
                 extractors = tuple(dict.fromkeys([*chosen, *spec.also]))
-            for e in extractors:
-                try:
-                    ext = check_extractor(e, data, weights.get(e))
-                    if spec.check is not None and n is not None and ext.dim is not None:
-                        spec.check(n, ext.dim(data))
-                except UserError as err:
-                    raise UserError(f"metric {name!r}: {err}") from None
+        for e in extractors:
+            try:
+                ext = check_extractor(e, data, weights.get(e))
+                if spec.check is not None and n is not None and ext.dim is not None:
+                    spec.check(n, ext.dim(data))
+            except UserError as err:
+                raise UserError(f"metric {name!r}: {err}") from None
         out.append(Planned(name, spec, extractors))
     return out
 

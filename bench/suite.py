@@ -5,6 +5,7 @@ Any mistake becomes one UserError line naming the file, the field and the valid 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,17 +239,21 @@ def _read_yaml(path: Path) -> Any:
 
 
 def check_option(key: str, value: Any) -> None:
-    """Model options are plain values: a number, string, boolean or null, a list of those,
-    or a mapping of names to those or to lists of those; anything else is a ValueError."""
+    """Model options are plain values: a finite number, string, boolean or null, a list of
+    those, or a mapping of names to those or to lists of those; anything else is a
+    ValueError. NaN slips through range checks (`guidance < 0` is False for it) and gave
+    all-black samples that were scored as the model's."""
     problem = _option_problem(value, nested=False)
     if problem:
         raise ValueError(
-            f"option {key!r}: {problem}; an option is a number, "
+            f"option {key!r}: {problem}; an option is a finite number, "
             "string, boolean or null, a list of those, or a mapping of names to those"
         )
 
 
 def _option_problem(value: Any, nested: bool) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number"
     if value is None or isinstance(value, bool | int | float):
         return None
     if isinstance(value, str):

@@ -188,6 +188,66 @@ def huge_sigma(path):
     return path
 
 
+def plugin_module(tmp_path, source: str, where: str = "plugins") -> str:
+    """A suite that imports tmp_path/broken_plugin.py (the CLI runs in tmp_path): from its
+    `plugins:`, or as a model's module (`model: broken_plugin:Model`)."""
+    (tmp_path / "broken_plugin.py").write_text(source)
+    if where == "plugins":
+        return suite_with(tmp_path, BASE + "plugins: [broken_plugin]\n")
+    return suite_with(
+        tmp_path, BASE.replace("- name: copier", "- name: m\n    model: broken_plugin:Model")
+    )
+
+
+def layout_file(path, shapes: dict) -> None:
+    """A state dict of these names and shapes in a few bytes: every tensor a view of one
+    zero (stride 0), as torch.save keeps it. Only names and shapes are checked."""
+    zero = torch.zeros(())
+    torch.save({k: zero.expand(tuple(shape)) for k, shape in shapes.items()}, path)
+
+
+def dinov2_vits14_shapes() -> dict:
+    from bench.features import dinov2
+
+    with torch.device("meta"):
+        model = dinov2.build_model("vits14")
+    return {k: v.shape for k, v in dinov2.official_template(model).items()}
+
+
+def weights_suite(tmp_path, metric: str, extractor: str, state=None, data: bytes = b"") -> str:
+    """A suite whose metric loads `extractor` from w.pth in `weights:`: `state` saved with
+    torch.save, else the bytes `data`."""
+    if state is None:
+        (tmp_path / "w.pth").write_bytes(data)
+    else:
+        torch.save(state, tmp_path / "w.pth")
+    text = BASE.replace("[fd_pixels]", f"[{metric}]") + f"weights: {{{extractor}: w.pth}}\n"
+    return suite_with(tmp_path, text)
+
+
+def dinov2_of_another_size(tmp_path) -> str:
+    layout_file(tmp_path / "w.pth", dinov2_vits14_shapes())
+    text = BASE.replace("[fd_pixels]", "[fd_dinov2_vitb14]") + "weights: {dinov2_vitb14: w.pth}\n"
+    return suite_with(tmp_path, text)
+
+
+def dinov2_in_the_hub_cache(tmp_path, data: bytes) -> str:
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "dinov2_vits14_pretrain.pth").write_bytes(data)
+    return suite_with(tmp_path, BASE.replace("[fd_pixels]", "[fd_dinov2_vits14]"))
+
+
+def small_clip_tower(tmp_path) -> str:
+    from bench.features import clip
+
+    small = clip.ClipVitConfig(width=64, layers=2, patch=14, resolution=56, embed_dim=32)
+    layout_file(tmp_path / "w.pth", {k: v.shape for k, v in clip.openai_template(small).items()})
+    return suite_with(
+        tmp_path, BASE.replace("[fd_pixels]", "[cmmd]") + "weights: {clip_vitl14_336: w.pth}\n"
+    )
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -539,6 +599,172 @@ CASES = {
         [],
         "--references must be one, all or none, got 'some'",
     ),
+    # -- weights files the metrics load, missing: every job trained, then failed (#26 item 2) -
+    "fd_dinov2_vitl14 without its weights file": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_dinov2_vitl14]")),
+        [],
+        "no DINOv2 vitl14 weights: looked for {tmp}/torch/hub/checkpoints/dinov2_vitl14_pretrain"
+        ".pth; on a machine with internet download https://dl.fbaipublicfiles.com/dinov2/"
+        "dinov2_vitl14/dinov2_vitl14_pretrain.pth and copy it to {tmp}/torch/hub/checkpoints/"
+        "dinov2_vitl14_pretrain.pth here (or give its path in the suite: weights: "
+        "{dinov2_vitl14: PATH})",
+    ),
+    "cmmd without the CLIP weights file": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_pixels, cmmd]")),
+        [],
+        "no CLIP ViT-L/14@336px weights: looked for {tmp}/torch/hub/checkpoints/ViT-L-14-336px"
+        ".pt, {tmp}/torch/hub/checkpoints/clip-vit-l-14-336px-3035c92b",
+    ),
+    "cmmd without the CLIP weights file, the fix for run": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[cmmd]")),
+        [],
+        "(or give its path in the suite: weights: {clip_vitl14_336: PATH})",
+    ),
+    "fd in features: [dinov2_vitb14] without its weights file": (
+        lambda t: suite_with(
+            t, BASE.replace("[fd_pixels]", "[fd, kid]") + "features: [dinov2_vitb14]\n"
+        ),
+        [],
+        "no DINOv2 vitb14 weights: looked for",
+    ),
+    "fd_dinov2_vits14 on an image dataset beside a point dataset": (
+        lambda t: suite_with(
+            t,
+            BASE.replace("[fd_pixels]", "[fd_dinov2_vits14]").replace(
+                "[digits]", "[ring8, digits]"
+            ),
+        ),
+        [],
+        "weights: {dinov2_vits14: PATH}",
+    ),
+    # -- weights files that do not hold the network: every job trained, then failed (#34 item 6)
+    "DINOv2 weights of other tensors": (
+        lambda t: weights_suite(
+            t, "fd_dinov2_vits14", "dinov2_vits14", {"encoder.w": torch.ones(3)}
+        ),
+        [],
+        "w.pth does not hold DINOv2 vits14 weights: 175 tensors missing (blocks.0.attn.proj.bias",
+    ),
+    "DINOv2 vits14 weights given for vitb14": (
+        dinov2_of_another_size,
+        [],
+        "w.pth does not hold DINOv2 vitb14 weights: cls_token has shape (1, 1, 384), expected "
+        "(1, 1, 768)",
+    ),
+    "DINOv2 weights file that is not a checkpoint": (
+        lambda t: weights_suite(t, "kid_dinov2_vits14", "dinov2_vits14", data=b"not weights"),
+        [],
+        "w.pth as DINOv2 vits14 weights",
+    ),
+    "DINOv2 file in the torch hub cache that is not a checkpoint": (
+        lambda t: dinov2_in_the_hub_cache(t, b"not weights"),
+        [],
+        "cannot read {tmp}/torch/hub/checkpoints/dinov2_vits14_pretrain.pth as DINOv2 vits14",
+    ),
+    "DINOv2 weights that would run code": (
+        lambda t: weights_suite(
+            t, "fd_dinov2_vits14", "dinov2_vits14", {"cls_token": _Payload(t / "payload-ran")}
+        ),
+        [],
+        "cannot read",
+    ),
+    "CLIP weights of other tensors": (
+        lambda t: weights_suite(t, "cmmd", "clip_vitl14_336", {"encoder.w": torch.ones(3)}),
+        [],
+        "w.pth does not hold CLIP ViT-L/14@336px weights: 296 tensors missing",
+    ),
+    "CLIP weights of a smaller tower": (
+        small_clip_tower,
+        [],
+        "w.pth holds a CLIP image tower with width 64, 2 layers, patch 14, 56px, embedding 32; "
+        "CLIP ViT-L/14@336px needs width 1024, 24 layers",
+    ),
+    # -- non-finite model options: NaN samples reached the leaderboard (#34 item 4) ----------
+    "guidance .nan": (
+        lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .nan}\n", BASE),
+        [],
+        "option 'guidance': nan is not a finite number",
+    ),
+    "guidance .inf": (
+        lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .inf}\n", BASE),
+        [],
+        "option 'guidance': inf is not a finite number",
+    ),
+    "ema .nan": (
+        lambda t: cond_suite(t, "- name: d\n  model: ddpm\n  options: {ema: .NaN}\n", BASE),
+        [],
+        "option 'ema': nan is not a finite number",
+    ),
+    "lr -.inf": (
+        lambda t: cond_suite(t, "- name: d\n  model: ddpm\n  options: {lr: -.inf}\n", BASE),
+        [],
+        "option 'lr': -inf is not a finite number",
+    ),
+    "NaN in a list option": (
+        lambda t: cond_suite(
+            t, "- name: g\n  model: cdcgan\n  options: {betas: [0.5, .nan]}\n", BASE
+        ),
+        [],
+        "option 'betas': nan is not a finite number",
+    ),
+    "inf in a mapping option": (
+        lambda t: suite_with(t, BASE + "    options: {scale: {r: 1.0, g: .inf}}\n"),
+        [],
+        "option 'scale': inf is not a finite number",
+    ),
+    "-inf in a list in a mapping option": (
+        lambda t: suite_with(t, BASE + "    options: {ranges: {r: [0, -.Inf]}}\n"),
+        [],
+        "option 'ranges': -inf is not a finite number",
+    ),
+    "NaN option of a plug-in model": (
+        lambda t: cond_suite(
+            t, "- name: m\n  model: plugin_models:MeanModel\n  options: {shift: .nan}\n", BASE
+        ),
+        [],
+        "option 'shift': nan is not a finite number",
+    ),
+    # -- plug-in modules that fail to import or are not module names (#34 item 7) -----------
+    "plug-in module with a syntax error": (
+        lambda t: plugin_module(t, "def broken(:\n"),
+        [],
+        "plug-in module 'broken_plugin': importing it raised SyntaxError: invalid syntax",
+    ),
+    "plug-in module that raises on import": (
+        lambda t: plugin_module(t, "raise RuntimeError('no GPU driver here')\n"),
+        [],
+        "plug-in module 'broken_plugin': importing it raised RuntimeError: no GPU driver here",
+    ),
+    "model module that raises on import": (
+        lambda t: plugin_module(t, "raise RuntimeError('no GPU driver here')\n", "model"),
+        [],
+        "model 'broken_plugin:Model': module 'broken_plugin': importing it raised RuntimeError",
+    ),
+    "model module with a syntax error": (
+        lambda t: plugin_module(t, "class Model(\n", "model"),
+        [],
+        "model 'broken_plugin:Model': module 'broken_plugin': importing it raised SyntaxError",
+    ),
+    "plug-in module named '..rel'": (
+        lambda t: suite_with(t, BASE + "plugins: ['..rel']\n"),
+        [],
+        "plug-in module '..rel' is not an absolute module name",
+    ),
+    "plug-in module named '.x'": (
+        lambda t: suite_with(t, BASE + "plugins: ['.x']\n"),
+        [],
+        "plug-in module '.x' is not an absolute module name",
+    ),
+    "plug-in module named ''": (
+        lambda t: suite_with(t, BASE + "plugins: ['']\n"),
+        [],
+        "plug-in module '' is not an absolute module name",
+    ),
+    "model in a relative module": (
+        lambda t: suite_with(t, BASE.replace("- name: copier", "- name: m\n    model: .x:Model")),
+        [],
+        "model '.x:Model': module '.x' is not an absolute module name",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -564,10 +790,16 @@ def refuse(tmp_path, case: str, env: dict | None = None):
     return run_cli(
         *command,
         *args,
-        env={"TORCH_HOME": str(tmp_path / "torch"), **(env or {})},
+        # no weights file outside the test's folder (DINOv2, CLIP) is found
+        env={"TORCH_HOME": str(tmp_path / "torch"), "HOME": str(tmp_path / "home"), **(env or {})},
         cwd=tmp_path,
         preexec_fn=limit_resources,
     )
+
+
+def expected(tmp_path, case: str) -> str:
+    """The case's expected text, {tmp} standing for the test's folder."""
+    return CASES[case][2].replace("{tmp}", str(tmp_path))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -576,7 +808,7 @@ def test_bad_input(tmp_path, case):
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1, res.stderr
-    assert CASES[case][2] in lines[0] and "Traceback" not in res.stderr
+    assert expected(tmp_path, case) in lines[0] and "Traceback" not in res.stderr
     assert lines[0].startswith("genbench: error: ")
     assert not (tmp_path / "out").exists()  # nothing created for a rejected run
     assert not (tmp_path / "payload-ran").exists()  # nothing in a data file ran
@@ -584,13 +816,25 @@ def test_bad_input(tmp_path, case):
 
 
 # Refused before torch is imported (two seconds on some CPUs, #18 item 10) but for these:
-# a plug-in model's own module imports torch.
+# a plug-in model's own module imports torch, and a `module:Class` model is looked up only
+# after genbench's own plug-ins (which import torch) are loaded.
 NEED_TORCH = {
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",
     "conditional metric on an unconditional plug-in model",
     "labels: for a suite of a plug-in unconditional model",
+    "model module that raises on import",
+    "model module with a syntax error",
+    "model in a relative module",
+    # what a weights file holds is told by torch (DINOv2's layout comes from timm's network)
+    "DINOv2 weights of other tensors",
+    "DINOv2 vits14 weights given for vitb14",
+    "DINOv2 weights file that is not a checkpoint",
+    "DINOv2 file in the torch hub cache that is not a checkpoint",
+    "DINOv2 weights that would run code",
+    "CLIP weights of other tensors",
+    "CLIP weights of a smaller tower",
 }
 
 
@@ -601,4 +845,4 @@ def test_refused_before_torch_loads(tmp_path, case):
     (blocker / "__init__.py").write_text("raise ImportError('torch was imported')\n")
     path = os.pathsep.join(map(str, [blocker.parent, TESTS, ROOT]))
     res = refuse(tmp_path, case, env={"PYTHONPATH": path})
-    assert res.returncode == 2 and CASES[case][2] in res.stderr, res.stderr
+    assert res.returncode == 2 and expected(tmp_path, case) in res.stderr, res.stderr

@@ -156,6 +156,26 @@ def _flatten(sd: dict, prefix: str = "") -> dict:
     return out
 
 
+def poisoned(state):
+    """A state dict with every float tensor NaN: a diverged model."""
+    if isinstance(state, dict):
+        return {k: poisoned(v) for k, v in state.items()}
+    if isinstance(state, torch.Tensor) and state.is_floating_point():
+        return torch.full_like(state, float("nan"))
+    return state
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_a_diverged_model_is_refused_not_quantized_to_black(name: str, digits) -> None:
+    """Casting to uint8 turns NaN into 0 (all-black samples that were scored as the model's,
+    #34 item 4); a categorical over NaN logits picks an arbitrary level."""
+    model = make(name, digits)
+    model.fit(digits, Budget(0), seed=0, progress=lambda step, values: None)
+    model.load_state_dict(poisoned(model.state_dict()))
+    with pytest.raises(UserError, match=r"contain NaN or inf \(\d+ of \d+ values\)"):
+        draw(model)
+
+
 def test_different_seeds_differ() -> None:
     data = random_images((1, 8, 8))
     a, b = make("dcgan", data), make("dcgan", data)

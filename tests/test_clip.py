@@ -16,7 +16,7 @@ from torch import nn
 from torch_fidelity import feature_extractor_clip as tfc
 
 from bench.errors import UserError
-from bench.features import clip
+from bench.features import clip, weights_files
 
 SMALL = clip.ClipVitConfig(width=128, layers=2, patch=14, resolution=56, embed_dim=32)
 
@@ -100,7 +100,7 @@ def test_identity_and_provenance(extractor, archive):
 
 def test_torchscript_tensors_read_without_jit_equal_jit_load(archive):
     path, scripted = archive
-    ours = clip.read_openai_weights(path, "CLIP")[0]
+    ours = clip.read_openai_weights(path, "CLIP")
     ref = scripted.state_dict()
     assert sorted(ours) == sorted(ref)
     for k, v in ref.items():
@@ -177,12 +177,14 @@ def test_missing_file_says_which_where_and_how(monkeypatch, tmp_path):
     assert "\n" not in msg
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "ViT-L-14-336px.pt") in msg
     assert str(tmp_path / "home" / ".cache" / "clip" / "ViT-L-14-336px.pt") in msg
-    assert clip.URL in msg and "--weights" in msg
+    assert weights_files.CLIP_URL in msg and "--weights" in msg
 
 
 def test_default_search_finds_torch_fidelitys_cached_file(monkeypatch, tmp_path, archive):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    target = tmp_path / "hub" / "checkpoints" / f"clip-vit-l-14-336px-{clip.OPENAI_SHA256}.pt"
+    target = (
+        tmp_path / "hub" / "checkpoints" / f"clip-vit-l-14-336px-{weights_files.CLIP_SHA256}.pt"
+    )
     target.parent.mkdir(parents=True)
     target.write_bytes(archive[0].read_bytes())
     assert clip.load_clip(device="cpu", config=SMALL).weights_path == target

@@ -325,6 +325,57 @@ def test_eval_without_the_weights_file_is_one_line(tmp_path):
     assert "dinov2_vitl14_pretrain.pth" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_run_needs_the_file_only_where_a_metric_loads_it(monkeypatch, tmp_path):
+    """bench.precheck, before torch loads: a point dataset takes no DINOv2 features; a file in
+    `weights:` or in the torch hub cache is found (whether it holds DINOv2 is told later)."""
+    from conftest import write_suite
+
+    from bench.precheck import check_inputs
+    from bench.suite import load_suite
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def check(datasets: str, extra: str = "") -> None:
+        path = write_suite(
+            tmp_path, "- name: copier\n", datasets=datasets, metrics="[fd_dinov2_vits14]",
+            extra=extra,
+        )  # fmt: skip
+        check_inputs(load_suite(path), tmp_path / "out")
+
+    check("[ring8]")
+    with pytest.raises(UserError, match="weights: {dinov2_vits14: PATH}"):
+        check("[ring8, digits]")
+    (tmp_path / "w.pth").write_bytes(b"")
+    check("[digits]", "weights: {dinov2_vits14: w.pth}\n")
+    hub = tmp_path / "torch" / "hub" / "checkpoints" / "dinov2_vits14_pretrain.pth"
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(b"")
+    check("[digits]")
+
+
+def test_preflight_reads_the_weights_file_once_and_takes_the_official_layout(
+    tmp_path, weights_file
+):
+    """Mismatched files are refused in preflight (tests/test_bad_input.py); the official
+    layout passes, read once for a suite of two metrics and two models, nothing written."""
+    from conftest import write_suite
+
+    from bench.job import RunOptions
+    from bench.runner import Runner
+    from bench.suite import load_suite
+
+    path = write_suite(
+        tmp_path, "- name: copier\n- name: noisy\n  model: noisy-copier\n",
+        metrics="[fd_dinov2_vits14, kid_dinov2_vits14]",
+        extra=f"weights: {{dinov2_vits14: {weights_file}}}\n",
+    )  # fmt: skip
+    runner = Runner(load_suite(path), RunOptions(tmp_path / "out"))
+    with mock.patch.object(dinov2, "read_state_dict", wraps=dinov2.read_state_dict) as read:
+        runner.preflight()
+    assert read.call_count == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_stats_in_dinov2_space_and_a_2048_d_file_refused(tmp_path, weights_file):
     from conftest import run_cli
 

@@ -86,6 +86,23 @@ def test_names_answer_as_the_registries():
             )
 
 
+@pytest.mark.parametrize("features", [[], ["dinov2_vitb14", "pixels"]])
+def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
+    """bench.precheck finds the weights files a suite needs from these, without torch."""
+    from bench.data import load_dataset
+    from bench.scoring import plan
+
+    digits = load_dataset("digits")
+    # digits' own extractor, which plan adds when features is empty, needs no weights file
+    default = set() if features else {"classifier"}
+    for name in metric_names():
+        for planned in plan([name], digits, features):
+            chosen = set(names.metric_extractors(name, features))
+            assert chosen <= set(planned.extractors), name
+            assert set(planned.extractors) - chosen <= default, name
+    assert names.metric_extractors("cmmd", features) == ("clip_vitl14_336",)
+
+
 def rank_error(check, metric: str) -> str:
     try:
         check(metric)

@@ -166,6 +166,26 @@ def test_failing_jobs_are_isolated_and_recorded(tmp_path):
     assert list(boards[0].table.index) == ["good"]
 
 
+def test_a_baseline_whose_samples_overflow_fails_alone(tmp_path):
+    """guidance 1e39 is finite in the suite and infinite in float32: the samples are NaN or
+    inf before quantizing, which made them black pixels that reached the leaderboard."""
+    suite = make_suite(
+        tmp_path,
+        """\
+        - name: overflow
+          model: cddpm
+          options: {width: 8, steps: 2, batch_size: 16, guidance: 1.0e+39, device: cpu}
+        - name: copier
+    """,
+    )
+    runner, results, boards = run(tmp_path, suite)
+    status = {r.job.entry.name: r for r in results}
+    assert status["copier"].status == "FINISHED"
+    assert status["overflow"].status == "FAILED"
+    assert "samples contain NaN or inf" in status["overflow"].error
+    assert list(boards[0].table.index) == ["copier"]
+
+
 def test_killed_suite_resumes_without_duplicates(tmp_path):
     suite = make_suite(
         tmp_path,

@@ -64,7 +64,10 @@ def test_shipped_suites_validate():
             r"datasets: unknown dataset 'imagenet'; choose one of: .*digits",
         ),
         (("name: tiny", "nmae: tiny"), r"nmae: unknown key"),
-        (("    model: pixel-gaussian", "    model: nomodule_xyz:Thing"), r"cannot import"),
+        (
+            ("    model: pixel-gaussian", "    model: nomodule_xyz:Thing"),
+            r"'nomodule_xyz' cannot be imp",
+        ),
         (("budget: {steps: 3}", "budget: {steps: -1}"), r"budget\.steps: .*greater than"),
         (
             ("metrics: [fd_pixels]", "metrics: [fd_pixels]\nrank_by: [ct_pixels]"),

@@ -60,6 +60,9 @@ class ExtractorSpec:
     fd_name: str = "fd"  # FD in Inception features is FID
     takes_weights: bool = False  # a weights file the user provides (DINOv2, CLIP)
     dim: Callable[[ImageDataset], int] | None = None  # feature dimension, when known up front
+    # preflight: (weights file or None for the default place) -> raises UserError unless the
+    # file holds this network's tensors; reads it, builds nothing
+    check_weights: Callable[[Path | None], None] | None = None
 
 
 _REGISTRY: dict[str, ExtractorSpec] = {}
@@ -74,13 +77,15 @@ def register_extractor(
     fd_name: str = "fd",
     takes_weights: bool = False,
     dim: Callable[[ImageDataset], int] | None = None,
+    check_weights: Callable[[Path | None], None] | None = None,
 ) -> Callable[[Loader], Loader]:
     def wrap(load: Loader) -> Loader:
         if name in _REGISTRY:
             raise ValueError(f"extractor {name!r} is registered twice")
         _REGISTRY[name] = ExtractorSpec(
-            name, column or name, load, needs_labels, kinds, fd_name, takes_weights, dim
-        )
+            name, column or name, load, needs_labels, kinds, fd_name, takes_weights, dim,
+            check_weights,
+        )  # fmt: skip
         return load
 
     return wrap

@@ -33,21 +33,14 @@ from torch import nn
 from bench.cache import sha256_file
 from bench.device import resolve_device
 from bench.errors import UserError
-from bench.features.local_weights import (
-    batched_features,
-    check_state_dict,
-    find_weights,
-    hub_checkpoints_dir,
-    read_state_dict,
-)
+from bench.features.local_weights import batched_features, check_state_dict, read_state_dict
 from bench.features.pil_resize import pil_bicubic
 from bench.features.torchscript_weights import is_torchscript_archive, read_torchscript_tensors
+from bench.features.weights_files import clip_file, find_weights
 from bench.imageio import check_uint8_nchw
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-OPENAI_SHA256 = "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"
-URL = f"https://openaipublic.azureedge.net/clip/models/{OPENAI_SHA256}/ViT-L-14-336px.pt"
 
 
 @dataclass(frozen=True)
@@ -68,17 +61,6 @@ class ClipVitConfig:
 
 
 VITL14_336 = ClipVitConfig(width=1024, layers=24, patch=14, resolution=336, embed_dim=768)
-
-
-def default_weights_paths() -> list[Path]:
-    """Where the file is looked for: the torch hub cache under OpenAI's name and under
-    torch-fidelity's, then the openai/CLIP package's download folder."""
-    hub = hub_checkpoints_dir()
-    return [
-        hub / "ViT-L-14-336px.pt",
-        hub / f"clip-vit-l-14-336px-{OPENAI_SHA256}.pt",
-        Path.home() / ".cache" / "clip" / "ViT-L-14-336px.pt",
-    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,11 +89,27 @@ def load_clip(
     config: ClipVitConfig = VITL14_336,
 ) -> ClipExtractor:
     """The CLIP image tower of `config` (default ViT-L/14@336px) from `weights`, else from the
-    first of default_weights_paths(); on `device` (None: CUDA when available)."""
+    first file of weights_files.clip_file() that exists; on `device` (None: CUDA when
+    available)."""
     dev = resolve_device("auto" if device is None else str(device))
-    what = "CLIP ViT-L/14@336px" if config == VITL14_336 else f"CLIP ({config.describe()})"
-    path = find_weights(weights, default_weights_paths(), what, URL)
-    state, sha = read_openai_weights(path, what)
+    path, visual = clip_weights(weights, config)
+    model = _skeleton(config)
+    model.load_state_dict(to_timm(visual), strict=True, assign=True)
+    name = "clip_vitl14_336" if config == VITL14_336 else "clip_custom"
+    sha = sha256_file(path)
+    return ClipExtractor(name, config.embed_dim, config.resolution, path, sha, model.to(dev))
+
+
+def clip_weights(
+    weights: str | Path | None = None, config: ClipVitConfig = VITL14_336
+) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The weights file (`weights`, else the first of clip_file()'s places that exists) and
+    its image-tower tensors by OpenAI's names; a UserError when it is missing or its names and
+    shapes are not `config`'s tower. Nothing is built."""
+    default = clip_file()
+    what = default.what if config == VITL14_336 else f"CLIP ({config.describe()})"
+    path = find_weights(weights, default.candidates, what, default.url)
+    state = read_openai_weights(path, what)
     visual = {k: v for k, v in state.items() if k.startswith("visual.")}
     found = infer_config(visual)
     if found is not None and found != config:
@@ -120,14 +118,11 @@ def load_clip(
             f"{config.describe()}"
         )
     check_state_dict(visual, openai_template(config), path, what)
-    model = _skeleton(config)
-    model.load_state_dict(to_timm(visual), strict=True, assign=True)
-    name = "clip_vitl14_336" if config == VITL14_336 else "clip_custom"
-    return ClipExtractor(name, config.embed_dim, config.resolution, path, sha, model.to(dev))
+    return path, visual
 
 
-def read_openai_weights(path: Path, what: str) -> tuple[dict[str, torch.Tensor], str]:
-    """(tensors by OpenAI's names, sha256) of a TorchScript archive or a torch.save'd state dict."""
+def read_openai_weights(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The tensors by OpenAI's names of a TorchScript archive or a torch.save'd state dict."""
     try:
         torchscript = is_torchscript_archive(path)
     except (OSError, zipfile.BadZipFile) as e:
@@ -135,10 +130,9 @@ def read_openai_weights(path: Path, what: str) -> tuple[dict[str, torch.Tensor],
     if not torchscript:
         return read_state_dict(path, what)
     try:
-        state = read_torchscript_tensors(path)
+        return read_torchscript_tensors(path)
     except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:
         raise UserError(f"cannot read {path} as {what} weights: {e}") from None
-    return state, sha256_file(path)
 
 
 def preprocess(images: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -31,16 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.cache import sha256_file
 from bench.device import resolve_device
 from bench.errors import UserError
-from bench.features.local_weights import (
-    batched_features,
-    check_state_dict,
-    find_weights,
-    hub_checkpoints_dir,
-    read_state_dict,
-)
+from bench.features.local_weights import batched_features, check_state_dict, read_state_dict
 from bench.features.pil_resize import pil_bicubic
+from bench.features.weights_files import dinov2_file, find_weights
 from bench.imageio import check_uint8_nchw
 
 ARCHS = {  # arch -> (timm model, feature dimension)
@@ -55,15 +51,10 @@ PATCH = 14
 INTERPOLATE_OFFSET = 0.1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_{arch}/dinov2_{arch}_pretrain.pth"
-
-
-def checkpoint_filename(arch: str) -> str:
-    return f"dinov2_{arch}_pretrain.pth"
 
 
 def default_weights_path(arch: str) -> Path:
-    return hub_checkpoints_dir() / checkpoint_filename(_check_arch(arch))
+    return dinov2_file(_check_arch(arch)).candidates[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,14 +83,25 @@ def load_dinov2(
     cache; on `device` (None: CUDA when available). Missing or mismatched weights: UserError."""
     arch = _check_arch(arch)
     dev = resolve_device("auto" if device is None else str(device))
-    what = f"DINOv2 {arch}"
-    path = find_weights(weights, [default_weights_path(arch)], what, URL.format(arch=arch))
-    official, sha = read_state_dict(path, what)
+    path, official = dinov2_weights(arch, weights)
     model = _skeleton(arch)
-    check_state_dict(official, official_template(model), path, what)
     model.load_state_dict(to_timm(official), strict=True, assign=True)
     model = model.to(dev)
-    return DinoV2Extractor(f"dinov2_{arch}", ARCHS[arch][1], path, sha, model)
+    return DinoV2Extractor(f"dinov2_{arch}", ARCHS[arch][1], path, sha256_file(path), model)
+
+
+def dinov2_weights(
+    arch: str, weights: str | Path | None = None
+) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The weights file of DINOv2 `arch` (`weights`, else the torch hub cache's) and its
+    tensors by the official names, memory-mapped; a UserError when it is missing or its names
+    and shapes are not this network's. Nothing is built but a skeleton on the meta device."""
+    arch = _check_arch(arch)
+    file = dinov2_file(arch)
+    path = find_weights(weights, file.candidates, file.what, file.url)
+    official = read_state_dict(path, file.what)
+    check_state_dict(official, official_template(_skeleton(arch)), path, file.what)
+    return path, official
 
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:

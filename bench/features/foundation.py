@@ -38,7 +38,17 @@ def _clip(weights: str | None, device: str):
 
 
 def _register_dinov2(arch: str) -> None:
-    @register_extractor(f"dinov2_{arch}", takes_weights=True, dim=lambda data: DINOV2_DIMS[arch])
+    def check(weights: Path | None) -> None:
+        from bench.features.dinov2 import dinov2_weights
+
+        dinov2_weights(arch, weights)
+
+    @register_extractor(
+        f"dinov2_{arch}",
+        takes_weights=True,
+        dim=lambda data: DINOV2_DIMS[arch],
+        check_weights=check,
+    )
     def load(data, device: torch.device, weights: Path | None) -> Extractor:
         return _extractor(_dinov2(arch, None if weights is None else str(weights), str(device)))
 
@@ -47,6 +57,14 @@ for _arch in DINOV2_DIMS:
     _register_dinov2(_arch)
 
 
-@register_extractor("clip_vitl14_336", takes_weights=True, dim=lambda data: 768)
+def _check_clip(weights: Path | None) -> None:
+    from bench.features.clip import clip_weights
+
+    clip_weights(weights)
+
+
+@register_extractor(
+    "clip_vitl14_336", takes_weights=True, dim=lambda data: 768, check_weights=_check_clip
+)
 def load_clip_extractor(data, device: torch.device, weights: Path | None) -> Extractor:
     return _extractor(_clip(None if weights is None else str(weights), str(device)))

@@ -1,5 +1,6 @@
-"""Weights that cannot ship with genbench (DINOv2, CLIP): a local file, found, hashed and read
-without running anything stored in it."""
+"""Weights that cannot ship with genbench (DINOv2, CLIP): a local file (found by
+bench.features.weights_files) read without running anything stored in it, and checked against
+the network's names and shapes."""
 
 from __future__ import annotations
 
@@ -9,36 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.cache import sha256_file
 from bench.errors import UserError
 
 
-def hub_checkpoints_dir() -> Path:
-    """Where torch.hub.load_state_dict_from_url caches files: $TORCH_HOME/hub/checkpoints."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def find_weights(given: str | Path | None, candidates: list[Path], what: str, url: str) -> Path:
-    """`given` when set (it must exist), else the first existing candidate; a UserError
-    naming the file, where it was looked for, and how to bring it to an offline machine."""
-    if given is not None:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            raise UserError(f"{what} weights file {path} does not exist")
-        return path
-    for path in candidates:
-        if path.is_file():
-            return path
-    looked = ", ".join(str(p) for p in candidates)
-    raise UserError(
-        f"no {what} weights: looked for {looked}; on a machine with internet download {url} "
-        f"and copy it to {candidates[0]} here (or pass its path with --weights)"
-    )
-
-
-def read_state_dict(path: Path, what: str) -> tuple[dict[str, torch.Tensor], str]:
-    """(tensors by name, sha256 of the file) of a torch.save'd state dict, read weights-only."""
-    sha = sha256_file(path)
+def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """The tensors by name of a torch.save'd state dict, read weights-only and memory-mapped
+    (nothing is copied until a tensor is used)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
@@ -48,7 +25,7 @@ def read_state_dict(path: Path, what: str) -> tuple[dict[str, torch.Tensor], str
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise UserError(f"{path} is not a {what} state dict (a mapping of names to tensors)")
-    return state, sha
+    return state
 
 
 def check_state_dict(

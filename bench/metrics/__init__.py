@@ -49,7 +49,9 @@ class MetricSpec:
     #                        model: the model itself (skipped for samples-file jobs);
     #                        sample_labels: class-conditional samples (ctx.fake_labels)
     per_extractor: bool = False
-    also: tuple[str, ...] = ()  # feature spaces always added to the default ones
+    # per_extractor: feature spaces always added to the default ones; else the feature
+    # spaces it computes in (cmmd's CLIP), so that their weights are checked before training
+    also: tuple[str, ...] = ()
     summary: str = ""
     # preflight: (n samples, feature dimension) -> raises UserError when it cannot run
     check: Callable[[int, int], None] | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.errors import UserError
+from bench.features.weights_files import CLIP_EXTRACTOR
 from bench.metrics import register_metric
 from bench.metrics.fd import ArrayLike, as_features, check_finite
 from bench.scoring import ScoringContext, equal_size_subset
@@ -57,11 +58,13 @@ def _mean_rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> float:
     return total / (len(a) * len(b))
 
 
-@register_metric("cmmd", columns={"cmmd_": ("lower", 1.5)}, needs={"images"})
+@register_metric(
+    "cmmd", columns={"cmmd_": ("lower", 1.5)}, needs={"images"}, also=(CLIP_EXTRACTOR,)
+)
 def score_cmmd(ctx: ScoringContext) -> dict[str, float]:
     """CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an equally sized training
     subset, Gaussian RBF σ = 10, ×1000 (Jayasumana et al. 2024)."""
-    extractor = "clip_vitl14_336"
+    extractor = CLIP_EXTRACTOR
     fake = ctx.features(extractor, "fake")
     real = equal_size_subset(ctx.features(extractor, "train"), len(fake))
     return {f"cmmd_{ctx.column(extractor)}_n{ctx.n}_train": cmmd(fake, real)}

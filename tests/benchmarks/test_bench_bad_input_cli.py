@@ -23,7 +23,8 @@ def test_refusal_time(benchmark, tmp_path, case):
         command = ["run", made, *out]
 
     def refuse():
-        return run_cli(*command, *args, env={"TORCH_HOME": str(tmp_path / "torch")}, cwd=tmp_path)
+        env = {"TORCH_HOME": str(tmp_path / "torch"), "HOME": str(tmp_path / "home")}
+        return run_cli(*command, *args, env=env, cwd=tmp_path)
 
     res = benchmark.pedantic(refuse, rounds=1, iterations=1)
     assert res.returncode == 2, res.stderr
