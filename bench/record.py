@@ -194,6 +194,13 @@ def check_tracking_uri(uri: str) -> None:
         check_reachable(uri)
     if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
         raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
+    db = sqlite_file(uri)
+    if db is not None and db.exists() and not db.is_file():
+        # MLflow would retry opening it for about 100 s before it fails
+        what, example = ("a folder", db / "mlflow.db") if db.is_dir() else ("not a file", "PATH.db")
+        raise UserError(
+            f"tracking URI {uri!r}: {db} is {what}; name a database file, e.g. sqlite:///{example}"
+        )
 
 
 def check_scheme(uri: str) -> None:
@@ -226,7 +233,7 @@ def prepare_sqlite_store(db: Path) -> None:
     signal, a full disk) would leave a store that no later MLflow can open. A store left
     half-migrated that holds nothing (by genbench before this, or by MLflow) is rebuilt so.
     Called holding the store's init lock."""
-    if db.is_file() and db.stat().st_size and not _half_made(db):
+    if db.exists() and not (db.is_file() and (db.stat().st_size == 0 or _half_made(db))):
         return
     part = db.with_name(db.name + ".creating")
     try:

@@ -156,6 +156,22 @@ def write_folder_dataset(tmp_path, n: int, model: str = "copier") -> str:
     return suite_with(tmp_path, text.replace("- name: copier", f"- name: {model}"))
 
 
+def fifo_samples_folder(tmp_path):
+    """A samples folder of 60 images and a FIFO named z.png (opening it waits for a writer)."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i in range(60):
+        Image.new("L", (8, 8), 4 * i).save(folder / f"{i}.png")
+    os.mkfifo(folder / "z.png")
+    return folder
+
+
+def store_path_of(tmp_path, make) -> str:
+    """A suite, with `make` called on {tmp}/store (what --tracking-uri will name)."""
+    make(tmp_path / "store")
+    return suite_with(tmp_path, BASE)
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -454,6 +470,27 @@ CASES = {
         lambda t: suite_with(t, BASE + "labels: uniform\n"),
         [],
         "labels: Input should be 'balanced' or 'train'",
+    ),
+    # -- what hung before refusing (#34 item 8) ------------------------------------------------
+    "eval: samples folder holding a FIFO": (
+        lambda t: ["eval", "--samples", str(fifo_samples_folder(t)), "--dataset", "digits"],
+        [],
+        "z.png is not a regular file; remove it from the image folder",
+    ),
+    "run: samples folder holding a FIFO": (
+        lambda t: fifo_samples_folder(t) and model_entry(t, "- name: s\n  samples: s\n"),
+        [],
+        "z.png is not a regular file; remove it from the image folder",
+    ),
+    "sqlite tracking uri naming a folder": (
+        lambda t: store_path_of(t, lambda p: p.mkdir()),
+        ["--tracking-uri", "sqlite:///{tmp}/store"],
+        "store is a folder; name a database file, e.g. sqlite:///",
+    ),
+    "sqlite tracking uri naming a FIFO": (
+        lambda t: store_path_of(t, os.mkfifo),
+        ["--tracking-uri", "sqlite:///{tmp}/store"],
+        "store is not a file; name a database file, e.g. sqlite:///PATH.db",
     ),
 }
 

@@ -2,10 +2,11 @@
 
 import contextlib
 import itertools
+import os
 import sqlite3
 
 import pytest
-from conftest import write_suite
+from conftest import run_cli, write_suite
 
 from bench.errors import UserError
 from bench.job import RunOptions
@@ -227,3 +228,16 @@ def test_a_half_migrated_store_that_holds_a_run_is_left_as_it_is(tmp_path, migra
         Store(f"sqlite:///{db}")
     with contextlib.closing(sqlite3.connect(db)) as con:
         assert con.execute("SELECT run_uuid FROM runs").fetchall() == [("kept",)]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_sqlite_uri_naming_a_folder_or_a_fifo_is_refused_at_once(tmp_path, kind):
+    """#34 item 8: MLflow retried opening either for about 100 s before its one-line error."""
+    path = tmp_path / "store"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    what = "a folder" if kind == "folder" else "not a file"
+    for command in (["report", "--out", str(tmp_path)], ["run", "suites/digits.yaml"]):
+        res = run_cli(*command, "--tracking-uri", f"sqlite:///{path}", timeout=30)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert f"{path} is {what}; name a database file" in lines[0]
