@@ -172,6 +172,13 @@ def store_path_of(tmp_path, make) -> str:
     return suite_with(tmp_path, BASE)
 
 
+def report_compared_with_a_missing_folder(tmp_path) -> list[str]:
+    after = tmp_path / "after" / "mlruns"
+    after.mkdir(parents=True)
+    (after / "mlflow.db").touch()
+    return ["report", "--out", str(after.parent), "--compare", str(tmp_path / "before")]
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -471,7 +478,7 @@ CASES = {
         [],
         "labels: Input should be 'balanced' or 'train'",
     ),
-    # -- what hung before refusing (#34 item 8) ------------------------------------------------
+    # -- what hung or wrote before refusing (#34 item 8, #26 item 8) --------------------------
     "eval: samples folder holding a FIFO": (
         lambda t: ["eval", "--samples", str(fifo_samples_folder(t)), "--dataset", "digits"],
         [],
@@ -491,6 +498,11 @@ CASES = {
         lambda t: store_path_of(t, os.mkfifo),
         ["--tracking-uri", "sqlite:///{tmp}/store"],
         "store is not a file; name a database file, e.g. sqlite:///PATH.db",
+    ),
+    "report compared with a folder that does not exist": (
+        report_compared_with_a_missing_folder,
+        [],
+        "before: no MLflow store at",
     ),
 }
 
