@@ -305,7 +305,9 @@ class Store:
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
                 # Two processes creating the same SQLite store at once race on its schema.
-                lock = FileLock(str(db) + ".init.lock")
+                lock_file = db.with_name(db.name + ".init.lock")
+                lock_file.touch()  # FileLock waits forever for one it cannot create
+                lock = FileLock(str(lock_file))
             with lock:
                 if db is not None:
                     prepare_sqlite_store(db)

@@ -241,3 +241,14 @@ def test_a_sqlite_uri_naming_a_folder_or_a_fifo_is_refused_at_once(tmp_path, kin
         lines = [line for line in res.stderr.splitlines() if line.strip()]
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         assert f"{path} is {what}; name a database file" in lines[0]
+
+
+def test_a_sqlite_store_whose_lock_cannot_be_created_is_refused_at_once(tmp_path):
+    """FileLock waited forever for a lock file that cannot be created (ENOENT under /proc)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    for command in (["report", "--out", str(tmp_path)], ["run", "suites/digits.yaml"]):
+        res = run_cli(*command, "--tracking-uri", "sqlite:////proc/genbench.db", timeout=30)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert "cannot open MLflow tracking URI 'sqlite:////proc/genbench.db'" in lines[0]
