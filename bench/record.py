@@ -222,9 +222,8 @@ SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
 
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a sqlite:/// tracking URI; None for any other URI."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve()
+    path = uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else ""
+    return Path(path).resolve() if path not in ("", ":memory:") else None
 
 
 def prepare_sqlite_store(db: Path) -> None:
@@ -233,7 +232,7 @@ def prepare_sqlite_store(db: Path) -> None:
     signal, a full disk) would leave a store that no later MLflow can open. A store left
     half-migrated that holds nothing (by genbench before this, or by MLflow) is rebuilt so.
     Called holding the store's init lock."""
-    if db.exists() and not (db.is_file() and (db.stat().st_size == 0 or _half_made(db))):
+    if db.exists() and not (db.is_file() and _half_made(db)):
         return
     part = db.with_name(db.name + ".creating")
     try:
@@ -247,8 +246,8 @@ def prepare_sqlite_store(db: Path) -> None:
 
 
 def _half_made(db: Path) -> bool:
-    """Whether the store's schema stops short of this MLflow's and it holds no data (the
-    default workspace and experiment are MLflow's own)."""
+    """Whether the store (an empty file too) is not at this MLflow's schema revision and
+    holds no data (the default workspace and experiment are MLflow's own)."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
         tables = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         revision = None

@@ -252,3 +252,9 @@ def test_a_sqlite_store_whose_lock_cannot_be_created_is_refused_at_once(tmp_path
         lines = [line for line in res.stderr.splitlines() if line.strip()]
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         assert "cannot open MLflow tracking URI 'sqlite:////proc/genbench.db'" in lines[0]
+
+
+def test_an_in_memory_sqlite_store_writes_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Store("sqlite:///:memory:").experiment("rec")
+    assert list(tmp_path.iterdir()) == []
