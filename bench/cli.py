@@ -122,24 +122,26 @@ def report(
         db = out / "mlruns" / "mlflow.db"
         if not db.exists():
             raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
+    if compare is not None:  # checked before anything is written
+        before_db = compare / "mlruns" / "mlflow.db"
+        if not before_db.exists():
+            raise UserError(f"--compare {compare}: no MLflow store at {before_db}")
     from bench.record import open_output_store
+    from bench.report.leaderboard import build_leaderboards
     from bench.report.render import write_report
 
+    before = None
+    if compare is not None:
+        before = build_leaderboards(open_output_store(compare).records(suite), rank_by)
     boards = write_report(open_output_store(out, tracking_uri), out, suite, rank_by)
     if not boards:
         raise UserError("the MLflow store holds no genbench job runs")
     print_leaderboards(boards)
     typer.echo(f"\nLeaderboard: {out}/leaderboard.md|.csv|.html")
-    if compare is not None:
+    if before is not None:
         from bench.cache import atomic_write_bytes
         from bench.report.compare import compare as compare_boards
-        from bench.report.leaderboard import build_leaderboards
 
-        db = compare / "mlruns" / "mlflow.db"
-        if not db.exists():
-            raise UserError(f"--compare {compare}: no MLflow store at {db}")
-        other = open_output_store(compare)
-        before = build_leaderboards(other.records(suite), rank_by)
         text = compare_boards(boards, before, after=str(out), before=str(compare))
         atomic_write_bytes(out / "compare.md", text.encode())
         typer.echo("\n" + text)

@@ -138,8 +138,20 @@ def _is_hwc(dims: tuple[int, ...], shape: tuple[int, ...] | None) -> bool:
     return dims[0] not in (1, 3) and dims[2] in (1, 3)
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder and its subfolders, sorted; a FIFO, socket or device
+    among them is refused (opening a FIFO waits for a writer forever)."""
+    files = sorted(
+        f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()
+    )
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f} is not a regular file; remove it from the image folder")
+    return files
+
+
 def _read_folder(p: Path) -> np.ndarray:
-    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(p)
     if not files:
         raise UserError(f"{p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     arrays = []

@@ -10,9 +10,11 @@ one child run per job.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
+import sqlite3
 import tempfile
 import time
 import warnings
@@ -192,6 +194,13 @@ def check_tracking_uri(uri: str) -> None:
         check_reachable(uri)
     if uri.startswith("sqlite:") and not uri.removeprefix("sqlite:").strip("/"):
         raise UserError(f"tracking URI {uri!r} names no database file; e.g. sqlite:///PATH.db")
+    db = sqlite_file(uri)
+    if db is not None and db.exists() and not db.is_file():
+        # MLflow would retry opening it for about 100 s before it fails
+        what, example = ("a folder", db / "mlflow.db") if db.is_dir() else ("not a file", "PATH.db")
+        raise UserError(
+            f"tracking URI {uri!r}: {db} is {what}; name a database file, e.g. sqlite:///{example}"
+        )
 
 
 def check_scheme(uri: str) -> None:
@@ -208,6 +217,73 @@ def check_scheme(uri: str) -> None:
         )
 
 
+SQLITE_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:/// tracking URI; None for any other URI."""
+    path = uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else ""
+    return Path(path).resolve() if path not in ("", ":memory:") else None
+
+
+def prepare_sqlite_store(db: Path) -> None:
+    """A SQLite store is created beside its path and renamed into place once MLflow has
+    migrated it fully: MLflow's migrations commit one by one, so a creation stopped midway (a
+    signal, a full disk) would leave a store that no later MLflow can open. A store left
+    half-migrated that holds nothing (by genbench before this, or by MLflow) is rebuilt so.
+    Called holding the store's init lock."""
+    if db.exists() and not (db.is_file() and _half_made(db)):
+        return
+    part = db.with_name(db.name + ".creating")
+    try:
+        _remove(part, "", *SQLITE_SIDE_FILES)  # what a killed creation left
+        _migrate(part)
+        _remove(db, *SQLITE_SIDE_FILES)  # a journal left there would be rolled into the new one
+        os.replace(part, db)
+    except BaseException:
+        _remove(part, "", *SQLITE_SIDE_FILES)
+        raise
+
+
+def _half_made(db: Path) -> bool:
+    """Whether the store (an empty file too) is not at this MLflow's schema revision and
+    holds no data (the default workspace and experiment are MLflow's own)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+        tables = {t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        revision = None
+        if "alembic_version" in tables:
+            revision = con.execute("SELECT max(version_num) FROM alembic_version").fetchone()[0]
+        if revision == _schema_head():
+            return False
+        for table in tables - {"alembic_version", "workspaces"}:
+            own = " WHERE experiment_id != 0" if table == "experiments" else ""
+            if con.execute(f'SELECT 1 FROM "{table}"{own} LIMIT 1').fetchone():
+                return False
+    return True
+
+
+@functools.cache
+def _schema_head() -> str:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return _get_latest_schema_revision()
+
+
+def _migrate(db: Path) -> None:
+    from mlflow.store.db.utils import _initialize_tables, create_sqlalchemy_engine
+
+    engine = create_sqlalchemy_engine(f"sqlite:///{db}")
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def _remove(db: Path, *suffixes: str) -> None:
+    for suffix in suffixes:
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+
+
 class Store:
     """One MLflow tracking store; a store that cannot be opened is a UserError.
 
@@ -222,14 +298,18 @@ class Store:
         for name in ("alembic", "mlflow"):  # MLflow logs at INFO on import
             logging.getLogger(name).setLevel(logging.WARNING)
         self.artifact_root = artifact_root
-        lock = contextlib.nullcontext()
-        if uri.startswith("sqlite:///"):
-            db = Path(uri.removeprefix("sqlite:///"))
-            db.parent.mkdir(parents=True, exist_ok=True)
-            # Two processes creating the same SQLite store at once race on its schema.
-            lock = FileLock(str(db) + ".init.lock")
+        db = sqlite_file(uri)
         try:
+            lock = contextlib.nullcontext()
+            if db is not None:
+                db.parent.mkdir(parents=True, exist_ok=True)
+                # Two processes creating the same SQLite store at once race on its schema.
+                lock_file = db.with_name(db.name + ".init.lock")
+                lock_file.touch()  # FileLock waits forever for one it cannot create
+                lock = FileLock(str(lock_file))
             with lock:
+                if db is not None:
+                    prepare_sqlite_store(db)
                 self.client = MlflowClient(tracking_uri=uri)
                 self.client.search_experiments(max_results=1)
         except Exception as e:

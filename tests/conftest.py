@@ -18,7 +18,9 @@ def isolated_cache(tmp_path_factory):
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, **popen):
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600, **popen
+):
     """Run `python -m bench.cli ...` in a subprocess; the tests folder is importable."""
     # the checkout under test, whatever the cwd (an editable install may point elsewhere)
     path = os.pathsep.join([str(TESTS), str(ROOT)])
@@ -29,7 +31,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, **pope
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         **popen,
     )
 

@@ -248,6 +248,29 @@ def small_clip_tower(tmp_path) -> str:
     )
 
 
+def fifo_samples_folder(tmp_path):
+    """A samples folder of 60 images and a FIFO named z.png (opening it waits for a writer)."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i in range(60):
+        Image.new("L", (8, 8), 4 * i).save(folder / f"{i}.png")
+    os.mkfifo(folder / "z.png")
+    return folder
+
+
+def store_path_of(tmp_path, make) -> str:
+    """A suite, with `make` called on {tmp}/store (what --tracking-uri will name)."""
+    make(tmp_path / "store")
+    return suite_with(tmp_path, BASE)
+
+
+def report_compared_with_a_missing_folder(tmp_path) -> list[str]:
+    after = tmp_path / "after" / "mlruns"
+    after.mkdir(parents=True)
+    (after / "mlflow.db").touch()
+    return ["report", "--out", str(after.parent), "--compare", str(tmp_path / "before")]
+
+
 COND_BASE = BASE.replace("[fd_pixels]", "[fd_pixels, label_match]") + "plugins: [plugin_metrics]\n"
 
 
@@ -764,6 +787,32 @@ CASES = {
         lambda t: suite_with(t, BASE.replace("- name: copier", "- name: m\n    model: .x:Model")),
         [],
         "model '.x:Model': module '.x' is not an absolute module name",
+    ),
+    # -- what hung or wrote before refusing (#34 item 8, #26 item 8) --------------------------
+    "eval: samples folder holding a FIFO": (
+        lambda t: ["eval", "--samples", str(fifo_samples_folder(t)), "--dataset", "digits"],
+        [],
+        "z.png is not a regular file; remove it from the image folder",
+    ),
+    "run: samples folder holding a FIFO": (
+        lambda t: fifo_samples_folder(t) and model_entry(t, "- name: s\n  samples: s\n"),
+        [],
+        "z.png is not a regular file; remove it from the image folder",
+    ),
+    "sqlite tracking uri naming a folder": (
+        lambda t: store_path_of(t, lambda p: p.mkdir()),
+        ["--tracking-uri", "sqlite:///{tmp}/store"],
+        "store is a folder; name a database file, e.g. sqlite:///",
+    ),
+    "sqlite tracking uri naming a FIFO": (
+        lambda t: store_path_of(t, os.mkfifo),
+        ["--tracking-uri", "sqlite:///{tmp}/store"],
+        "store is not a file; name a database file, e.g. sqlite:///PATH.db",
+    ),
+    "report compared with a folder that does not exist": (
+        report_compared_with_a_missing_folder,
+        [],
+        "before: no MLflow store at",
     ),
 }
 

@@ -1,10 +1,12 @@
 """`genbench eval` and `genbench fid` on sample files the tests write."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 from conftest import run_cli
+from PIL import Image
 
 from bench.data import load_dataset
 from bench.metrics.fd import frechet_distance
@@ -124,3 +126,17 @@ def test_fid_help_offers_no_auto_and_names_the_pipelines():
     assert "genbench list extractors" in text
     assert "legacy = pytorch-fid's" in res.stdout and "clean = clean-fid's" in res.stdout
     assert "numbers: the drop-in mode, and the protocol of a statistics file without" in text
+
+
+def test_a_fifo_among_the_samples_is_refused_not_waited_on(tmp_path):
+    """#34 item 8: a FIFO named z.png in a samples folder hung `eval` (opening it waits for
+    a writer)."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i in range(10):
+        Image.new("L", (8, 8), 20 * i).save(folder / f"{i}.png")
+    os.mkfifo(folder / "z.png")
+    res = run_cli("eval", "--samples", str(folder), "--dataset", "digits", timeout=60)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert f"{folder / 'z.png'} is not a regular file; remove it from the image folder" in lines[0]

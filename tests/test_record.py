@@ -1,9 +1,18 @@
 """The job record owns the MLflow schema: what it writes, it reads back unchanged."""
 
+import contextlib
+import itertools
+import os
+import sqlite3
+
 import pytest
+from conftest import run_cli, write_suite
 
 from bench.errors import UserError
+from bench.job import RunOptions
 from bench.record import JobRecord, Store, default_tracking_uri
+from bench.runner import Runner
+from bench.suite import load_suite
 
 
 def full_record() -> JobRecord:
@@ -103,3 +112,149 @@ def test_the_schemes_genbench_accepts_are_those_mlflow_handles():
         check_scheme(uri)
     with pytest.raises(UserError, match="no MLflow store handles nosuchscheme://"):
         check_scheme("nosuchscheme://x")
+
+
+# -- creating the SQLite store (#34 item 3) ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def disk_full_at(statement: int):
+    """SQLite reports a full disk at the given SQL statement (from 1) of any engine."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    count = itertools.count(1)
+
+    def fail(*args):
+        if next(count) == statement:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    event.listen(Engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "before_cursor_execute", fail)
+
+
+def migrate(db) -> None:
+    """MLflow's own creation of a store's tables, as MLflow (and genbench before #34) did it
+    on the store's own path."""
+    from mlflow.store.db.utils import _initialize_tables
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        _initialize_tables(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def migration_statements(tmp_path_factory) -> int:
+    """How many SQL statements MLflow's migrations of a new store make."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    count = itertools.count()
+
+    def add(*args):
+        next(count)
+
+    event.listen(Engine, "before_cursor_execute", add)
+    try:
+        migrate(tmp_path_factory.mktemp("count") / "mlflow.db")
+    finally:
+        event.remove(Engine, "before_cursor_execute", add)
+    return next(count)
+
+
+# from the first SQL statement of MLflow's migrations to the last (with MLflow 3.17, points that
+# leave, on MLflow's own creation path, stores it cannot open: "duplicate column name",
+# "table ... already exists", "out-of-date database schema")
+FULL_DISK_POINTS = (0.0, 0.03, 0.2, 0.6, 0.995)
+
+
+def completes_every_job(tmp_path, out) -> None:
+    suite = write_suite(tmp_path, "- name: copier\n- name: pixel-gaussian\n", n_samples=60)
+    results = Runner(load_suite(suite), RunOptions(out)).run()
+    assert sorted(r.status for r in results) == ["FINISHED", "FINISHED"]
+
+
+def schema_revision(db) -> str | None:
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        try:
+            return con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        except (sqlite3.OperationalError, TypeError):  # no table, or no row
+            return None
+
+
+@pytest.mark.parametrize("point", FULL_DISK_POINTS)
+def test_a_full_disk_while_the_store_is_created_leaves_no_store_and_the_next_run_completes(
+    tmp_path, migration_statements, point
+):
+    out = tmp_path / "out"
+    with disk_full_at(1 + int(point * migration_statements)):
+        with pytest.raises(UserError, match="database or disk is full") as refused:
+            Store(default_tracking_uri(out))
+    assert "\n" not in str(refused.value)
+    left = {p.name for p in (out / "mlruns").iterdir()}
+    assert left <= {"mlflow.db", "mlflow.db.init.lock"}  # nothing half-made beside it
+    completes_every_job(tmp_path, out)
+
+
+@pytest.mark.parametrize("point", FULL_DISK_POINTS)
+def test_a_store_left_half_migrated_is_rebuilt_when_it_holds_nothing(
+    tmp_path, migration_statements, point
+):
+    """As genbench before this, or MLflow itself, leaves a store whose creation stopped."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    out = tmp_path / "out"
+    db = out / "mlruns" / "mlflow.db"
+    db.parent.mkdir(parents=True)
+    with disk_full_at(1 + int(point * migration_statements)), contextlib.suppress(Exception):
+        migrate(db)
+    assert schema_revision(db) != _get_latest_schema_revision()
+    completes_every_job(tmp_path, out)
+
+
+def test_a_half_migrated_store_that_holds_a_run_is_left_as_it_is(tmp_path, migration_statements):
+    db = tmp_path / "user.db"
+    with disk_full_at(int(0.6 * migration_statements)), contextlib.suppress(Exception):
+        migrate(db)
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("INSERT INTO runs (run_uuid, experiment_id) VALUES ('kept', 0)")
+    with contextlib.suppress(UserError):  # MLflow may upgrade it, or say why it cannot
+        Store(f"sqlite:///{db}")
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        assert con.execute("SELECT run_uuid FROM runs").fetchall() == [("kept",)]
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_sqlite_uri_naming_a_folder_or_a_fifo_is_refused_at_once(tmp_path, kind):
+    """#34 item 8: MLflow retried opening either for about 100 s before its one-line error."""
+    path = tmp_path / "store"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    what = "a folder" if kind == "folder" else "not a file"
+    for command in (["report", "--out", str(tmp_path)], ["run", "suites/digits.yaml"]):
+        res = run_cli(*command, "--tracking-uri", f"sqlite:///{path}", timeout=30)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert f"{path} is {what}; name a database file" in lines[0]
+
+
+def test_a_sqlite_store_whose_lock_cannot_be_created_is_refused_at_once(tmp_path):
+    """FileLock waited forever for a lock file that cannot be created (ENOENT under /proc)."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    for command in (["report", "--out", str(tmp_path)], ["run", "suites/digits.yaml"]):
+        res = run_cli(*command, "--tracking-uri", "sqlite:////proc/genbench.db", timeout=30)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert "cannot open MLflow tracking URI 'sqlite:////proc/genbench.db'" in lines[0]
+
+
+def test_an_in_memory_sqlite_store_writes_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Store("sqlite:///:memory:").experiment("rec")
+    assert list(tmp_path.iterdir()) == []

@@ -236,6 +236,43 @@ def test_the_next_invocation_closes_a_killed_invocations_parent_run(tmp_path):
     assert sorted(r.info.status for r in suite_runs(out, "rel")) == ["FINISHED", "KILLED"]
 
 
+# (signal, seconds after the store's first file appears): creating it takes about a second
+STORE_KILL_POINTS = [
+    *((signal.SIGKILL, t) for t in (0.0, 0.05, 0.15, 0.3, 0.5, 0.8)),
+    *((signal.SIGTERM, t) for t in (0.02, 0.1, 0.25, 0.4, 0.65)),
+]
+
+
+def wait_for_the_store_file(proc, out):
+    """Until the first file of the MLflow store (not its lock) appears, or the run ends."""
+    folder = out / "mlruns"
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if folder.is_dir() and any(
+            f.name.startswith("mlflow.db") and not f.name.endswith(".lock")
+            for f in folder.iterdir()
+        ):
+            return
+        time.sleep(0.002)
+
+
+def test_a_run_interrupted_while_it_creates_its_store_leaves_a_folder_the_next_run_completes(
+    tmp_path,
+):
+    """#34 item 3: a store half-migrated by an interrupted first run failed every later run."""
+    suite = suite_file(tmp_path, "- name: copier\n- name: pixel-gaussian\n")
+    for i, (sig, delay) in enumerate(STORE_KILL_POINTS):
+        out = tmp_path / f"out{i}"
+        proc = start_run(suite, out)
+        wait_for_the_store_file(proc, out)
+        time.sleep(delay)
+        proc.send_signal(sig)
+        proc.communicate(timeout=120)
+        results = Runner(load_suite(suite), RunOptions(out)).run()
+        assert {r.status for r in results} <= {"FINISHED", "REUSED"}, (sig, delay)
+        assert finished_models(out, "rel") == ["copier", "pixel-gaussian"], (sig, delay)
+
+
 def test_a_moved_output_folder_keeps_its_report_and_artifacts(tmp_path):
     suite = suite_file(tmp_path, "- name: copier\n- name: pixel-gaussian\n")
     first = tmp_path / "first"

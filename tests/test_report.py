@@ -6,6 +6,7 @@ from stat import S_IMODE
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from bench.record import JobRecord, Store, default_tracking_uri
 from bench.report.leaderboard import best_models, build_leaderboards
@@ -99,6 +100,31 @@ def test_unknown_suite_lists_what_the_store_has(store):
     client, _ = store
     with pytest.raises(ValueError, match="no suite 'other'.*suite-x"):
         client.records("other")
+
+
+def without_the_suite(folder):
+    Store(default_tracking_uri(folder)).experiment("another-suite")
+    return "no suite 'suite-x' in this MLflow store"
+
+
+@pytest.mark.parametrize(
+    "make_before",
+    [lambda folder: "before: no MLflow store at", without_the_suite],
+    ids=["missing", "without-the-suite"],
+)
+def test_a_compare_folder_that_cannot_be_read_changes_nothing(store, tmp_path, make_before):
+    """#26 item 8: --compare was read only after AFTER's leaderboards were rewritten."""
+    _, out = store
+    message = make_before(tmp_path / "before")
+    boards = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")
+    for name in boards:
+        (out / name).write_text("as it was")
+    args = ["--out", str(out), "--suite", "suite-x", "--compare", str(tmp_path / "before")]
+    res = run_cli("report", *args)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and message in lines[0], res.stderr
+    assert [(out / name).read_text() for name in boards] == ["as it was"] * 3
+    assert not (out / "compare.md").exists()
 
 
 def test_compare_names_rank_changes_and_moves_beyond_the_interval(store):
