@@ -3,6 +3,8 @@
 Every entry is written atomically (temp file + rename) and has a sha256 sidecar written
 after it; an entry whose sidecar is missing or does not match is treated as absent and
 removed, so a crash mid-write never yields a half-written entry that reads as valid.
+Processes sharing a cache (parallel jobs, two runs on one output folder) compute an entry
+once: whoever computes it holds its lock (`Cache.lock`), and the others wait, then load it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 
 def default_cache_dir() -> Path:
@@ -98,9 +102,20 @@ class Cache:
         atomic_write_bytes(path, data)
         atomic_write_bytes(sidecar, hashlib.sha256(data).hexdigest().encode())
 
+    def lock(self, kind: str, key: str) -> FileLock:
+        """The entry's lock, held while it is computed (ROOT/KIND/KEY.lock)."""
+        path = self.root / kind / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
     def get_or_compute(self, kind: str, key: str, compute) -> Any:
+        """The entry, computed and saved when absent; computed once across processes."""
         obj = self.load(kind, key)
-        if obj is None:
-            obj = compute()
-            self.save(kind, key, obj)
+        if obj is not None:
+            return obj
+        with self.lock(kind, key):
+            obj = self.load(kind, key)  # another process may have computed it meanwhile
+            if obj is None:
+                obj = compute()
+                self.save(kind, key, obj)
         return obj

@@ -32,6 +32,10 @@ def run(
     tracking_uri: TrackingUri = None,
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="jobs at once, in worker processes (local) [default: physical cores]"),
+    ] = None,
     # -- scaling out (README "Scaling out"): where the jobs run -------------------------------
     executor: Annotated[str, typer.Option(help="where jobs run: local, ray or slurm")] = "local",
     ray_address: Annotated[
@@ -56,10 +60,8 @@ def run(
 
     check_inputs(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
     from bench.executors import make_executor
-    from bench.job import RunOptions
-    from bench.runner import Runner
 
-    jobs_executor = make_executor(
+    jobs_executor = make_executor(  # nor do bad executor options
         executor,
         ray_address=ray_address,
         cpus_per_job=cpus_per_job,
@@ -68,7 +70,11 @@ def run(
         slurm_time=slurm_time,
         slurm_mem_gb=slurm_mem_gb,
         max_retries=max_retries,
+        jobs=jobs,
     )
+    from bench.job import RunOptions
+    from bench.runner import Runner
+
     runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
     results = runner.run(jobs_executor)
     from bench.report.render import write_report  # after preflight, which may reject the run

@@ -162,19 +162,19 @@ def fit_or_load(
         load_checkpoint(model, entry.checkpoint, entry.ref)
         record.budget_spent_steps, record.budget_spent_seconds, record.fit_cached = 0, 0.0, True
         return model
-    cached = cache.load("checkpoints", fit_key)
+    # Jobs that share a trained model (a sampling sweep) wait for its fit, then load it.
+    with cache.lock("checkpoints", fit_key):
+        cached = cache.load("checkpoints", fit_key)
+        if cached is None:
+            info = fit(model, data, suite, job, entry.name)
+            cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
     if cached is not None:
         load_checkpoint_dict(model, cached["state"], "the cached checkpoint", entry.ref)
         info = cached["info"]
-        fit_cached = True
-    else:
-        info = fit(model, data, suite, job, entry.name)
-        cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
-        fit_cached = False
     record.budget_spent_steps, record.budget_spent_seconds = info["steps"], info["seconds"]
     # caches written before steps_from: steps counted were returned, none were unknown
     record.steps_from = info.get("steps_from", "returned" if info["steps"] else "unknown")
-    record.fit_cached = fit_cached
+    record.fit_cached = cached is not None
     record.loss_history = [tuple(p) for p in info["losses"]]
     return model
 
@@ -230,37 +230,43 @@ def draw_samples(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The job's samples and, for a class-conditional model or a samples file with labels,
     the class each was asked for (else None); cached under the samples key."""
-    cached = cache.load("samples", sample_key)
-    if isinstance(cached, dict):
-        return cached["images"], cached["labels"]
-    if cached is not None:
-        return cached, None
-    n = job.suite.n_samples
-    labels = None
-    if model is None:
-        samples = load_samples_file(job.entry.samples, data, n)
-        if len(samples) < n:
-            raise UserError(
-                f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
-                f"n_samples={n}"
-            )
-        labels = load_sample_labels(job.entry.samples, data, n)
-    else:
-        g = torch.Generator().manual_seed(sample_seed(job.seed))
-        if is_conditional(model):
-            labels = asked_labels(n, job.suite.label_mode, model.num_classes, data.train.y, g)
-        with torch.inference_mode():
-            if labels is None:
-                samples = model.sample(n, generator=g, batch_size=job.suite.sample_batch_size)
-            else:
-                samples = model.sample(
-                    n, labels=labels.clone(), generator=g, batch_size=job.suite.sample_batch_size
+    with cache.lock("samples", sample_key):  # jobs sharing a sample set draw it once
+        cached = cache.load("samples", sample_key)
+        if isinstance(cached, dict):
+            return cached["images"], cached["labels"]
+        if cached is not None:
+            return cached, None
+        n = job.suite.n_samples
+        labels = None
+        if model is None:
+            samples = load_samples_file(job.entry.samples, data, n)
+            if len(samples) < n:
+                raise UserError(
+                    f"{job.entry.samples} holds {len(samples)} samples; the suite asks for "
+                    f"n_samples={n}"
                 )
-    samples = check_samples(samples, data, n)
-    cache.save(
-        "samples", sample_key, samples if labels is None else {"images": samples, "labels": labels}
-    )
-    return samples, labels
+            labels = load_sample_labels(job.entry.samples, data, n)
+        else:
+            g = torch.Generator().manual_seed(sample_seed(job.seed))
+            if is_conditional(model):
+                labels = asked_labels(n, job.suite.label_mode, model.num_classes, data.train.y, g)
+            with torch.inference_mode():
+                if labels is None:
+                    samples = model.sample(n, generator=g, batch_size=job.suite.sample_batch_size)
+                else:
+                    samples = model.sample(
+                        n,
+                        labels=labels.clone(),
+                        generator=g,
+                        batch_size=job.suite.sample_batch_size,
+                    )
+        samples = check_samples(samples, data, n)
+        cache.save(
+            "samples",
+            sample_key,
+            samples if labels is None else {"images": samples, "labels": labels},
+        )
+        return samples, labels
 
 
 def asked_labels(

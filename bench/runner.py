@@ -15,7 +15,8 @@ from filelock import FileLock, Timeout
 from bench.data import load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError
-from bench.executors import Executor, LocalExecutor
+from bench.executors import Executor
+from bench.executors.local import LocalExecutor
 from bench.features import resolve_extractor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, is_conditional, resolve_model

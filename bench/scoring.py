@@ -3,8 +3,9 @@
 Which metrics run, in which feature spaces, is planned from the metric registry
 (bench.metrics) and the extractor registry (bench.features) alone, the same way for
 `genbench run` and `genbench eval`. Features are extracted once per (sample set, extractor)
-and shared by every metric; reference features (train/test splits) are cached on disk by
-dataset hash, split, extractor and weights.
+and shared by every metric; reference features (train/test splits) and the dataset
+classifier's logits of the test split are cached on disk by dataset hash, split, extractor
+and weights, so a suite's jobs compute them once (a lock per entry: bench.cache).
 """
 
 from __future__ import annotations
@@ -143,12 +144,24 @@ class ScoringContext:
 
     def classifier_logits(self, which: str) -> np.ndarray:
         """The dataset classifier's logits of 'fake' or 'test' images, one pass per context:
-        class coverage, the classifier score and conditional accuracy all read them."""
+        class coverage, the classifier score and conditional accuracy all read them. A real
+        split's are cached on disk like its features, so a suite computes them once."""
         if which not in self._logits:
-            from bench.features.classifier import load_classifier
+            from bench.features.classifier import INFERENCE_DTYPE, load_classifier
 
-            images = self.fake if which == "fake" else getattr(self.data, which).x
-            self._logits[which] = load_classifier(self.data, self.device).logits(images)
+            clf = load_classifier(self.data, self.device)
+            if which == "fake":
+                self._logits[which] = clf.logits(self.fake)
+            else:
+                images = getattr(self.data, which).x
+                protocol = f"inference {INFERENCE_DTYPE}"
+                key = hash_key(
+                    self.data.content_hash, which, "logits", clf.weights_sha256, protocol
+                )
+                logits = Cache(default_cache_dir()).get_or_compute(
+                    "features", key, lambda: torch.from_numpy(clf.logits(images))
+                )
+                self._logits[which] = np.asarray(logits)
         return self._logits[which]
 
     def _extract(self, extractor: str, x: torch.Tensor) -> np.ndarray:

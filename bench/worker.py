@@ -1,6 +1,7 @@
-"""Runs one job spec in whatever process this is (the driver, a Ray worker, a SLURM task):
-take the job's lock, reuse it when it is done, else start its run, compute its record and
-write it. Every executor calls `run_job`; a per-job file lock keeps each job exactly once.
+"""Runs one job spec in whatever process this is (the driver, a local worker process, a Ray
+worker, a SLURM task): take the job's lock, reuse it when it is done, else start its run,
+compute its record and write it. Every executor calls `run_job`; a per-job file lock keeps
+each job exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bench.data import load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError, first_line
 from bench.job import JobResult, RunOptions, compute, new_record
+from bench.plugins import import_plugin
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
 from bench.suite import Job
@@ -52,6 +54,8 @@ def run_job(spec: JobSpec) -> JobResult:
     store = store_for(opts)
     device = resolve_device(opts.device)
     try:
+        for module in job.suite.plugins:  # a worker process has not read the suite file
+            import_plugin(module)
         data = load_dataset(job.dataset, opts.data_root)
         record = new_record(job, data, _machine(opts.device))
     except UserError as e:

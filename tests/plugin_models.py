@@ -25,6 +25,9 @@ class MeanModel:
 
     def fit(self, data, budget, *, seed, progress):
         MeanModel.fits += 1
+        if os.environ.get("GENBENCH_FIT_LOG"):  # fits in any process, one line each
+            with open(os.environ["GENBENCH_FIT_LOG"], "a") as log:
+                log.write(f"{type(self).__name__} noise={self.noise}\n")
         time.sleep(self.fit_seconds)
         self.mean = data.train.x.float().mean(0)
         for step in range(1, budget.steps + 1):
@@ -85,6 +88,18 @@ class KillInSamplingModel(MeanModel):
 
     def sample(self, n, *, generator, batch_size):
         kill_once()
+        return super().sample(n, generator=generator, batch_size=batch_size)
+
+
+class StallOnceModel(MeanModel):
+    """Stalls in its first sampling, after its fit was cached, until it is stopped; the
+    process's id goes to $GENBENCH_STALL_DIR/NOISE.pid (one stall per noise option)."""
+
+    def sample(self, n, *, generator, batch_size):
+        flag = Path(os.environ["GENBENCH_STALL_DIR"]) / f"{self.noise}.pid"
+        if not flag.exists():
+            flag.write_text(str(os.getpid()))
+            time.sleep(600)
         return super().sample(n, generator=generator, batch_size=batch_size)
 
 

@@ -361,6 +361,11 @@ CASES = {
         ["--tracking-uri", "http://127.0.0.1:9"],
         "cannot reach the MLflow server at http://127.0.0.1:9",
     ),
+    "no jobs at once": (
+        lambda t: suite_with(t, BASE),
+        ["--jobs", "0"],
+        "--jobs must be 1 or more, got 0",
+    ),
     "inception weights checksum mismatch": (write_tampered_inception_weights, [], "6726825d"),
     "inception score without the classifier layer": (
         lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[inception_score]")),

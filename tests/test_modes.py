@@ -144,13 +144,15 @@ def test_stacked_modes_through_the_scorer_with_the_base_classifier():
     assert one == {"stacked_modes_of1000": 1, "stacked_kl_uniform": pytest.approx(math.log(1000))}
 
 
-def test_classifier_metrics_share_one_pass_per_image_set(monkeypatch):
+def test_classifier_metrics_share_one_pass_per_image_set(monkeypatch, tmp_path):
     """class_coverage and classifier_score read the same logits: the classifier runs once on
-    the samples and once on the test split, and its labels are predict()'s."""
+    the samples and once on the test split, and its labels are predict()'s. The test split's
+    logits are cached: the next sample set (the suite's next job) runs it on its samples only."""
     from bench.data import load_dataset
     from bench.features.classifier import Classifier, load_classifier
     from bench.scoring import ScoringContext, score
 
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path))
     data, cpu = load_dataset("digits"), torch.device("cpu")
     fake = data.train.x[:300]
     passes = []
@@ -164,6 +166,10 @@ def test_classifier_metrics_share_one_pass_per_image_set(monkeypatch):
     ctx = ScoringContext(data, fake, cpu)
     got = score(ctx, ["class_coverage", "classifier_score"])
     assert sorted(passes) == sorted([len(fake), len(data.test.x)])
+    passes.clear()
+    again = score(ScoringContext(data, fake[:200], cpu), ["class_coverage", "classifier_score"])
+    assert passes == [200]
+    assert again.keys() == got.keys()
     clf = load_classifier(data, cpu)
     expected = class_coverage(clf.predict(fake), data.train.y, data.num_classes)
     assert got["classes_hit"] == expected["classes_hit"]

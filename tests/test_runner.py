@@ -201,7 +201,9 @@ def test_killed_suite_resumes_without_duplicates(tmp_path):
     )
     env = {"GENBENCH_KILL_FLAG": str(tmp_path / "flag")}
     out = tmp_path / "out"
-    first = run_cli("run", str(suite), "--out", str(out), env=env)
+    # one job at a time: the job's SIGKILL kills genbench itself (tests/test_local_executor.py
+    # kills a parallel run's driver)
+    first = run_cli("run", str(suite), "--out", str(out), "--jobs", "1", env=env)
     assert first.returncode == -9, first.stderr  # SIGKILL mid-suite
     second = run_cli("run", str(suite), "--out", str(out), env=env)
     assert second.returncode == 0, second.stderr
@@ -435,3 +437,35 @@ def test_a_rejected_run_creates_nothing_in_its_output_folder(tmp_path):
     res = run_cli("run", str(bad), "--out", str(used))
     assert res.returncode == 2 and "bad options" in res.stderr, res.stderr
     assert sorted(p.relative_to(used) for p in used.rglob("*")) == before
+
+
+def test_a_fit_being_trained_elsewhere_is_waited_for_then_loaded(tmp_path):
+    """Another process holds the fit key's lock while it trains the model: a job that
+    shares the fit (a sampling sweep) waits, then loads that checkpoint instead of
+    training the model a second time."""
+    import threading
+
+    from test_cache import WatchedCache
+
+    from bench.cache import Cache
+    from bench.data import load_dataset
+    from bench.job import fit_or_load, new_record
+    from bench.suite import expand_jobs
+
+    suite = load_suite(make_suite(tmp_path, "- name: m\n  model: plugin_models:MeanModel\n"))
+    [job] = expand_jobs(suite)
+    data = load_dataset("digits")
+    record = new_record(job, data, {})
+    cache, elsewhere = WatchedCache(tmp_path / "cache"), Cache(tmp_path / "cache")
+    plugin_models.MeanModel.fits = 0
+    with elsewhere.lock("checkpoints", record.fit_key):
+        thread = threading.Thread(
+            target=fit_or_load, args=(job, data, record.fit_key, cache, "cpu", record)
+        )
+        thread.start()
+        assert cache.touched.wait(60)
+        trained = {"mean": torch.full((1, 8, 8), 7.0)}
+        info = {"steps": 3, "seconds": 1.0, "losses": [], "steps_from": "returned"}
+        elsewhere.save("checkpoints", record.fit_key, {"state": trained, "info": info})
+    thread.join(60)
+    assert plugin_models.MeanModel.fits == 0 and record.fit_cached is True

@@ -3,37 +3,27 @@ never the runner, and every one runs the same function (bench.worker.run_job) ag
 same MLflow store; the cache and per-job locks keep each job exactly once whichever
 executor ran it.
 
-`local` runs the jobs one after another in this process; `ray` makes each job a Ray task
-(bench/executors/ray.py) and `slurm` a SLURM job through submitit (bench/executors/slurm.py).
-Ray and submitit are optional (`pip install 'genbench[scale]'`) and imported only when
-asked for.
+`local` runs the jobs on this machine, up to `jobs` at once in worker processes
+(bench/executors/local.py); `ray` makes each job a Ray task (bench/executors/ray.py) and
+`slurm` a SLURM job through submitit (bench/executors/slurm.py). Ray and submitit are
+optional (`pip install 'genbench[scale]'`) and imported only when asked for. Choosing and
+checking an executor imports no torch, so a bad option is refused fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bench.errors import UserError, first_line
-from bench.job import JobResult
-from bench.worker import JobSpec, run_job
+
+if TYPE_CHECKING:
+    from bench.job import JobResult
+    from bench.worker import JobSpec
 
 
 class Executor(Protocol):
     def run(self, specs: list[JobSpec]) -> list[JobResult]: ...
-
-
-class LocalExecutor:
-    """Jobs one after another in this process."""
-
-    def run(self, specs: list[JobSpec]) -> list[JobResult]:
-        from tqdm.auto import tqdm
-
-        results = []
-        for i, spec in enumerate(specs, 1):
-            tqdm.write(f"[{i}/{len(specs)}] {spec.label}")
-            results.append(run_job(spec))
-        return results
 
 
 EXECUTORS = ("local", "ray", "slurm")
@@ -49,14 +39,21 @@ def make_executor(
     slurm_time: int = 60,
     slurm_mem_gb: float | None = None,
     max_retries: int = 1,
+    jobs: int | None = None,
     **extra,
 ) -> Executor:
-    """The executor `name` with the CLI's resource options (ignored by `local`).
+    """The executor `name` with the CLI's options: `jobs` for `local` (default: one per
+    physical core), the resource options for the others.
 
     extra: `num_cpus` (CPUs of a local Ray instance; default all), `cluster` (submitit's
     cluster for `slurm`: slurm, or local/debug to try the path without SLURM)."""
     if name == "local":
-        return LocalExecutor()
+        from bench.executors.local import LocalExecutor
+        from bench.threads import available_cores
+
+        if jobs is not None and jobs < 1:
+            raise UserError(f"--jobs must be 1 or more, got {jobs}")
+        return LocalExecutor(jobs or available_cores())
     if name not in EXECUTORS:
         raise UserError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
     if cpus_per_job <= 0:
