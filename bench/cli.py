@@ -405,12 +405,6 @@ def throughput(
     """Sampling throughput per batch size: img/s, ms/img, NFE, FLOPs, memory, compile time."""
     import json
 
-    from bench.data import load_dataset
-    from bench.device import resolve_device
-    from bench.job import load_checkpoint
-    from bench.models import Budget, build_model, resolve_model
-    from bench.throughput import sweep
-
     try:
         opts = json.loads(options)
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
@@ -418,6 +412,19 @@ def throughput(
         raise UserError(f"bad --options or --batch-sizes: {e}") from None
     if not isinstance(opts, dict) or not sizes or min(sizes) < 1:
         raise UserError("--options must be a JSON object and --batch-sizes positive integers")
+    from bench.suite import check_option
+
+    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
+        try:
+            check_option(key, value)
+        except ValueError as e:
+            raise UserError(f"--options: {e}") from None
+    from bench.data import load_dataset
+    from bench.device import resolve_device
+    from bench.job import load_checkpoint
+    from bench.models import Budget, build_model, resolve_model
+    from bench.throughput import sweep
+
     dev = resolve_device(device)
     data = load_dataset(dataset, data_root)
     net = build_model(resolve_model(model), data, opts, dev)

@@ -804,6 +804,19 @@ CASES = {
         [],
         "z.png is not a regular file; remove it from the image folder",
     ),
+    "throughput: a model option that is NaN": (
+        lambda t: [
+            "throughput",
+            "--model",
+            "pixel-gaussian",
+            "--dataset",
+            "digits",
+            "--options",
+            '{"temperature": NaN}',
+        ],  # fmt: skip
+        [],
+        "--options: option 'temperature': nan is not a finite number",
+    ),
     "sqlite tracking uri naming a folder": (
         lambda t: store_path_of(t, lambda p: p.mkdir()),
         ["--tracking-uri", "sqlite:///{tmp}/store"],

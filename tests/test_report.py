@@ -326,3 +326,15 @@ def test_provenance_names_the_model_of_each_plugin_hash_and_version(tmp_path):
     prov = provenance(board)
     assert prov["model_source_sha256"] == "mine: abc, theirs: def"
     assert prov["model_version"] == "mine: mypkg==1.2"  # none recorded for theirs: not shown
+
+
+def test_report_of_a_store_without_job_runs_writes_nothing(tmp_path):
+    """The one-line refusal came after empty leaderboards had replaced the files."""
+    client = Store(default_tracking_uri(tmp_path))
+    client.experiment("empty", tmp_path / "mlruns" / "artifacts")
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        (tmp_path / name).write_text("as it was")
+    res = run_cli("report", "--out", str(tmp_path))
+    assert res.returncode == 2 and "holds no genbench job runs" in res.stderr
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        assert (tmp_path / name).read_text() == "as it was"

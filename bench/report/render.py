@@ -535,8 +535,11 @@ img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 def write_report(
     store: Store, out_dir: Path, suite: str | None = None, rank_by: list[str] | None = None
 ) -> list[Leaderboard]:
-    """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir."""
+    """Rebuild the leaderboard from MLflow and write .md/.csv/.html into out_dir (nothing
+    when the store holds no job runs)."""
     boards = build_leaderboards(store.records(suite), rank_by)
+    if not boards:  # nothing to show: the files of an earlier report stay as they were
+        return boards
     assets = collect_assets(store, boards)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Each file is replaced whole: a symlink planted at its name is replaced, not followed.
