@@ -533,6 +533,9 @@ def study(
     step_ms: Annotated[int, typer.Option(help="staircase step (time)")] = 10,
     reversals: Annotated[int, typer.Option(help="threshold: mean of the last N reversals")] = 6,
     seed: Annotated[int, typer.Option()] = 0,
+    show_class: Annotated[
+        bool, typer.Option("--show-class", help="show each image's class (conditional models)")
+    ] = False,
     host: Annotated[str, typer.Option(help="0.0.0.0 opens it to the LAN")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
     score: Annotated[bool, typer.Option("--score", help="score the answers, log, exit")] = False,
@@ -546,7 +549,7 @@ def study(
 
     check_study_name(name)  # before the server's modules (torch among them) load
     check_references(references)
-    from bench.study.serve import StudyRequest, finish, links, open_study, serve
+    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
 
     cfg = StudyConfig(
         mode,
@@ -563,9 +566,12 @@ def study(
         3,
         reversals,
         seed,
+        show_class,
     )
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
     req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
+    if not score:
+        check_port_free(host, port)  # before the study is created: a refusal writes nothing
     the_study, run_ids = open_study(req)
     if not score:
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")

@@ -185,9 +185,8 @@ def test_answers_are_stored_in_order_and_flagged_trials_leave_hype_time(tmp_path
     cfg = StudyConfig(mode="time", trials=4, practice=0, images=4, step_ms=100, reversals=2)
     pool = build_pool(cfg, {"m": 10}, n_real=10)
     db = tmp_path / "s.sqlite"
-    store.init_study(db, cfg, ["m"], "digits", pool)
     trials = rater_trials(cfg, ["m"], pool, "tok")
-    store.add_rater(db, "tok", trials)
+    store.init_study(db, cfg, ["m"], "digits", pool, {"tok": trials})
 
     def answer(i, correct, flagged=False):
         a = store.Answer(i, True, correct, 500, 500.0, 16.7, flagged, 300.0)
@@ -296,6 +295,8 @@ def test_bad_input_gets_one_line_and_exit_2(sample_files, tmp_path):
             "study", *study_args(files, tmp_path / "o"), "--port", str(s.getsockname()[1])
         )
     assert "cannot listen" in one_line_error(busy)
+    assert not (tmp_path / "o").exists()  # refused before the study was made
+    assert run_cli("study", *study_args(files, tmp_path / "o"), "--score").returncode == 0
     changed = run_cli("study", *study_args(files, tmp_path / "o", "--trials", "20"), "--score")
     assert "other settings" in one_line_error(changed)
 
@@ -342,7 +343,7 @@ def test_study_sources_are_the_samples_each_run_scored(suite_out):
     from bench.study.sources import study_runs, study_sources
 
     train = load_dataset("digits").train.x
-    sources = study_sources(suite_out, None)
+    sources = {k: s.images for k, s in study_sources(suite_out, None).items()}
     assert set(sources) == {"mean", "copier"}
     assert sources["copier"].shape == (200, 1, 8, 8) and sources["copier"].dtype == torch.uint8
     flat_train = {bytes(x.flatten().tolist()) for x in train}
@@ -408,3 +409,94 @@ def test_raters_answering_at_once_keep_their_own_answers(study_server, sample_fi
         answers = store.read_answers(db, token)
         assert [a.index for a in answers] == list(range(10))
         assert all(a.correct == right for a in answers)
+
+
+# -- class-conditional output (#26 item 1) -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cond_out(tmp_path_factory):
+    from bench.job import RunOptions
+    from bench.runner import Runner
+    from bench.suite import load_suite
+
+    tmp = tmp_path_factory.mktemp("study-cond")
+    (tmp / "s.yaml").write_text(
+        textwrap.dedent("""\
+        name: cond-studied
+        datasets: [digits]
+        n_samples: 200
+        labels: balanced
+        budget: {steps: 1}
+        metrics: [fd_pixels]
+        models:
+          - name: cond-copier
+          - name: label-shuffler
+    """)
+    )
+    Runner(load_suite(tmp / "s.yaml"), RunOptions(tmp / "out")).run()
+    return tmp / "out"
+
+
+def test_a_conditional_suites_output_is_studied(cond_out):
+    """Conditional samples are cached with their asked labels; the study shows the images
+    (it once counted the cache entry's two keys as two samples, or crashed on them)."""
+    for name, extra in (("all", []), ("two", ["--images", "2"])):
+        res = run_cli("study", "--out", str(cond_out), "--trials", "20", "--practice", "0",
+                      "--references", "all", "--name", name, *extra, "--score")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        db = cond_out / "study" / f"{name}.sqlite"
+        pool = store.read_pool(db)
+        assert {p.source for p in pool} == {"cond-copier", "label-shuffler", REAL}
+        assert sum(p.source == "cond-copier" for p in pool) == (2 if extra else 100)
+
+
+def test_refused_studies_leave_no_database(cond_out, suite_out, tmp_path):
+    too_many = run_cli("study", "--out", str(cond_out), "--images", "500", "--name", "big",
+                       "--score")  # fmt: skip
+    assert "has 200 samples" in one_line_error(too_many)
+    assert not (cond_out / "study" / "big.sqlite").exists()
+    copy = tmp_path / "out"
+    shutil.copytree(suite_out, copy, ignore=shutil.ignore_patterns("study"))
+    unconditional = run_cli("study", "--out", str(copy), "--show-class", "--score")
+    assert "model 'mean' has none" in one_line_error(unconditional)
+    assert not (copy / "study").exists()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = run_cli("study", "--out", str(copy), "--port", str(s.getsockname()[1]))
+    assert "cannot listen" in one_line_error(busy)
+    assert not (copy / "study").exists()
+
+
+def test_show_class_sends_each_images_class_matched_for_real_and_fake(study_server, cond_out):
+    """Every trial carries a class: a generated image's asked class, a real image's label;
+    per rater and model the real trials have exactly the classes of the generated ones."""
+    from collections import Counter
+
+    from bench.study.sources import real_images, study_sources
+
+    args = ["--out", str(cond_out), "--trials", "40", "--practice", "4", "--images", "30"]
+    args += ["--references", "all"]
+    server = study_server(*args, "--name", "classes", "--show-class", "--raters", "2")
+    db = cond_out / "study" / "classes.sqlite"
+    both = ["cond-copier", "label-shuffler"]
+    labels = {k: s.labels for k, s in study_sources(cond_out, both).items()}
+    labels[REAL] = real_images("digits").labels
+    pool = {p.id: p for p in store.read_pool(db)}
+    page = requests.get(server.links[0], timeout=30).text
+    assert 'id="class"' in page
+    for token in server.tokens:
+        trials = store.read_trials(db, token)
+        shown: dict[tuple, Counter] = {}
+        for t in trials:
+            got = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+            p = pool[t.image_id]
+            assert got["class"] == str(labels[p.source][p.index])
+            shown.setdefault((t.model, t.is_real), Counter())[got["class"]] += 1
+            body = {"index": got["index"], "answer": "real"}
+            assert requests.post(f"{server.url}/api/{token}/answer", json=body,
+                                 timeout=30).status_code == 200  # fmt: skip
+        for model in ("cond-copier", "label-shuffler"):
+            assert shown[(model, True)] == shown[(model, False)]
+            assert sum(shown[(model, True)].values()) == 10

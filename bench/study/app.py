@@ -3,7 +3,9 @@
 Nothing the browser receives before an answer depends on whether the image is real: the
 trial JSON has the same fields for every trial, image URLs are random ids, every image is
 a PNG of one byte length served from memory with the same headers, and the label never
-leaves the server (the answer is checked there)."""
+leaves the server (the answer is checked there). A study that shows classes sends every
+trial's class (a generated image's asked class, a real image's label), matched in the plan
+so that it says nothing about which is which."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class Study:
     cfg: StudyConfig
     images: dict[str, bytes]  # opaque id -> PNG
     tokens: set[str]
+    classes: dict[str, int] | None = None  # opaque id -> class shown (cfg.show_class)
     trials: dict[str, list[Trial]] = field(default_factory=dict)
 
     def rater_trials(self, token: str) -> list[Trial]:
@@ -101,6 +104,8 @@ def create_app(study: Study) -> FastAPI:
                 "image": f"/i/{t.image_id}",
                 "exposure_ms": exposure_for(study, trials, answers, i),
             }
+            if study.classes is not None:
+                body["class"] = str(study.classes[t.image_id])
         return JSONResponse(body, headers=NO_STORE)
 
     @app.post("/api/{token}/answer")

@@ -33,6 +33,7 @@ class StudyConfig:
     up: int = 3  # unconfirmed: right answers in a row that shorten it (3-up/1-down, ~79%)
     reversals: int = 6  # unconfirmed: threshold = mean exposure at the last N reversals
     seed: int = 0
+    show_class: bool = False  # show each image's class (conditional models' asked class)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

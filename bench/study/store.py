@@ -49,8 +49,14 @@ def connect(db: Path) -> sqlite3.Connection:
 
 
 def init_study(
-    db: Path, cfg: StudyConfig, models: list[str], dataset: str, pool: list[PoolImage]
+    db: Path,
+    cfg: StudyConfig,
+    models: list[str],
+    dataset: str,
+    pool: list[PoolImage],
+    raters: dict[str, list[Trial]],
 ) -> None:
+    """Write a new study (its settings, image pool and first raters) in one transaction."""
     db.parent.mkdir(parents=True, exist_ok=True)
     with closing(connect(db)) as conn:
         conn.executescript(SCHEMA)
@@ -61,6 +67,8 @@ def init_study(
             "INSERT INTO images VALUES (?, ?, ?, ?)",
             [(p.id, p.source, p.index, int(p.practice)) for p in pool],
         )
+        for token, trials in raters.items():
+            _insert_rater(conn, token, trials)
         conn.execute("COMMIT")
 
 
@@ -90,16 +98,17 @@ def rater_tokens(db: Path) -> list[str]:
 def add_rater(db: Path, token: str, trials: list[Trial]) -> None:
     with closing(connect(db)) as conn:
         conn.execute("BEGIN IMMEDIATE")
-        (n,) = conn.execute("SELECT COUNT(*) FROM raters").fetchone()
-        conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (token, n + 1, time.time()))
-        conn.executemany(
-            "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (token, t.index, t.image_id, t.model, int(t.is_real), int(t.practice))
-                for t in trials
-            ],
-        )
+        _insert_rater(conn, token, trials)
         conn.execute("COMMIT")
+
+
+def _insert_rater(conn: sqlite3.Connection, token: str, trials: list[Trial]) -> None:
+    (n,) = conn.execute("SELECT COUNT(*) FROM raters").fetchone()
+    conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (token, n + 1, time.time()))
+    conn.executemany(
+        "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
+        [(token, t.index, t.image_id, t.model, int(t.is_real), int(t.practice)) for t in trials],
+    )
 
 
 def read_trials(db: Path, token: str) -> list[Trial]:
