@@ -1,6 +1,7 @@
 """The human study (HYPE) without a browser: staircase, scores, trial plan, images, answer
 store, the served study over HTTP (kill and restart), MLflow, and bad input."""
 
+import hashlib
 import io
 import shutil
 import socket
@@ -23,6 +24,8 @@ from bench.study.images import encode_png
 from bench.study.plan import REAL, build_pool, rater_trials, trials_per_rater
 from bench.study.results import study_scores
 from bench.study.staircase import threshold, walk
+
+SECRET = bytes(range(32))
 
 # -- staircase -----------------------------------------------------------------------------
 
@@ -133,9 +136,9 @@ def test_hype_time_is_the_mean_threshold_with_a_normal_like_interval():
 
 def test_each_rater_gets_balanced_interleaved_trials_and_separate_practice():
     cfg = StudyConfig(trials=10, practice=4, images=8)
-    pool = build_pool(cfg, {"a": 50, "b": 50}, n_real=100)
+    pool = build_pool(cfg, {"a": 50, "b": 50}, 100, SECRET)
     assert all(len(p.id) == 22 for p in pool) and len({p.id for p in pool}) == len(pool)
-    trials = rater_trials(cfg, ["a", "b"], pool, "token-1")
+    trials = rater_trials(cfg, ["a", "b"], pool, SECRET, "token-1")
     assert trials_per_rater(cfg, 2) == 12  # rounded up to a multiple of 2 x models
     practice, scored = trials[:4], trials[4:]
     assert all(t.practice for t in practice) and not any(t.practice for t in scored)
@@ -150,8 +153,9 @@ def test_each_rater_gets_balanced_interleaved_trials_and_separate_practice():
         assert by_id[t.image_id].source == (REAL if t.is_real else t.model)
     models = [t.model for t in scored]
     assert sum(x != y for x, y in zip(models[:-1], models[1:], strict=True)) > 1  # interleaved
-    assert rater_trials(cfg, ["a", "b"], pool, "token-1") == trials
-    assert rater_trials(cfg, ["a", "b"], pool, "token-2") != trials
+    assert rater_trials(cfg, ["a", "b"], pool, SECRET, "token-1") == trials
+    assert rater_trials(cfg, ["a", "b"], pool, SECRET, "token-2") != trials
+    assert rater_trials(cfg, ["a", "b"], pool, b"another secret", "token-1") != trials
 
 
 def png_chunks(data: bytes) -> list[str]:
@@ -183,10 +187,10 @@ def test_real_and_generated_images_are_encoded_identically():
 
 def test_answers_are_stored_in_order_and_flagged_trials_leave_hype_time(tmp_path):
     cfg = StudyConfig(mode="time", trials=4, practice=0, images=4, step_ms=100, reversals=2)
-    pool = build_pool(cfg, {"m": 10}, n_real=10)
+    pool = build_pool(cfg, {"m": 10}, 10, SECRET)
     db = tmp_path / "s.sqlite"
-    trials = rater_trials(cfg, ["m"], pool, "tok")
-    store.init_study(db, cfg, ["m"], "digits", pool, {"tok": trials})
+    trials = rater_trials(cfg, ["m"], pool, SECRET, "tok")
+    store.init_study(db, cfg, ["m"], "digits", SECRET, pool, {"tok": trials})
 
     def answer(i, correct, flagged=False):
         a = store.Answer(i, True, correct, 500, 500.0, 16.7, flagged, 300.0)
@@ -247,8 +251,14 @@ def test_killed_server_loses_no_answer_and_resumes(study_server, sample_files, t
         answer_next(server.url, a, is_real)
     answer_next(server.url, b, is_real, right=False)
     server.kill()  # SIGKILL: no shutdown handler runs
-    again = study_server(*study_args(sample_files, out, "--raters", "2"))
-    assert again.tokens == [a, b] and truth(db) == is_real
+    secret = store.read_secret(db)
+    again = study_server(*study_args(sample_files, out, "--raters", "3"))
+    assert again.tokens[:2] == [a, b] and truth(db) == is_real
+    assert store.read_secret(db) == secret  # kept: the new rater's order comes from it
+    assert store.read_trials(db, again.tokens[2]) == rater_trials(
+        StudyConfig(trials=8, practice=2, images=20), ["noise", "copy"], store.read_pool(db),
+        secret, again.tokens[2],
+    )  # fmt: skip
     assert len(store.read_answers(db, a)) == 4 and len(store.read_answers(db, b)) == 1
     t = requests.get(f"{again.url}/api/{a}/trial", timeout=30).json()
     assert t["index"] == 4 and not t["practice"]
@@ -258,6 +268,67 @@ def test_killed_server_loses_no_answer_and_resumes(study_server, sample_files, t
     printed = again.stop()
     assert "noise: hype_inf=0" in printed  # rater a was always right: error 0
     assert (out / "study" / "default-scores.json").exists()
+
+
+def order_before_34(cfg: StudyConfig, sizes: dict[str, int], token: str) -> list[bool]:
+    """Whether each trial shows a real image, recomputed from what a rater knows (genbench's
+    code, the study's public settings, their own token) as trial orders were drawn before
+    #34 item 1: from sha256(seed:token). Only the pool's layout matters (which entries are
+    real, practice, of which model), and that followed from the settings."""
+    n_prac_fake = cfg.practice // 2
+    n_prac_real = cfg.practice - n_prac_fake
+    need_real = cfg.images * len(sizes) + n_prac_real
+    pool = [(REAL, j >= need_real - n_prac_real) for j in range(need_real)]
+    for k, label in enumerate(sizes):
+        extra = len(range(k, n_prac_fake, len(sizes)))
+        pool += [(label, j >= cfg.images) for j in range(cfg.images + extra)]
+    rng = np.random.default_rng(
+        int(hashlib.sha256(f"{cfg.seed}:{token}".encode()).hexdigest()[:16], 16)
+    )
+
+    def draw(items: list, n: int) -> list:  # consumes the generator as the study's _draw
+        out: list = []
+        while len(out) < n:
+            out += [items[i] for i in rng.permutation(len(items))][: n - len(out)]
+        return out
+
+    practice = [p for p in pool if p[1]]
+    shown = [practice[i][0] == REAL for i in rng.permutation(len(practice))]
+    half = trials_per_rater(cfg, len(sizes)) // len(sizes) // 2
+    real_draw = draw([p for p in pool if p[0] == REAL and not p[1]], half * len(sizes))
+    scored = []
+    for k, label in enumerate(sizes):
+        scored += [False for _ in draw([p for p in pool if p[0] == label and not p[1]], half)]
+        scored += [True for _ in real_draw[k * half : (k + 1) * half]]
+    return shown + [scored[i] for i in rng.permutation(len(scored))]
+
+
+@pytest.mark.parametrize("mode", ["inf", "time"])
+def test_a_rater_cannot_recompute_their_trial_order(study_server, sample_files, tmp_path, mode):
+    """#34 item 1's attack: a rater recomputes from the code, the public settings and their
+    own link which trials show real images, and answers from that (it scored 100/100). The
+    orders now come from a secret the study keeps in its database and never sends: the
+    attack is a coin toss. Of 100 scored trials a coin gets 70 or more right with
+    probability 4e-5."""
+    out = tmp_path / "out"
+    files = sample_files
+    server = study_server(
+        "--out", str(out), "--samples", f"noise={files / 'noise.npz'}",
+        "--samples", f"copy={files / 'copy.npz'}", "--dataset", "digits", "--mode", mode,
+    )  # fmt: skip
+    token = server.tokens[0]
+    for real in order_before_34(StudyConfig(mode=mode), {"noise": 120, "copy": 120}, token):
+        t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+        body = {"index": t["index"], "answer": "real" if real else "fake"}
+        assert requests.post(f"{server.url}/api/{token}/answer", json=body,
+                             timeout=30).status_code == 200  # fmt: skip
+    db = out / "study" / "default.sqlite"
+    trials, answers = store.read_trials(db, token), store.read_answers(db, token)
+    scored = [a.correct for a, t in zip(answers, trials, strict=True) if not t.practice]
+    assert len(scored) == 100
+    assert sum(scored) < 70, sum(scored)
+    secret = store.read_secret(db).hex()
+    assert secret not in requests.get(server.links[0], timeout=30).text
 
 
 def test_an_unknown_link_and_a_stale_answer_are_refused(study_server, sample_files, tmp_path):

@@ -35,6 +35,7 @@ class Study:
     cfg: StudyConfig
     images: dict[str, bytes]  # opaque id -> PNG
     tokens: set[str]
+    secret: bytes  # keys the trial orders and HYPE-time's staircases; never sent
     classes: dict[str, int] | None = None  # opaque id -> class shown (cfg.show_class)
     trials: dict[str, list[Trial]] = field(default_factory=dict)
 

@@ -32,7 +32,7 @@ class StudyConfig:
     step_ms: int = 10  # unconfirmed: staircase step
     up: int = 3  # unconfirmed: right answers in a row that shorten it (3-up/1-down, ~79%)
     reversals: int = 6  # unconfirmed: threshold = mean exposure at the last N reversals
-    seed: int = 0
+    seed: int = 0  # the bootstrap's; the pool and trial orders come from the study's secret
     show_class: bool = False  # show each image's class (conditional models' asked class)
 
     def to_json(self) -> str:

@@ -12,7 +12,6 @@ which."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ import numpy as np
 
 from bench.errors import UserError
 from bench.study.config import StudyConfig
+from bench.study.secret import keyed_rng
 
 REAL = "real"
 
@@ -57,13 +57,15 @@ def build_pool(
     cfg: StudyConfig,
     sizes: dict[str, int],
     n_real: int,
+    secret: bytes,
     labels: dict[str, np.ndarray] | None = None,
 ) -> list[PoolImage]:
     """Draw `cfg.images` generated images per model and as many real ones per model, plus
-    the practice images, each under a fresh random id. With `labels` (source -> class of
-    each of its images, REAL included) every image carries its class and the scored real
-    images have the classes of the scored generated ones."""
-    rng = np.random.default_rng(cfg.seed)
+    the practice images, each under a fresh random id, at random by the study's secret.
+    With `labels` (source -> class of each of its images, REAL included) every image
+    carries its class and the scored real images have the classes of the scored generated
+    ones."""
+    rng = keyed_rng(secret, "pool")
     n_prac_fake = cfg.practice // 2
     n_prac_real = cfg.practice - n_prac_fake
     need_real = cfg.images * len(sizes) + n_prac_real
@@ -120,12 +122,12 @@ def _class_matched(
 
 
 def rater_trials(
-    cfg: StudyConfig, models: list[str], pool: list[PoolImage], token: str
+    cfg: StudyConfig, models: list[str], pool: list[PoolImage], secret: bytes, token: str
 ) -> list[Trial]:
-    """Practice trials first, then the scored ones; drawn from a generator seeded by the
-    study seed and the rater's token, so every rater sees a different sample of images."""
-    seed = int(hashlib.sha256(f"{cfg.seed}:{token}".encode()).hexdigest()[:16], 16)
-    rng = np.random.default_rng(seed)
+    """Practice trials first, then the scored ones; drawn from a generator keyed by the
+    study's secret and the rater's token: every rater sees a different sample of images,
+    in an order no rater can recompute."""
+    rng = keyed_rng(secret, "rater", token)
     practice = [p for p in pool if p.practice]
     prac = [practice[i] for i in rng.permutation(len(practice))]
     trials = [Trial(i, p.id, "", p.is_real, True) for i, p in enumerate(prac)]

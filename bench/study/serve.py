@@ -17,6 +17,7 @@ from bench.study.config import StudyConfig, check_config
 from bench.study.images import encode_png
 from bench.study.plan import REAL, build_pool, rater_trials, with_labels
 from bench.study.results import log_study_scores, study_scores
+from bench.study.secret import new_secret
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,9 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
     db = study_db(req.out, req.name)
     meta = store.read_meta(db)
     if meta is None:
+        secret = new_secret()
         sizes = {label: len(s.images) for label, s in sources.items()}
-        pool = build_pool(cfg, sizes, len(real.images), labels)
+        pool = build_pool(cfg, sizes, len(real.images), secret, labels)
         tokens = []
     elif meta != (cfg, models, dataset):
         raise UserError(
@@ -60,20 +62,21 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
             f"({meta[2]}: {', '.join(meta[1])}); repeat them, or pass --name NEW"
         )
     else:
+        secret = store.read_secret(db)
         pool = store.read_pool(db)
         pool = pool if labels is None else with_labels(pool, labels)
         tokens = store.rater_tokens(db)
     tensors = {**{label: s.images for label, s in sources.items()}, REAL: real.images}
     images = {p.id: encode_png(tensors[p.source][p.index], cfg.display_px) for p in pool}
     new = [secrets.token_urlsafe(24) for _ in range(req.raters - len(tokens))]
-    raters = {token: rater_trials(cfg, models, pool, token) for token in new}
+    raters = {token: rater_trials(cfg, models, pool, secret, token) for token in new}
     if meta is None:
-        store.init_study(db, cfg, models, dataset, pool, raters)
+        store.init_study(db, cfg, models, dataset, secret, pool, raters)
     else:
         for token, trials in raters.items():
             store.add_rater(db, token, trials)
     classes = None if labels is None else {p.id: p.label for p in pool}
-    return Study(db, cfg, images, {*tokens, *new}, classes), run_ids
+    return Study(db, cfg, images, {*tokens, *new}, secret, classes), run_ids
 
 
 def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
