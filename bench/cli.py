@@ -532,6 +532,7 @@ def study(
     max_ms: Annotated[int, typer.Option(help="longest exposure (time)")] = 1000,
     step_ms: Annotated[int, typer.Option(help="staircase step (time)")] = 10,
     reversals: Annotated[int, typer.Option(help="threshold: mean of the last N reversals")] = 6,
+    block: Annotated[int, typer.Option(help="staircase moves after each N trials (time)")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     show_class: Annotated[
         bool, typer.Option("--show-class", help="show each image's class (conditional models)")
@@ -543,13 +544,9 @@ def study(
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
     from bench.errors import Stopped
-    from bench.study.config import StudyConfig, check_references
+    from bench.study.config import StudyConfig, check_config, check_references
     from bench.study.hype import minimum_note
     from bench.study.results import check_study_name
-
-    check_study_name(name)  # before the server's modules (torch among them) load
-    check_references(references)
-    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
 
     cfg = StudyConfig(
         mode,
@@ -565,9 +562,15 @@ def study(
         step_ms,
         3,
         reversals,
+        block,
         seed,
         show_class,
     )
+    check_config(cfg)  # these checks run before the server's modules (torch among them) load
+    check_study_name(name)
+    check_references(references)
+    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
+
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
     req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
     if not score:

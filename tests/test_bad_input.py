@@ -814,6 +814,12 @@ CASES = {
         [],
         "before: no MLflow store at",
     ),
+    # -- the human study (#34) ------------------------------------------------------------------
+    "study staircase moving after every trial": (
+        lambda t: ["study", "--out", str(t / "out"), "--mode", "time", "--block", "1", "--score"],
+        [],
+        "--block must be at least 2, got 1",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

@@ -6,6 +6,7 @@ import io
 import shutil
 import socket
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import plugin_models
@@ -23,7 +24,7 @@ from bench.study.hype import hype_infinity, hype_time
 from bench.study.images import encode_png
 from bench.study.plan import REAL, build_pool, rater_trials, trials_per_rater
 from bench.study.results import study_scores
-from bench.study.staircase import threshold, walk
+from bench.study.staircase import staircase_input, threshold, walk
 
 SECRET = bytes(range(32))
 
@@ -67,6 +68,61 @@ def test_staircase_stays_in_range_and_a_perfect_rater_reaches_the_floor():
     assert levels[-1] == 100 and min(levels) == 100 and reversals == []
     assert threshold([True] * 30, cfg) == 100
     assert max(walk([False] * 30, cfg)[0]) == 1000
+
+
+# -- the staircase in blocks: exposures say how many answers were wrong, not which (#34) --
+
+
+def served_exposures(cfg: StudyConfig, correct: list[bool], token: str = "tok") -> list[int]:
+    """The exposure the server asks for at each scored trial of a one-model HYPE-time study
+    whose rater answers right or wrong as `correct` says."""
+    from bench.study.app import Study, exposure_for
+
+    pool = build_pool(cfg, {"m": 200}, 400, SECRET)
+    trials = [t for t in rater_trials(cfg, ["m"], pool, SECRET, token) if not t.practice]
+    study = Study(Path("unused.sqlite"), cfg, {}, {token}, SECRET)
+    answers: list[store.Answer] = []
+    out = []
+    for i, ok in enumerate(correct):
+        out.append(exposure_for(study, token, trials, answers, i))
+        answers.append(store.Answer(i, True, ok, out[-1], None, None, False, None))
+    return out
+
+
+def test_exposures_are_the_same_whichever_answers_of_a_block_were_wrong():
+    """Any rearrangement of right and wrong answers inside each block of a model's trials
+    leaves every exposure the rater is shown unchanged: no attacker, however clever, can
+    tell from them which answers of a block were wrong."""
+    cfg = StudyConfig(mode="time", trials=80, practice=0, images=40, step_ms=20)
+    rng = np.random.default_rng(5)
+    correct = list(rng.random(80) < 0.75)
+    shuffled = [
+        x for b in range(0, 80, cfg.block) for x in rng.permutation(correct[b : b + cfg.block])
+    ]
+    assert shuffled != correct
+    shown = served_exposures(cfg, correct)
+    assert served_exposures(cfg, shuffled) == shown
+    assert len(set(shown)) > 3  # the staircase moves
+    assert all(len(set(shown[b : b + cfg.block])) == 1 for b in range(0, 80, cfg.block))
+
+
+def test_block_staircase_converges_to_levitts_79_percent_point():
+    """The staircase in blocks keeps 3-up/1-down's target: for a logistic psychometric
+    function from chance to 1 the exposure where P(correct)^3 = 1/2 is closed form."""
+    mid, scale = 300.0, 40.0
+    target = 0.5 ** (1 / 3)
+    expected = mid + scale * np.log((target - 0.5) / (1 - target))  # ~314 ms
+    cfg = StudyConfig(mode="time", start_ms=500, step_ms=10, reversals=8)
+    rng = np.random.default_rng(0)
+    found = []
+    for r in range(150):
+        answers: list[tuple[bool, bool]] = []
+        for _ in range(0, 120, cfg.block):
+            level = walk(staircase_input(answers, cfg, SECRET, str(r), "m"), cfg)[0][-1]
+            p = 0.5 + 0.5 / (1 + np.exp(-(level - mid) / scale))
+            answers += [(bool(rng.random() < p), False) for _ in range(cfg.block)]
+        found.append(threshold(staircase_input(answers, cfg, SECRET, str(r), "m"), cfg))
+    assert abs(np.mean(found) - expected) < 10
 
 
 # -- HYPE scores ---------------------------------------------------------------------------
@@ -329,6 +385,47 @@ def test_a_rater_cannot_recompute_their_trial_order(study_server, sample_files, 
     assert sum(scored) < 70, sum(scored)
     secret = store.read_secret(db).hex()
     assert secret not in requests.get(server.links[0], timeout=30).text
+
+
+def test_exposures_do_not_tell_a_rater_which_answers_were_wrong(
+    study_server, sample_files, tmp_path
+):
+    """#34 item 2's attack: the rater reads each next trial's exposure_ms and takes a longer
+    one as "my last answer was wrong" (exact before: the staircase rose one step after each
+    wrong answer). A staircase must respond to mistakes, so the exposures may tell how many
+    of a block of 4 trials (the default --block) were wrong; the test is whether the answers
+    the attacker picks are wrong more often than the other answers of their blocks. The
+    rater is right with probability 0.8 whatever the exposure, so nothing else tells."""
+    out = tmp_path / "out"
+    server = study_server(
+        "--out", str(out), "--samples", f"copy={sample_files / 'copy.npz'}",
+        "--dataset", "digits", "--mode", "time", "--trials", "160", "--practice", "0",
+        "--images", "80", "--step-ms", "20",
+    )  # fmt: skip
+    token, rng = server.tokens[0], np.random.default_rng(3)
+    is_real = truth(out / "study" / "default.sqlite")
+    shown, correct = [], []
+    t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+    while not t["done"]:
+        shown.append(t["exposure_ms"])
+        correct.append(bool(rng.random() < 0.8))
+        real = is_real[t["image"]] == correct[-1]
+        body = {"index": t["index"], "answer": "real" if real else "fake", "frame_ms": 16.7}
+        body["measured_ms"] = t["exposure_ms"]  # shown as long as asked: the answer counts
+        assert requests.post(f"{server.url}/api/{token}/answer", json=body,
+                             timeout=30).status_code == 200  # fmt: skip
+        t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+    picked = [shown[i + 1] > shown[i] for i in range(len(shown) - 1)] + [False]
+    assert sum(picked) > 5 and len(set(shown)) > 3  # the staircase moved
+    observed = expected = variance = 0.0
+    for b in range(0, len(shown), 4):
+        wrong, pick = ~np.array(correct[b : b + 4]), np.array(picked[b : b + 4])
+        n, f, k = len(wrong), pick.sum(), wrong.sum()
+        observed += (wrong & pick).sum()
+        expected += f * k / n
+        variance += f * (k / n) * (1 - k / n) * (n - f) / max(n - 1, 1)
+    z = (observed - expected) / max(variance, 1e-9) ** 0.5
+    assert z < 3, (observed, expected, variance)
 
 
 def test_an_unknown_link_and_a_stale_answer_are_refused(study_server, sample_files, tmp_path):
