@@ -546,6 +546,7 @@ def study(
     from bench.errors import Stopped
     from bench.study.config import StudyConfig, check_config, check_references
     from bench.study.hype import minimum_note
+    from bench.study.names import samples_args
     from bench.study.results import check_study_name
 
     cfg = StudyConfig(
@@ -569,6 +570,7 @@ def study(
     check_config(cfg)  # these checks run before the server's modules (torch among them) load
     check_study_name(name)
     check_references(references)
+    samples_args(samples or [])
     from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
 
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None

@@ -478,6 +478,50 @@ def test_bad_settings_get_one_line(tmp_path, sample_files):
     assert "--min-ms" in one_line_error(res)
 
 
+def files_in(folder) -> set:
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+def test_bad_names_and_labels_get_one_line_and_write_nothing(sample_files, tmp_path):
+    """#34 item 9: `--name ../../escaped` wrote outside --out, `--name a/b` crashed, and a
+    samples label with a newline made the study refuse ever to reopen (its labels are kept
+    one per line). Each is one line now, before anything is written anywhere."""
+    noise = sample_files / "noise.npz"
+    (tmp_path / "my samples.npz").write_bytes(noise.read_bytes())
+    out = tmp_path / "out" / "inner"
+    before = files_in(tmp_path)
+    base = ["study", "--out", str(out), "--dataset", "digits", "--score"]
+    cases = {
+        ("--name", "../../escaped", "--samples", str(noise)): "a study name is",
+        ("--name", "a/b", "--samples", str(noise)): "a study name is",
+        ("--samples", f"a\nb={noise}"): "its label 'a\\nb' may hold only letters",
+        ("--samples", str(tmp_path / "my samples.npz")): "its label 'my samples' may hold",
+        ("--samples", f"real={noise}"): "the label 'real' names the study's real images",
+    }
+    for args, message in cases.items():
+        assert message in one_line_error(run_cli(*base, *args)), args
+    assert files_in(tmp_path) == before
+    spaced = run_cli(*base, "--samples", f"spaced={tmp_path / 'my samples.npz'}", "--images", "20")
+    assert spaced.returncode == 0, spaced.stderr  # the label, not the path, is the name
+
+
+def test_a_model_labelled_real_is_refused(tmp_path):
+    from bench.job import RunOptions
+    from bench.runner import Runner
+    from bench.suite import load_suite
+
+    (tmp_path / "s.yaml").write_text(
+        "name: real-named\ndatasets: [digits]\nn_samples: 50\nbudget: {steps: 1}\n"
+        "metrics: [fd_pixels]\nmodels:\n  - name: real\n    model: copier\n"
+    )
+    Runner(load_suite(tmp_path / "s.yaml"), RunOptions(tmp_path / "out")).run()
+    res = run_cli("study", "--out", str(tmp_path / "out"), "--references", "all", "--score")
+    assert "has a model labelled 'real', the study's name for its real images" in one_line_error(
+        res
+    )
+    assert not (tmp_path / "out" / "study").exists()
+
+
 # -- a suite's output: cached samples in, scores out to MLflow ----------------------------
 
 

@@ -15,8 +15,9 @@ from bench.study import store
 from bench.study.app import Study, create_app
 from bench.study.config import StudyConfig, check_config
 from bench.study.images import encode_png
+from bench.study.names import samples_args
 from bench.study.plan import REAL, build_pool, rater_trials, with_labels
-from bench.study.results import log_study_scores, study_scores
+from bench.study.results import check_study_name, log_study_scores, study_scores
 from bench.study.secret import new_secret
 
 
@@ -43,6 +44,7 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
     from bench.study.sources import real_images
 
     cfg = check_config(req.cfg)
+    check_study_name(req.name)
     if req.raters < 1:
         raise UserError(f"--raters must be at least 1, got {req.raters}")
     sources, dataset, run_ids = study_sources_of(req)
@@ -91,8 +93,13 @@ def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
                 "--models selects runs of a suite's output; with --samples, pass "
                 "only the files to show"
             )
-        return file_sources(req.samples, req.dataset), req.dataset, {}
+        return file_sources(samples_args(req.samples), req.dataset), req.dataset, {}
     runs = study_runs(req.out, req.models, req.dataset, req.references)
+    if REAL in (r.label for r in runs):
+        raise UserError(
+            f"{req.out} has a model labelled {REAL!r}, the study's name for its real images; "
+            "leave it out with --models"
+        )
     sources = study_sources(req.out, [r.label for r in runs])
     return sources, runs[0].dataset, {r.label: r.run_id for r in runs}
 

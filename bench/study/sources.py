@@ -107,20 +107,16 @@ def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, Source]:
     return out
 
 
-def file_sources(files: list[str], dataset: str) -> dict[str, Source]:
-    """Label -> images from `LABEL=PATH` or `PATH` (label: the file's stem) arguments."""
+def file_sources(files: list[tuple[str, Path]], dataset: str) -> dict[str, Source]:
+    """Label -> images of each (label, samples file), as names.samples_args gives them."""
     data = load_dataset(dataset)
     if data.kind != "images":
         raise UserError(f"dataset {dataset!r} holds points; a study shows images")
-    out: dict[str, torch.Tensor] = {}
-    for arg in files:
-        label, _, path = arg.rpartition("=") if "=" in arg else ("", "", arg)
-        label = label or Path(path).stem
-        if label in out:
-            raise UserError(f"two samples files are labelled {label!r}; use LABEL=PATH")
-        if not Path(path).exists():
+    out: dict[str, Source] = {}
+    for label, path in files:
+        if not path.exists():
             raise UserError(f"samples file {path} not found")
-        out[label] = Source(load_samples_file(Path(path), data), sample_labels(Path(path), data))
+        out[label] = Source(load_samples_file(path, data), sample_labels(path, data))
     if not out:
         raise UserError("no samples: pass --out DIR (a suite's output) or --samples FILE")
     return out
