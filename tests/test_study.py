@@ -438,6 +438,41 @@ def test_an_unknown_link_and_a_stale_answer_are_refused(study_server, sample_fil
     assert requests.get(f"{server.url}/i/unknown", timeout=30).status_code == 404
 
 
+def raw_post(url: str, path: str, headers: bytes, body: bytes = b"") -> bytes:
+    """Send a POST as given and read until the server closes the connection (10 s at most:
+    a server still waiting for the declared body never answers)."""
+    host, port = url.removeprefix("http://").split(":")
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head.encode() + headers + b"\r\n" + body)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    return reply
+
+
+def test_a_body_is_not_read_before_its_token_is_checked_nor_past_4_kib(
+    study_server, sample_files, tmp_path
+):
+    """#34 item 10: the server read any request body before checking the link's token (a
+    0.6 GiB POST to a wrong link grew it by 1.6 GiB). A POST that declares 10 GiB to a
+    wrong link is answered 404 and closed while nearly all of it is still unsent; a right
+    link's body over 4 KiB gets 413, declared or streamed."""
+    server = study_server(*study_args(sample_files, tmp_path / "out"))
+    token = server.tokens[0]
+    reply = raw_post(server.url, "/api/not-a-token/answer", b"Content-Length: 10737418240\r\n",
+                     b"{" * 1000)  # fmt: skip
+    assert reply.startswith(b"HTTP/1.1 404"), reply[:100]
+    reply = raw_post(server.url, f"/api/{token}/answer", b"Content-Length: 10485760\r\n")
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
+    streamed = requests.post(f"{server.url}/api/{token}/answer", data=iter([b" " * 4096] * 4),
+                             timeout=30)  # fmt: skip
+    assert streamed.status_code == 413
+    t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
+    body = {"index": t["index"], "answer": "real"}
+    assert requests.post(f"{server.url}/api/{token}/answer", json=body, timeout=30).ok
+
+
 def one_line_error(res) -> str:
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()

@@ -14,6 +14,7 @@ from bench.errors import UserError
 from bench.study import store
 from bench.study.app import Study, create_app
 from bench.study.config import StudyConfig, check_config
+from bench.study.guard import Guard
 from bench.study.images import encode_png
 from bench.study.names import samples_args
 from bench.study.plan import REAL, build_pool, rater_trials, with_labels
@@ -150,4 +151,4 @@ def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
 def serve(study: Study, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
+    uvicorn.run(Guard(create_app(study), study.tokens), host=host, port=port, log_level="warning")
