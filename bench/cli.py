@@ -545,7 +545,11 @@ def study(
     max_ms: Annotated[int, typer.Option(help="longest exposure (time)")] = 1000,
     step_ms: Annotated[int, typer.Option(help="staircase step (time)")] = 10,
     reversals: Annotated[int, typer.Option(help="threshold: mean of the last N reversals")] = 6,
+    block: Annotated[int, typer.Option(help="staircase moves after each N trials (time)")] = 4,
     seed: Annotated[int, typer.Option()] = 0,
+    show_class: Annotated[
+        bool, typer.Option("--show-class", help="show each image's class (conditional models)")
+    ] = False,
     host: Annotated[str, typer.Option(help="0.0.0.0 opens it to the LAN")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
     score: Annotated[bool, typer.Option("--score", help="score the answers, log, exit")] = False,
@@ -553,13 +557,10 @@ def study(
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
     from bench.errors import Stopped
-    from bench.study.config import StudyConfig, check_references
+    from bench.study.config import StudyConfig, check_config, check_references
     from bench.study.hype import minimum_note
+    from bench.study.names import samples_args
     from bench.study.results import check_study_name
-
-    check_study_name(name)  # before the server's modules (torch among them) load
-    check_references(references)
-    from bench.study.serve import StudyRequest, finish, links, open_study, serve
 
     cfg = StudyConfig(
         mode,
@@ -575,10 +576,20 @@ def study(
         step_ms,
         3,
         reversals,
+        block,
         seed,
+        show_class,
     )
+    check_config(cfg)  # these checks run before the server's modules (torch among them) load
+    check_study_name(name)
+    check_references(references)
+    samples_args(samples or [])
+    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
+
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
     req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
+    if not score:
+        check_port_free(host, port)  # before the study is created: a refusal writes nothing
     the_study, run_ids = open_study(req)
     if not score:
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")

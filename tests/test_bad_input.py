@@ -288,6 +288,12 @@ def labelled_samples(tmp_path, labels, base: str = COND_BASE) -> str:
     return cond_suite(tmp_path, "- name: s\n  samples: s.npz\n", base)
 
 
+def study_of_samples(tmp_path, arg: str) -> list[str]:
+    np.savez(tmp_path / "s.npz", np.zeros((60, 1, 8, 8), np.uint8))
+    out = str(tmp_path / "out")
+    return ["study", "--out", out, "--samples", arg, "--dataset", "digits", "--score"]
+
+
 CASES = {
     "malformed yaml": (lambda t: suite_with(t, "name: [bad\n"), [], "not valid YAML at line"),
     "unknown key": (lambda t: suite_with(t, BASE + "epochs: 3\n"), [], "epochs: unknown key"),
@@ -831,6 +837,27 @@ CASES = {
         report_compared_with_a_missing_folder,
         [],
         "before: no MLflow store at",
+    ),
+    # -- the human study (#34) ------------------------------------------------------------------
+    "study staircase moving after every trial": (
+        lambda t: ["study", "--out", str(t / "out"), "--mode", "time", "--block", "1", "--score"],
+        [],
+        "--block must be at least 2, got 1",
+    ),
+    "study name with a slash": (
+        lambda t: ["study", "--out", str(t / "out"), "--name", "a/b", "--score"],
+        [],
+        "--name 'a/b': a study name is 1 to 64 letters, digits",
+    ),
+    "study samples label with a newline": (
+        lambda t: study_of_samples(t, "a\nb=s.npz"),
+        [],
+        "--samples 'a\\nb=s.npz': its label 'a\\nb' may hold only letters, digits",
+    ),
+    "study samples labelled real": (
+        lambda t: study_of_samples(t, "real=s.npz"),
+        [],
+        "--samples 'real=s.npz': the label 'real' names the study's real images",
     ),
 }
 

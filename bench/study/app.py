@@ -3,7 +3,9 @@
 Nothing the browser receives before an answer depends on whether the image is real: the
 trial JSON has the same fields for every trial, image URLs are random ids, every image is
 a PNG of one byte length served from memory with the same headers, and the label never
-leaves the server (the answer is checked there)."""
+leaves the server (the answer is checked there). A study that shows classes sends every
+trial's class (a generated image's asked class, a real image's label), matched in the plan
+so that it says nothing about which is which."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pydantic import BaseModel
 from bench.study import store
 from bench.study.config import StudyConfig
 from bench.study.plan import Trial
-from bench.study.staircase import next_exposure
+from bench.study.staircase import next_exposure, staircase_input
 
 HERE = Path(__file__).resolve().parent
 NO_STORE = {"Cache-Control": "no-store"}
@@ -33,6 +35,8 @@ class Study:
     cfg: StudyConfig
     images: dict[str, bytes]  # opaque id -> PNG
     tokens: set[str]
+    secret: bytes  # keys the trial orders and HYPE-time's staircases; never sent
+    classes: dict[str, int] | None = None  # opaque id -> class shown (cfg.show_class)
     trials: dict[str, list[Trial]] = field(default_factory=dict)
 
     def rater_trials(self, token: str) -> list[Trial]:
@@ -51,20 +55,21 @@ class AnswerIn(BaseModel):
     rt_ms: float | None = None
 
 
-def exposure_for(study: Study, trials: list[Trial], answers: list[store.Answer], i: int):
+def exposure_for(
+    study: Study, token: str, trials: list[Trial], answers: list[store.Answer], i: int
+) -> int | None:
     """Requested exposure of trial i: none in HYPE-infinity; in HYPE-time the start value
-    for practice, else the staircase of the trial's model over this rater's answers."""
+    for practice, else the level of the staircase of the trial's model over this rater's
+    answers to that model's earlier blocks of trials."""
     cfg, trial = study.cfg, trials[i]
     if cfg.mode == "inf":
         return None
     if trial.practice:
         return cfg.start_ms
-    history = [
-        a.correct
-        for a in answers[:i]
-        if not trials[a.index].practice and trials[a.index].model == trial.model and not a.flagged
-    ]
-    return next_exposure(history, cfg)
+    mine = [t.index for t in trials if not t.practice and t.model == trial.model]
+    done = mine[: mine.index(i) // cfg.block * cfg.block]
+    earlier = [(answers[j].correct, answers[j].flagged) for j in done]
+    return next_exposure(staircase_input(earlier, cfg, study.secret, token, trial.model), cfg)
 
 
 def create_app(study: Study) -> FastAPI:
@@ -99,8 +104,10 @@ def create_app(study: Study) -> FastAPI:
             body |= {
                 "practice": t.practice,
                 "image": f"/i/{t.image_id}",
-                "exposure_ms": exposure_for(study, trials, answers, i),
+                "exposure_ms": exposure_for(study, token, trials, answers, i),
             }
+            if study.classes is not None:
+                body["class"] = str(study.classes[t.image_id])
         return JSONResponse(body, headers=NO_STORE)
 
     @app.post("/api/{token}/answer")
@@ -113,7 +120,7 @@ def create_app(study: Study) -> FastAPI:
         correct = (a.answer == "real") == t.is_real
         if a.index < len(answers):  # resent after a lost reply: already stored
             return JSONResponse(_reply(t, answers[a.index].correct), headers=NO_STORE)
-        exposure = exposure_for(study, trials, answers, a.index)
+        exposure = exposure_for(study, token, trials, answers, a.index)
         flagged = False
         if exposure is not None and not t.practice:
             frame = min(a.frame_ms or MAX_FRAME_MS, MAX_FRAME_MS)

@@ -32,7 +32,9 @@ class StudyConfig:
     step_ms: int = 10  # unconfirmed: staircase step
     up: int = 3  # unconfirmed: right answers in a row that shorten it (3-up/1-down, ~79%)
     reversals: int = 6  # unconfirmed: threshold = mean exposure at the last N reversals
-    seed: int = 0
+    block: int = 4  # ours: the staircase moves after each `block` trials of a model (#34)
+    seed: int = 0  # the bootstrap's; the pool and trial orders come from the study's secret
+    show_class: bool = False  # show each image's class (conditional models' asked class)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -51,6 +53,8 @@ def check_config(cfg: StudyConfig) -> StudyConfig:
     for name, v in positive.items():
         if v < 1:
             raise UserError(f"--{name} must be at least 1, got {v}")
+    if cfg.block < 2:  # a block of one: each next exposure says whether the last answer was right
+        raise UserError(f"--block must be at least 2, got {cfg.block}")
     for name, v in {"practice": cfg.practice, "fixation-ms": cfg.fixation_ms}.items():
         if v < 0:
             raise UserError(f"--{name} must be at least 0, got {v}")

@@ -11,7 +11,7 @@ from bench.record import open_output_store
 from bench.study import store
 from bench.study.hype import hype_infinity, hype_time, study_column
 from bench.study.plan import trials_per_rater
-from bench.study.staircase import threshold
+from bench.study.staircase import staircase_input, threshold
 
 # it names the answers file and is part of MLflow metric names (which allow no other)
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -33,6 +33,7 @@ def study_scores(db: Path) -> dict[str, dict[str, float]]:
     if meta is None:
         return {}
     cfg, models, _ = meta
+    secret = store.read_secret(db)
     per_model: dict[str, list[tuple]] = defaultdict(list)
     for row in store.all_judgements(db):
         per_model[row[2]].append(row)
@@ -45,20 +46,18 @@ def study_scores(db: Path) -> dict[str, dict[str, float]]:
             tokens, images, real, correct = zip(*(r[:2] + r[3:5] for r in rows), strict=True)
             out[label] = hype_infinity(tokens, images, real, correct, seed=cfg.seed)
             continue
-        by_rater: dict[str, list[bool]] = defaultdict(list)
-        done: dict[str, int] = defaultdict(int)
+        by_rater: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
         for token, _, _, _, correct, flagged, _ in rows:
-            done[token] += 1
-            if not flagged:
-                by_rater[token].append(bool(correct))
+            by_rater[token].append((bool(correct), bool(flagged)))
         need = trials_per_rater(cfg, len(models)) // len(models)
-        finished = [t for t in by_rater if done[t] >= need]
+        finished = [t for t in by_rater if len(by_rater[t]) >= need]
         if not finished:
             continue
-        scores = hype_time([threshold(by_rater[t], cfg) for t in finished], seed=cfg.seed)
-        kept = sum(len(by_rater[t]) for t in finished)
+        walked = {t: staircase_input(by_rater[t], cfg, secret, t, label) for t in finished}
+        scores = hype_time([threshold(walked[t], cfg) for t in finished], seed=cfg.seed)
+        kept = sum(len(walked[t]) for t in finished)
         scores["hype_judgements"] = float(kept)
-        scores["hype_time_excluded"] = float(sum(done[t] for t in finished) - kept)
+        scores["hype_time_excluded"] = float(len(finished) * need - kept)
         out[label] = scores
     return out
 

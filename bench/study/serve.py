@@ -8,13 +8,18 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.errors import UserError
 from bench.study import store
 from bench.study.app import Study, create_app
 from bench.study.config import StudyConfig, check_config
+from bench.study.guard import Guard
 from bench.study.images import encode_png
-from bench.study.plan import REAL, build_pool, rater_trials
-from bench.study.results import log_study_scores, study_scores
+from bench.study.names import samples_args
+from bench.study.plan import REAL, build_pool, rater_trials, with_labels
+from bench.study.results import check_study_name, log_study_scores, study_scores
+from bench.study.secret import new_secret
 
 
 @dataclass(frozen=True)
@@ -35,48 +40,86 @@ def study_db(out: Path, name: str) -> Path:
 
 def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
     """The study, created on first use, and label -> job run id (empty for samples files).
-    A study that exists must be reopened with the settings it was created with."""
-    from bench.study.sources import file_sources, real_images, study_runs, study_sources
+    A study that exists must be reopened with the settings it was created with. Every
+    check runs before anything is written: a refused study leaves no database behind."""
+    from bench.study.sources import real_images
 
     cfg = check_config(req.cfg)
+    check_study_name(req.name)
     if req.raters < 1:
         raise UserError(f"--raters must be at least 1, got {req.raters}")
-    run_ids: dict[str, str] = {}
-    if req.samples:
-        if req.dataset is None:
-            raise UserError("--samples needs --dataset NAME (the real images to compare with)")
-        sources, dataset = file_sources(req.samples, req.dataset), req.dataset
-        if req.models:
-            raise UserError(
-                "--models selects runs of a suite's output; with --samples, pass "
-                "only the files to show"
-            )
-    else:
-        runs = study_runs(req.out, req.models, req.dataset, req.references)
-        sources = study_sources(req.out, [r.label for r in runs])
-        dataset = runs[0].dataset
-        run_ids = {r.label: r.run_id for r in runs}
+    sources, dataset, run_ids = study_sources_of(req)
     real = real_images(dataset)
+    labels = shown_classes(cfg, sources, real.labels, dataset)
     models = list(sources)
     db = study_db(req.out, req.name)
     meta = store.read_meta(db)
     if meta is None:
-        sizes = {label: len(x) for label, x in sources.items()}
-        store.init_study(db, cfg, models, dataset, build_pool(cfg, sizes, len(real)))
+        secret = new_secret()
+        sizes = {label: len(s.images) for label, s in sources.items()}
+        pool = build_pool(cfg, sizes, len(real.images), secret, labels)
+        tokens = []
     elif meta != (cfg, models, dataset):
         raise UserError(
             f"study {req.name!r} in {req.out} was started with other settings or models "
             f"({meta[2]}: {', '.join(meta[1])}); repeat them, or pass --name NEW"
         )
-    pool = store.read_pool(db)
-    tokens = store.rater_tokens(db)
-    while len(tokens) < req.raters:
-        token = secrets.token_urlsafe(24)
-        store.add_rater(db, token, rater_trials(cfg, models, pool, token))
-        tokens.append(token)
-    tensors = {**sources, REAL: real}
+    else:
+        secret = store.read_secret(db)
+        pool = store.read_pool(db)
+        pool = pool if labels is None else with_labels(pool, labels)
+        tokens = store.rater_tokens(db)
+    tensors = {**{label: s.images for label, s in sources.items()}, REAL: real.images}
     images = {p.id: encode_png(tensors[p.source][p.index], cfg.display_px) for p in pool}
-    return Study(db, cfg, images, set(tokens)), run_ids
+    new = [secrets.token_urlsafe(24) for _ in range(req.raters - len(tokens))]
+    raters = {token: rater_trials(cfg, models, pool, secret, token) for token in new}
+    if meta is None:
+        store.init_study(db, cfg, models, dataset, secret, pool, raters)
+    else:
+        for token, trials in raters.items():
+            store.add_rater(db, token, trials)
+    classes = None if labels is None else {p.id: p.label for p in pool}
+    return Study(db, cfg, images, {*tokens, *new}, secret, classes), run_ids
+
+
+def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
+    """(label -> Source, dataset, label -> job run id) of samples files or a suite's output."""
+    from bench.study.sources import file_sources, study_runs, study_sources
+
+    if req.samples:
+        if req.dataset is None:
+            raise UserError("--samples needs --dataset NAME (the real images to compare with)")
+        if req.models:
+            raise UserError(
+                "--models selects runs of a suite's output; with --samples, pass "
+                "only the files to show"
+            )
+        return file_sources(samples_args(req.samples), req.dataset), req.dataset, {}
+    runs = study_runs(req.out, req.models, req.dataset, req.references)
+    if REAL in (r.label for r in runs):
+        raise UserError(
+            f"{req.out} has a model labelled {REAL!r}, the study's name for its real images; "
+            "leave it out with --models"
+        )
+    sources = study_sources(req.out, [r.label for r in runs])
+    return sources, runs[0].dataset, {r.label: r.run_id for r in runs}
+
+
+def shown_classes(
+    cfg: StudyConfig, sources: dict, real_labels: np.ndarray | None, dataset: str
+) -> dict[str, np.ndarray] | None:
+    """Source -> class of each of its images, for a study that shows classes; else None."""
+    if not cfg.show_class:
+        return None
+    if real_labels is None:
+        raise UserError(f"--show-class: dataset {dataset!r} has no classes")
+    for label, source in sources.items():
+        if source.labels is None:
+            raise UserError(
+                f"--show-class needs the class asked of every generated image; model "
+                f"{label!r} has none (an unconditional model, or an .npz without `labels`)"
+            )
+    return {**{label: s.labels for label, s in sources.items()}, REAL: real_labels}
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -108,5 +151,4 @@ def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
 def serve(study: Study, host: str, port: int) -> None:
     import uvicorn
 
-    check_port_free(host, port)
-    uvicorn.run(create_app(study), host=host, port=port, log_level="warning")
+    uvicorn.run(Guard(create_app(study), study.tokens), host=host, port=port, log_level="warning")

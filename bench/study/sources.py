@@ -1,19 +1,29 @@
 """What a study shows: each model's cached samples from a suite's output folder (found
 through the samples key its job record holds), or the images of samples files, and the
-dataset's real training images."""
+dataset's real training images; with the class of each image where there is one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.cache import Cache
 from bench.data import load_dataset
 from bench.errors import UserError
 from bench.record import JobRecord, open_output_store
-from bench.samples import load_samples_file
+from bench.samples import load_samples_file, sample_labels
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source's uint8 NCHW images and the class of each (int64), None where there are
+    no classes: the class a conditional model was asked for, a real image's label."""
+
+    images: torch.Tensor
+    labels: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -81,36 +91,39 @@ def shown_labels(records: list[JobRecord], references: str) -> list[str]:
     return [m for m in labels if m not in refs or m in chosen]
 
 
-def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, torch.Tensor]:
-    """Model label -> its cached uint8 NCHW samples, for the models of a suite's output."""
+def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, Source]:
+    """Model label -> its cached samples, for the models of a suite's output (a
+    class-conditional model's are cached with the classes asked for)."""
     cache = Cache(out_dir / "cache")
     out = {}
     for run in study_runs(out_dir, models):
         samples = cache.load("samples", run.samples_key)
         if samples is None:
             raise UserError(f"model {run.label!r} has no cached samples in {out_dir}/cache")
-        out[run.label] = samples
+        if isinstance(samples, dict):
+            out[run.label] = Source(samples["images"], np.asarray(samples["labels"], np.int64))
+        else:
+            out[run.label] = Source(samples)
     return out
 
 
-def file_sources(files: list[str], dataset: str) -> dict[str, torch.Tensor]:
-    """Label -> images from `LABEL=PATH` or `PATH` (label: the file's stem) arguments."""
+def file_sources(files: list[tuple[str, Path]], dataset: str) -> dict[str, Source]:
+    """Label -> images of each (label, samples file), as names.samples_args gives them."""
     data = load_dataset(dataset)
     if data.kind != "images":
         raise UserError(f"dataset {dataset!r} holds points; a study shows images")
-    out: dict[str, torch.Tensor] = {}
-    for arg in files:
-        label, _, path = arg.rpartition("=") if "=" in arg else ("", "", arg)
-        label = label or Path(path).stem
-        if label in out:
-            raise UserError(f"two samples files are labelled {label!r}; use LABEL=PATH")
-        if not Path(path).exists():
+    out: dict[str, Source] = {}
+    for label, path in files:
+        if not path.exists():
             raise UserError(f"samples file {path} not found")
-        out[label] = load_samples_file(Path(path), data)
+        out[label] = Source(load_samples_file(path, data), sample_labels(path, data))
     if not out:
         raise UserError("no samples: pass --out DIR (a suite's output) or --samples FILE")
     return out
 
 
-def real_images(dataset: str) -> torch.Tensor:
-    return load_dataset(dataset).train.x
+def real_images(dataset: str) -> Source:
+    """The dataset's training images, with their labels where it has classes."""
+    data = load_dataset(dataset)
+    labels = None if data.num_classes is None else np.asarray(data.train.y, np.int64)
+    return Source(data.train.x, labels)

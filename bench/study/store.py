@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.study.config import StudyConfig
 from bench.study.plan import PoolImage, Trial
+from bench.study.secret import new_secret
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,18 +50,29 @@ def connect(db: Path) -> sqlite3.Connection:
 
 
 def init_study(
-    db: Path, cfg: StudyConfig, models: list[str], dataset: str, pool: list[PoolImage]
+    db: Path,
+    cfg: StudyConfig,
+    models: list[str],
+    dataset: str,
+    secret: bytes,
+    pool: list[PoolImage],
+    raters: dict[str, list[Trial]],
 ) -> None:
+    """Write a new study (its settings, secret, image pool and first raters) in one
+    transaction."""
     db.parent.mkdir(parents=True, exist_ok=True)
     with closing(connect(db)) as conn:
         conn.executescript(SCHEMA)
         conn.execute("BEGIN IMMEDIATE")
         meta = {"config": cfg.to_json(), "models": "\n".join(models), "dataset": dataset}
+        meta["secret"] = secret.hex()
         conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
         conn.executemany(
             "INSERT INTO images VALUES (?, ?, ?, ?)",
             [(p.id, p.source, p.index, int(p.practice)) for p in pool],
         )
+        for token, trials in raters.items():
+            _insert_rater(conn, token, trials)
         conn.execute("COMMIT")
 
 
@@ -74,6 +86,15 @@ def read_meta(db: Path) -> tuple[StudyConfig, list[str], str] | None:
     if "config" not in meta:
         return None
     return StudyConfig.from_json(meta["config"]), meta["models"].split("\n"), meta["dataset"]
+
+
+def read_secret(db: Path) -> bytes:
+    """The study's secret; a study made before studies had one gets one now (its raters
+    keep the trials they were given)."""
+    with closing(connect(db)) as conn:
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (new_secret().hex(),))
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
+    return bytes.fromhex(value)
 
 
 def read_pool(db: Path) -> list[PoolImage]:
@@ -90,16 +111,17 @@ def rater_tokens(db: Path) -> list[str]:
 def add_rater(db: Path, token: str, trials: list[Trial]) -> None:
     with closing(connect(db)) as conn:
         conn.execute("BEGIN IMMEDIATE")
-        (n,) = conn.execute("SELECT COUNT(*) FROM raters").fetchone()
-        conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (token, n + 1, time.time()))
-        conn.executemany(
-            "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (token, t.index, t.image_id, t.model, int(t.is_real), int(t.practice))
-                for t in trials
-            ],
-        )
+        _insert_rater(conn, token, trials)
         conn.execute("COMMIT")
+
+
+def _insert_rater(conn: sqlite3.Connection, token: str, trials: list[Trial]) -> None:
+    (n,) = conn.execute("SELECT COUNT(*) FROM raters").fetchone()
+    conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (token, n + 1, time.time()))
+    conn.executemany(
+        "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?)",
+        [(token, t.index, t.image_id, t.model, int(t.is_real), int(t.practice)) for t in trials],
+    )
 
 
 def read_trials(db: Path, token: str) -> list[Trial]:

@@ -62,6 +62,7 @@
       ? `Practice ${trial.index + 1} of ${trial.n_practice}`
       : `Image ${scored} of ${trial.total - trial.n_practice}`;
     $("feedback").textContent = "";
+    if ("class" in trial) $("class").textContent = trial.class;
     await run(trial);
   }
 
