@@ -1,14 +1,3 @@
-"""Model families. Importing this package registers every baseline with bench.models."""
-
-from baselines import (  # noqa: F401
-    cdcgan,
-    cddpm,
-    cvae,
-    dcgan,
-    ddpm,
-    pixelcnn,
-    realnvp,
-    sanity,
-    vae,
-    wgan_gp,
-)
+"""Model families, one module each. Each registers itself with `@register_model(NAME)`;
+genbench reads those declarations from the source (bench.registry) and imports a family's
+module when a job uses it."""

@@ -110,7 +110,7 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
-    from bench.names import check_rank_metric
+    from bench.metrics import check_rank_metric
 
     rank_by = None
     if primary is not None:
@@ -502,15 +502,22 @@ class ListWhat(str, Enum):
 def list_(
     what: Annotated[ListWhat, typer.Argument(help="models, datasets, metrics or extractors")],
 ) -> None:
-    """List the registered models, datasets, metrics (with their columns) or extractors."""
-    from bench.names import describe_metrics, known_names
+    """List the registered models (marked class-conditional or reference), datasets, metrics
+    (with their columns) or extractors."""
+    from bench.data import dataset_names
+    from bench.features import extractor_names
+    from bench.metrics import describe
+    from bench.models import describe_models
 
     if what == ListWhat.metrics:
-        for name, columns, summary in describe_metrics():
+        for name, columns, summary in describe():
             typer.echo(f"{name}: {columns}\n    {summary}")
-        return
-    for name in known_names()[what.value]:
-        typer.echo(name)
+    elif what == ListWhat.models:
+        for name, text in describe_models():
+            typer.echo(f"{name:<16} {text}".rstrip())
+    else:
+        names = dataset_names() if what == ListWhat.datasets else extractor_names()
+        typer.echo("\n".join(names))
 
 
 @app.command()

@@ -1,9 +1,10 @@
 """The model plug-in contract, the model registry, and how a suite's model name resolves.
 
 A model is found, in order: the registry (`@register_model("name")` in any module that a
-`genbench.plugins` entry point names; genbench's own baselines are registered that way, so
-the harness never imports them), the entry-point group `genbench.models` of any installed
-package, or a `package.module:Class` reference (which imports and runs that module's code).
+`genbench.plugins` entry point names; genbench's own baselines declare themselves that way
+and are read from their source, bench.registry, until a job uses one), the entry-point
+group `genbench.models` of any installed package, or a `package.module:Class` reference
+(which imports and runs that module's code).
 A class with `reference = True` is a known-answer model and gets its own leaderboard table.
 
 A model is class-conditional when its instance has an int attribute `num_classes` > 0: `fit`
@@ -14,14 +15,24 @@ learns from `data.train.y` and `sample` receives `labels`, the class asked for e
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.plugins import find_object, load_plugins, plugin_entry_points
+from bench.plugins import PLUGIN_GROUP, find_object, load_plugins, plugin_entry_points
+from bench.registry import (
+    ClassInfo,
+    Registry,
+    declarations,
+    package_modules,
+    summary,
+    target_of,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -70,22 +81,90 @@ class GenerativeModel(Protocol):
     def load_state_dict(self, sd: dict) -> Any: ...
 
 
-_REGISTRY: dict[str, type] = {}
+@dataclass(frozen=True)
+class InitSignature:
+    """What model_arguments needs of a model class's __init__; genbench's baselines declare
+    it in their source, so their options are checked before torch loads."""
+
+    name: str  # the class's, for messages
+    params: dict[str, bool]  # keyword parameter -> whether it has a default
+    var_keyword: bool  # takes **kwargs
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a registered model class declares; the class loads on first use."""
+
+    name: str
+    signature: InitSignature | None  # None: its source does not tell (a base from elsewhere)
+    sample_options: tuple[str, ...] = ()
+    reference: bool = False
+    summary: str = ""  # the class docstring's first clause
+
+    @property
+    def conditional(self) -> bool:
+        return self.signature is not None and "num_classes" in self.signature.params
+
+
+def model_spec(name: str, cls_name: str, info: ClassInfo | None, doc: str | None) -> ModelSpec:
+    sig = (
+        None
+        if info is None or info.params is None
+        else InitSignature(cls_name, info.params, info.var_keyword)
+    )
+    attrs = info.attrs if info else {}
+    options = tuple(attrs.get("SAMPLE_OPTIONS", ()))
+    return ModelSpec(name, sig, options, attrs.get("reference", False) is True, headline(doc))
+
+
+def headline(doc: str | None) -> str:
+    """A docstring's first clause (up to '. ', '; ' or ': ' outside parentheses)."""
+    text, depth = summary(doc), 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and ch in ".;:" and text[i + 1 : i + 2] in (" ", ""):
+            return text[: i + 1] if ch == "." else text[:i]
+    return text
+
+
+def _declared() -> Iterator[tuple[str, str, ModelSpec]]:
+    for d in declarations(_plugin_packages_of_genbench(), ("register_model",)):
+        cls_name = d.target.partition(":")[2]
+        yield d.args[0], d.target, model_spec(d.args[0], cls_name, d.cls, d.doc)
+
+
+def _plugin_packages_of_genbench() -> Iterator[tuple[str, Path]]:
+    """The modules of genbench's own `genbench.plugins` entry points (its baselines), found
+    without importing them."""
+    for ep in plugin_entry_points(PLUGIN_GROUP):
+        if ep.dist is None or ep.dist.name != "genbench":
+            continue
+        found = importlib.util.find_spec(ep.value)
+        if found is None or found.origin is None:
+            continue
+        if found.submodule_search_locations:
+            yield from package_modules(Path(found.origin).parent, ep.value)
+        else:
+            yield ep.value, Path(found.origin)
+
+
+MODELS: Registry[ModelSpec] = Registry("model", _declared)
 
 
 def register_model(name: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = cls
+        MODELS.add(name, target_of(cls), class_spec(name, cls), cls)
         return cls
 
     return wrap
 
 
-def registered_models() -> dict[str, type]:
-    load_plugins()
-    return dict(_REGISTRY)
+def class_spec(name: str, cls: type) -> ModelSpec:
+    """What a loaded class says, as its source would declare it."""
+    sig = init_signature(cls)
+    attrs = {k: getattr(cls, k) for k in ("SAMPLE_OPTIONS", "reference") if hasattr(cls, k)}
+    info = ClassInfo(sig.params, sig.var_keyword, attrs)
+    return model_spec(name, cls.__name__, info, cls.__doc__)
 
 
 def is_reference(cls: type) -> bool:
@@ -108,14 +187,44 @@ def _entry_point_models() -> dict[str, Any]:
 
 
 def model_names() -> list[str]:
-    return sorted(set(registered_models()) | set(_entry_point_models()))
+    load_plugins()
+    return sorted(set(MODELS.names()) | set(_entry_point_models()))
+
+
+def describe_models() -> list[tuple[str, str]]:
+    """(name, what it is) for `genbench list models`: a registered model's summary, marked
+    [class-conditional] and [reference]; entry points are named only (not imported)."""
+    rows = []
+    for name in model_names():
+        spec = MODELS.meta(name) if name in MODELS else ModelSpec(name, None)
+        marks = [
+            ("[class-conditional] " if spec.conditional else ""),
+            ("[reference] " if spec.reference else ""),
+        ]
+        rows.append((name, "".join(marks) + spec.summary))
+    return rows
+
+
+def check_model(ref: str) -> None:
+    """A UserError unless `ref` names a model; a registered one is not imported (an entry
+    point or module:Class is resolved)."""
+    load_plugins()
+    if ref not in MODELS:
+        resolve_model(ref)
+
+
+def model_signature(ref: str) -> InitSignature | None:
+    """The __init__ of a registered model, as declared (its module is not imported); None
+    for entry points and module:Class references."""
+    load_plugins()
+    return MODELS.meta(ref).signature if ref in MODELS else None
 
 
 def resolve_model(ref: str) -> type:
     """Find the class for a registry name, an entry-point name or `module:Class`."""
-    registry = registered_models()
-    if ref in registry:
-        return registry[ref]
+    load_plugins()
+    if ref in MODELS:
+        return MODELS.load(ref).obj
     found = find_object("model", ref, ENTRY_POINT_GROUP)
     if found is not None:
         return found
@@ -145,16 +254,6 @@ def build_model(
         if model.num_classes != data.num_classes:
             raise UserError(other_classes(cls.__name__, model.num_classes, data))
     return model
-
-
-@dataclass(frozen=True)
-class InitSignature:
-    """What model_arguments needs of a model class's __init__; bench/declared.py holds it
-    for genbench's baselines, so their options are checked before torch loads."""
-
-    name: str  # the class's, for messages
-    params: dict[str, bool]  # keyword parameter -> whether it has a default
-    var_keyword: bool  # takes **kwargs
 
 
 def init_signature(cls: type) -> InitSignature:

@@ -1,14 +1,13 @@
-"""Where registrations come from: genbench's built-in metric and extractor modules, every
-module named by a `genbench.plugins` entry point of an installed package (genbench's own
-baselines are found this way, like any plug-in), the modules in the environment variable
-GENBENCH_PLUGINS (comma-separated), and a suite's `plugins:`; each imported once."""
+"""Where registrations come from besides genbench's own declarations (bench.registry): every
+module named by a `genbench.plugins` entry point of another installed package, the modules
+in the environment variable GENBENCH_PLUGINS (comma-separated), and a suite's `plugins:`;
+each imported once."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-from collections.abc import Collection
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -16,34 +15,17 @@ from types import ModuleType
 from bench.errors import UserError, first_line
 
 PLUGIN_GROUP = "genbench.plugins"
-BUILTIN_MODULES = (
-    "bench.features.pixels",
-    "bench.features.classifier",
-    "bench.features.inception",
-    "bench.features.foundation",
-    "bench.metrics.fd",
-    "bench.metrics.kid",
-    "bench.metrics.prdc",
-    "bench.metrics.memorization",
-    "bench.metrics.modes",
-    "bench.metrics.inception_score",
-    "bench.metrics.model",
-    "bench.metrics.cmmd",
-    "bench.metrics.vendi",
-    "bench.metrics.conditional",
-    "bench.study.hype",
-)
 _loaded: set[str] = set()
 
 
-def load_plugins(declared: Collection[str] = ()) -> None:
-    """Import every plug-in module but those in `declared` (bench.names holds their names)."""
+def load_plugins() -> None:
+    """Import every plug-in module: GENBENCH_PLUGINS, and other packages' `genbench.plugins`
+    entry points (genbench's own, its baselines, are declared: bench.registry reads them)."""
     named = [m.strip() for m in os.environ.get("GENBENCH_PLUGINS", "").split(",") if m.strip()]
-    for module in (*BUILTIN_MODULES, *named):
-        if module not in declared:
-            import_plugin(module)
+    for module in named:
+        import_plugin(module)
     for ep in plugin_entry_points(PLUGIN_GROUP):
-        if ep.value not in _loaded and ep.value not in declared:
+        if ep.value not in _loaded and not (ep.dist and ep.dist.name == "genbench"):
             _loaded.add(ep.value)
             try:
                 ep.load()

@@ -4,7 +4,7 @@ file fits its dataset (labels included), every metric can run on each dataset wi
 suite's n_samples, every baseline takes its options and fits the dataset's classes,
 conditional metrics score only class-conditional entries, and the weights files of the
 feature spaces the metrics use (DINOv2, CLIP) are there. Baselines and metrics are read
-from the declared table (bench.names), not imported.
+from their declarations (bench.registry), not imported.
 
 `genbench run` makes these checks before torch loads (importing it takes two seconds on
 some CPUs), so bad input is refused in well under a second unless only a model's own code
@@ -20,9 +20,8 @@ from bench.data import dataset_arrays
 from bench.errors import UserError
 from bench.features.inception_hub import require_classifier_layer
 from bench.features.weights_files import extractor_weights_file, find_weights
-from bench.metrics import fits_data
-from bench.models import model_arguments
-from bench.names import metric_extractors, metric_needs, model_signature
+from bench.metrics import fits_data, metric_extractors, parse_metric
+from bench.models import model_arguments, model_signature
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
 from bench.suite import ModelEntry, Suite, expand_jobs
@@ -36,7 +35,7 @@ def check_inputs(
     check_writable(out_dir)
     if "inception_score" in suite.metrics:
         require_classifier_layer()
-    needs = {m: metric_needs(m) for m in suite.metrics}
+    needs = {m: parse_metric(m)[0].needs for m in suite.metrics}
     checked = set()
     conditional = False  # an entry asks for classes, or a samples file holds them
     undecided = False  # an entry only its own code can tell (a plug-in's)

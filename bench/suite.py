@@ -14,8 +14,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
-from bench.names import check_dataset, check_metric, check_model, check_rank_metric, takes_weights
+from bench.features import resolve_extractor
+from bench.metrics import check_rank_metric, parse_metric
+from bench.models import check_model
 from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
@@ -115,14 +118,14 @@ class Suite(Strict):
     @classmethod
     def _known_extractors(cls, v: list[str]) -> list[str]:
         for name in v:
-            takes_weights(name)  # a UserError for an unknown extractor
+            resolve_extractor(name)  # a UserError for an unknown extractor
         return v
 
     @field_validator("weights")
     @classmethod
     def _weights_for_extractors(cls, v: dict[str, Path]) -> dict[str, Path]:
         for name in v:
-            if not takes_weights(name):
+            if not resolve_extractor(name).takes_weights:
                 raise ValueError(f"extractor {name!r} takes no weights file")
         return v
 
@@ -159,14 +162,16 @@ class Suite(Strict):
     @classmethod
     def _known_datasets(cls, v: list[str]) -> list[str]:
         for name in v:
-            check_dataset(name)
+            if not is_known_dataset(name):
+                names = ", ".join(dataset_names())
+                raise ValueError(f"unknown dataset {name!r}; choose one of: {names}")
         return v
 
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
         for name in v:
-            check_metric(name)
+            parse_metric(name)  # a ValueError for an unknown metric
         return v
 
     @field_validator("models")

@@ -9,7 +9,6 @@ import re
 import numpy as np
 import pytest
 
-from bench import metrics as registry
 from bench.record import JobRecord, open_output_store
 from bench.report.conditional import best_guidance, guidance_sweeps, worst_class
 from bench.report.leaderboard import build_leaderboards
@@ -38,21 +37,6 @@ def per_class(worst: int, rng: np.random.Generator) -> dict:
     acc = rng.uniform(0.7, 0.99, K)
     fd[worst], acc[worst] = 40.0, 0.2
     return {"classes": list(range(K)), "intra_fd_classifier": fd.tolist(), ACC: acc.tolist()}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def conditional_columns():
-    """The directions of the conditional columns, where bench.metrics.conditional does not
-    register them (yet): intra-class FD lower, conditional accuracy higher."""
-    with pytest.MonkeyPatch.context() as mp:
-        if registry.direction(ACC) is None:
-            columns = (
-                registry.Column("intra_fd_", "lower", 50.0),
-                registry.Column(ACC, "higher", 51.0),
-            )
-            spec = registry.MetricSpec("report_test_conditional", None, columns, frozenset())
-            mp.setitem(registry._SPECS, spec.name, spec)
-        yield
 
 
 def add(store, exp, suite, model, metrics, fit, options=None, report_data=None, ref=False,

@@ -9,7 +9,7 @@ hands the same arrays to jobs as tensors, without a copy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from bench.errors import UserError
+from bench.plugins import load_plugins
+from bench.registry import Registry, declarations, package_modules, summary, target_of
 
 if TYPE_CHECKING:
     import torch
@@ -44,40 +46,55 @@ class ImageDataset:
 
 
 Loader = Callable[[Path | None], ImageDataset]
-_LOADERS: dict[str, Loader] = {}
-_PREFIX_LOADERS: dict[str, Callable[[str, Path | None], ImageDataset]] = {}
 
 
-def register_dataset(name: str):
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset (or a `prefix:ARG` family) declares; its loader loads on first use."""
+
+    name: str
+    summary: str = ""
+
+
+def _declared(function: str) -> Callable[[], Iterator[tuple[str, str, DatasetSpec]]]:
+    def declared() -> Iterator[tuple[str, str, DatasetSpec]]:
+        own = package_modules(Path(__file__).parent, __name__)
+        for d in declarations(own, (function,)):
+            yield d.args[0], d.target, DatasetSpec(d.args[0], summary(d.doc))
+
+    return declared
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", _declared("register_dataset"))
+PREFIXES: Registry[DatasetSpec] = Registry("dataset prefix", _declared("register_dataset_prefix"))
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
     def wrap(fn: Loader) -> Loader:
-        if name in _LOADERS:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        _LOADERS[name] = fn
+        DATASETS.add(name, target_of(fn), DatasetSpec(name, summary(fn.__doc__)), fn)
         return fn
 
     return wrap
 
 
-def register_dataset_prefix(prefix: str):
-    """Register a parametrized family such as `folder:PATH`."""
+def register_dataset_prefix(prefix: str) -> Callable[[Callable], Callable]:
+    """Register a parametrized family such as `folder:PATH`: fn(ARG, root)."""
 
-    def wrap(fn):
-        if prefix in _PREFIX_LOADERS:
-            raise ValueError(f"dataset prefix {prefix!r} is registered twice")
-        _PREFIX_LOADERS[prefix] = fn
+    def wrap(fn: Callable[[str, Path | None], ImageDataset]) -> Callable:
+        PREFIXES.add(prefix, target_of(fn), DatasetSpec(prefix, summary(fn.__doc__)), fn)
         return fn
 
     return wrap
 
 
 def dataset_names() -> list[str]:
-    _import_loaders()
-    return sorted(_LOADERS) + [f"{p}:..." for p in sorted(_PREFIX_LOADERS)]
+    load_plugins()
+    return DATASETS.names() + [f"{p}:..." for p in PREFIXES.names()]
 
 
 def is_known_dataset(name: str) -> bool:
-    _import_loaders()
-    return name in _LOADERS or name.split(":", 1)[0] in _PREFIX_LOADERS and ":" in name
+    load_plugins()
+    return name in DATASETS or ":" in name and name.split(":", 1)[0] in PREFIXES
 
 
 _ARRAYS: dict[tuple[str, str], ImageDataset] = {}
@@ -105,15 +122,14 @@ def as_tensors(ds: ImageDataset) -> ImageDataset:
 
 def dataset_arrays(name: str, data_root: str | Path | None = None) -> ImageDataset:
     """A dataset by registry name, its splits as numpy arrays, without importing torch."""
-    _import_loaders()
     root = Path(data_root).expanduser() if data_root else None
     key = (name, str(root))
     if key not in _ARRAYS:
-        if name in _LOADERS:
-            ds = _LOADERS[name](root)
-        elif ":" in name and name.split(":", 1)[0] in _PREFIX_LOADERS:
+        if name in DATASETS:
+            ds = DATASETS.load(name).obj(root)
+        elif is_known_dataset(name):
             prefix, arg = name.split(":", 1)
-            ds = _PREFIX_LOADERS[prefix](arg, root)
+            ds = PREFIXES.load(prefix).obj(arg, root)
         else:
             raise UserError(
                 f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}"
@@ -158,7 +174,3 @@ def labelled_dataset(
     tr, te = stratified_split(images, labels, test_fraction)
     as_split = lambda idx: Split(images[idx], labels[idx].astype(np.int64))  # noqa: E731
     return ImageDataset(name, "images", as_split(tr), as_split(te), num_classes)
-
-
-def _import_loaders() -> None:
-    from bench.data import builtin, files, mixtures, stacked  # noqa: F401

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.errors import UserError
 from bench.plugins import find_object, load_plugins, plugin_entry_points
+from bench.registry import LAZY, Registry, declarations, package_modules, target_of
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import torch
 
     from bench.data import ImageDataset
@@ -52,20 +52,58 @@ Loader = Callable[["ImageDataset", "torch.device", "Path | None"], Extractor]
 
 @dataclass(frozen=True)
 class ExtractorSpec:
+    """What an extractor declares; its loader (and `dim`) load on first use."""
+
     name: str
     column: str  # how metric columns name this space
-    load: Loader  # (dataset, device, weights file or None for the default place)
     needs_labels: bool = False
     kinds: tuple[str, ...] = ("images",)
     fd_name: str = "fd"  # FD in Inception features is FID
     takes_weights: bool = False  # a weights file the user provides (DINOv2, CLIP)
-    dim: Callable[[ImageDataset], int] | None = None  # feature dimension, when known up front
-    # preflight: (weights file or None for the default place) -> raises UserError unless the
-    # file holds this network's tensors; reads it, builds nothing
-    check_weights: Callable[[Path | None], None] | None = None
+    loader: Loader | None = None  # set for a module:Class extractor, else the registered one
+
+    @property
+    def load(self) -> Loader:
+        """(dataset, device, weights file or None for the default place) -> Extractor."""
+        return self.loader or EXTRACTORS.load(self.name).obj
+
+    @property
+    def dim(self) -> Callable[[ImageDataset], int] | None:
+        """The feature dimension on a dataset, when known up front."""
+        return None if self.loader else EXTRACTORS.load(self.name).extras.get("dim")
+
+    @property
+    def check_weights(self) -> Callable[[Path | None], None] | None:
+        """preflight: (weights file or None for the default place) -> raises UserError
+        unless the file holds this network's tensors; reads it, builds nothing."""
+        return None if self.loader else EXTRACTORS.load(self.name).extras.get("check_weights")
 
 
-_REGISTRY: dict[str, ExtractorSpec] = {}
+def extractor_spec(
+    name: str,
+    *,
+    column: str | None = None,
+    needs_labels: bool = False,
+    kinds: tuple[str, ...] = ("images",),
+    fd_name: str = "fd",
+    takes_weights: bool = False,
+) -> ExtractorSpec:
+    """The spec a registration's literal arguments declare."""
+    if LAZY in (column, needs_labels, kinds, fd_name, takes_weights):
+        raise ValueError(
+            f"extractor {name!r}: declare its arguments but dim and check_weights as literals"
+        )
+    return ExtractorSpec(name, column or name, needs_labels, tuple(kinds), fd_name, takes_weights)
+
+
+def _declared() -> Iterator[tuple[str, str, ExtractorSpec]]:
+    own = package_modules(Path(__file__).parent, __name__)
+    for d in declarations(own, ("register_extractor",)):
+        kwargs = {k: v for k, v in d.kwargs.items() if k not in ("dim", "check_weights")}
+        yield d.args[0], d.target, extractor_spec(*d.args, **kwargs)
+
+
+EXTRACTORS: Registry[ExtractorSpec] = Registry("extractor", _declared)
 
 
 def register_extractor(
@@ -79,13 +117,17 @@ def register_extractor(
     dim: Callable[[ImageDataset], int] | None = None,
     check_weights: Callable[[Path | None], None] | None = None,
 ) -> Callable[[Loader], Loader]:
+    spec = extractor_spec(
+        name,
+        column=column,
+        needs_labels=needs_labels,
+        kinds=kinds,
+        fd_name=fd_name,
+        takes_weights=takes_weights,
+    )
+
     def wrap(load: Loader) -> Loader:
-        if name in _REGISTRY:
-            raise ValueError(f"extractor {name!r} is registered twice")
-        _REGISTRY[name] = ExtractorSpec(
-            name, column or name, load, needs_labels, kinds, fd_name, takes_weights, dim,
-            check_weights,
-        )  # fmt: skip
+        EXTRACTORS.add(name, target_of(load), spec, load, dim=dim, check_weights=check_weights)
         return load
 
     return wrap
@@ -93,7 +135,9 @@ def register_extractor(
 
 def extractor_names() -> list[str]:
     load_plugins()
-    return sorted(set(_REGISTRY) | {ep.name for ep in plugin_entry_points(ENTRY_POINT_GROUP)})
+    return sorted(
+        set(EXTRACTORS.names()) | {ep.name for ep in plugin_entry_points(ENTRY_POINT_GROUP)}
+    )
 
 
 def default_extractor(data: ImageDataset) -> str:
@@ -105,8 +149,8 @@ def default_extractor(data: ImageDataset) -> str:
 def resolve_extractor(ref: str) -> ExtractorSpec:
     """The spec for a registered name, an entry-point name or `module:Class`."""
     load_plugins()
-    if ref in _REGISTRY:
-        return _REGISTRY[ref]
+    if ref in EXTRACTORS:
+        return EXTRACTORS.meta(ref)
     found = find_object("extractor", ref, ENTRY_POINT_GROUP)
     if found is not None:
         return _plugin_spec(ref, found)
@@ -132,7 +176,7 @@ def _plugin_spec(ref: str, cls: Any) -> ExtractorSpec:
 
     kinds = tuple(getattr(cls, "kinds", ("images",)))
     takes_weights = "weights" in inspect.signature(cls).parameters
-    return ExtractorSpec(ref, column, load, kinds=kinds, takes_weights=takes_weights)
+    return ExtractorSpec(ref, column, kinds=kinds, takes_weights=takes_weights, loader=load)
 
 
 def check_extractor(ref: str, data: ImageDataset, weights: Path | None = None) -> ExtractorSpec:

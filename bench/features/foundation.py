@@ -37,24 +37,54 @@ def _clip(weights: str | None, device: str):
     return load_clip(weights, device)
 
 
-def _register_dinov2(arch: str) -> None:
-    def check(weights: Path | None) -> None:
-        from bench.features.dinov2 import dinov2_weights
-
-        dinov2_weights(arch, weights)
-
-    @register_extractor(
-        f"dinov2_{arch}",
-        takes_weights=True,
-        dim=lambda data: DINOV2_DIMS[arch],
-        check_weights=check,
-    )
-    def load(data, device: torch.device, weights: Path | None) -> Extractor:
-        return _extractor(_dinov2(arch, None if weights is None else str(weights), str(device)))
+def _dinov2_extractor(arch: str, device: torch.device, weights: Path | None) -> Extractor:
+    return _extractor(_dinov2(arch, None if weights is None else str(weights), str(device)))
 
 
-for _arch in DINOV2_DIMS:
-    _register_dinov2(_arch)
+def _check_dinov2(arch: str, weights: Path | None) -> None:
+    from bench.features.dinov2 import dinov2_weights
+
+    dinov2_weights(arch, weights)
+
+
+@register_extractor(
+    "dinov2_vits14",
+    takes_weights=True,
+    dim=lambda data: DINOV2_DIMS["vits14"],
+    check_weights=functools.partial(_check_dinov2, "vits14"),
+)
+def load_dinov2_vits14(data, device: torch.device, weights: Path | None) -> Extractor:
+    return _dinov2_extractor("vits14", device, weights)
+
+
+@register_extractor(
+    "dinov2_vitb14",
+    takes_weights=True,
+    dim=lambda data: DINOV2_DIMS["vitb14"],
+    check_weights=functools.partial(_check_dinov2, "vitb14"),
+)
+def load_dinov2_vitb14(data, device: torch.device, weights: Path | None) -> Extractor:
+    return _dinov2_extractor("vitb14", device, weights)
+
+
+@register_extractor(
+    "dinov2_vitl14",
+    takes_weights=True,
+    dim=lambda data: DINOV2_DIMS["vitl14"],
+    check_weights=functools.partial(_check_dinov2, "vitl14"),
+)
+def load_dinov2_vitl14(data, device: torch.device, weights: Path | None) -> Extractor:
+    return _dinov2_extractor("vitl14", device, weights)
+
+
+@register_extractor(
+    "dinov2_vitg14",
+    takes_weights=True,
+    dim=lambda data: DINOV2_DIMS["vitg14"],
+    check_weights=functools.partial(_check_dinov2, "vitg14"),
+)
+def load_dinov2_vitg14(data, device: torch.device, weights: Path | None) -> Extractor:
+    return _dinov2_extractor("vitg14", device, weights)
 
 
 def _check_clip(weights: Path | None) -> None:

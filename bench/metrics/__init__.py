@@ -18,12 +18,22 @@ put its column name in theirs; a suite asks for them either plainly (`fd`: in th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
 from bench.plugins import load_plugins
+from bench.registry import (
+    LAZY,
+    Registry,
+    caller_module,
+    declarations,
+    package_modules,
+    summary,
+    target_of,
+)
 
 if TYPE_CHECKING:
     from bench.data import ImageDataset
@@ -42,8 +52,9 @@ class Column:
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """What a metric group declares; its function (and `check`) load on first use."""
+
     name: str  # the suite-file group
-    compute: Callable[..., dict[str, float]]  # (ctx) or, per_extractor, (ctx, extractor)
     columns: tuple[Column, ...]
     needs: frozenset[str]  # images: skipped on point data; labels: a dataset with labels;
     #                        model: the model itself (skipped for samples-file jobs);
@@ -53,13 +64,66 @@ class MetricSpec:
     # spaces it computes in (cmmd's CLIP), so that their weights are checked before training
     also: tuple[str, ...] = ()
     summary: str = ""
-    # preflight: (n samples, feature dimension) -> raises UserError when it cannot run
-    check: Callable[[int, int], None] | None = None
+    in_suites: bool = True  # False: columns written by something else (a human study)
+
+    @property
+    def compute(self) -> Callable[..., dict[str, float]]:
+        """(ctx) or, per_extractor, (ctx, extractor) -> {column: value}."""
+        return METRICS.load(self.name).obj
+
+    @property
+    def check(self) -> Callable[[int, int], None] | None:
+        """preflight: (n samples, feature dimension) -> raises UserError when it cannot run."""
+        return METRICS.load(self.name).extras.get("check")
 
 
-_SPECS: dict[str, MetricSpec] = {}
-_ALIASES: dict[str, tuple[str, str]] = {}  # suite name -> (metric, extractor)
-_ELSEWHERE: set[str] = set()  # groups whose columns no suite computes
+def _declared_metrics() -> Iterator[tuple[str, str, MetricSpec]]:
+    for d in declarations(_own_modules(), ("register_metric", "register_columns")):
+        if d.function == "register_columns":
+            yield d.args[0], d.target, columns_spec(*d.args, **d.kwargs)
+        else:
+            kwargs = {k: v for k, v in d.kwargs.items() if k != "check"}
+            yield d.args[0], d.target, metric_spec(*d.args, **kwargs, doc=d.doc)
+
+
+def _declared_aliases() -> Iterator[tuple[str, str, tuple[str, str]]]:
+    for d in declarations(_own_modules(), ("register_alias",)):
+        yield d.args[0], d.target, (d.args[1], d.args[2])
+
+
+def _own_modules():
+    return package_modules(Path(__file__).parent, __name__)
+
+
+METRICS: Registry[MetricSpec] = Registry("metric", _declared_metrics)
+ALIASES: Registry[tuple[str, str]] = Registry("metric alias", _declared_aliases)
+
+
+def metric_spec(
+    name: str,
+    *,
+    columns: dict[str, str | None | tuple],
+    needs: Iterable[str] = (),
+    per_extractor: bool = False,
+    also: Iterable[str] = (),
+    doc: str | None = None,
+    in_suites: bool = True,
+) -> MetricSpec:
+    """The spec a registration's literal arguments declare."""
+    if LAZY in (columns, needs, per_extractor, also):
+        raise ValueError(
+            f"metric {name!r}: declare columns, needs, per_extractor and also as literals"
+        )
+    needs = frozenset(needs)
+    if needs - NEEDS:
+        raise ValueError(f"metric {name!r}: unknown needs {sorted(needs - NEEDS)}")
+    cols = []
+    for prefix, how in columns.items():
+        direction, order, shown = (*how, True)[:3] if isinstance(how, tuple) else (how, 100.0, True)
+        if direction not in (*DIRECTIONS, None):
+            raise ValueError(f"metric {name!r}: direction {direction!r} of {prefix!r}")
+        cols.append(Column(prefix, direction, order, shown))
+    return MetricSpec(name, tuple(cols), needs, per_extractor, tuple(also), summary(doc), in_suites)
 
 
 def register_metric(
@@ -73,33 +137,26 @@ def register_metric(
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins), or to
-    (direction, order, False) for a column recorded but not shown."""
-    needs = frozenset(needs)
-    if needs - NEEDS:
-        raise ValueError(f"metric {name!r}: unknown needs {sorted(needs - NEEDS)}")
+    (direction, order, False) for a column recorded but not shown. Its docstring's first
+    paragraph is its summary in `genbench list metrics`."""
+    spec = metric_spec(name, columns=columns, needs=needs, per_extractor=per_extractor, also=also)
 
     def wrap(fn: Callable) -> Callable:
-        if name in _SPECS:
-            raise ValueError(f"metric {name!r} is registered twice")
-        cols = []
-        for prefix, how in columns.items():
-            direction, order, shown = (
-                (*how, True)[:3] if isinstance(how, tuple) else (how, 100.0, True)
-            )
-            if direction not in (*DIRECTIONS, None):
-                raise ValueError(f"metric {name!r}: direction {direction!r} of {prefix!r}")
-            cols.append(Column(prefix, direction, order, shown))
-        summary = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        _SPECS[name] = MetricSpec(
-            name, fn, tuple(cols), needs, per_extractor, tuple(also), " ".join(summary.split()),
-            check,
-        )  # fmt: skip
+        METRICS.add(
+            name, target_of(fn), replace(spec, summary=summary(fn.__doc__)), fn, check=check
+        )
         return fn
 
     return wrap
 
 
-def register_columns(group: str, columns: dict[str, str | None | tuple]) -> None:
+def columns_spec(
+    group: str, columns: dict[str, str | None | tuple], summary: str = ""
+) -> MetricSpec:
+    return replace(metric_spec(group, columns=columns, in_suites=False), summary=summary)
+
+
+def register_columns(group: str, columns: dict[str, str | None | tuple], summary: str = "") -> None:
     """Columns that something other than a suite's scoring writes onto job runs (a human
     study's scores): the leaderboard reads their directions here; suites cannot ask for
     them."""
@@ -107,20 +164,21 @@ def register_columns(group: str, columns: dict[str, str | None | tuple]) -> None
     def written_elsewhere(*args):
         raise ValueError(f"{group} columns are not computed by a suite")
 
-    register_metric(group, columns=columns)(written_elsewhere)
-    _ELSEWHERE.add(group)
+    METRICS.add(group, caller_module(), columns_spec(group, columns, summary), written_elsewhere)
 
 
 def register_alias(suite_name: str, metric: str, extractor: str) -> None:
     """A suite name for one feature-space metric in one space (`fid_inception`)."""
-    if suite_name in _ALIASES:
-        raise ValueError(f"metric alias {suite_name!r} is registered twice")
-    _ALIASES[suite_name] = (metric, extractor)
+    ALIASES.add(suite_name, caller_module(), (metric, extractor), (metric, extractor))
 
 
 def specs() -> dict[str, MetricSpec]:
     load_plugins()
-    return dict(_SPECS)
+    return {name: entry.meta for name, entry in METRICS.entries.items()}
+
+
+def _suite_specs() -> dict[str, MetricSpec]:
+    return {name: spec for name, spec in specs().items() if spec.in_suites}
 
 
 def metric_names() -> list[str]:
@@ -128,17 +186,30 @@ def metric_names() -> list[str]:
     extractor (`fd_pixels`, `kid_inception`, ...)."""
     from bench.features import extractor_names
 
-    names = (set(specs()) - _ELSEWHERE) | set(_ALIASES)
-    for spec in _SPECS.values():
+    suite_specs = _suite_specs()
+    names = set(suite_specs) | set(ALIASES.names())
+    for spec in suite_specs.values():
         if spec.per_extractor:
             names |= {f"{spec.name}_{e}" for e in extractor_names()}
     return sorted(names)
 
 
+def metric_extractors(name: str, features: Sequence[str]) -> tuple[str, ...]:
+    """The feature spaces suite metric `name` computes in on image data, with the suite's
+    `features`, as bench.scoring.plan chooses them; less the dataset's default extractor,
+    which plan adds when `features` is empty and which needs no weights file."""
+    spec, named = parse_metric(name)
+    if not spec.per_extractor:
+        return spec.also
+    if named is not None:
+        return (named,)
+    return tuple(dict.fromkeys([*features, *spec.also]))
+
+
 def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None = None) -> bool:
     """Whether suite metric `name`, needing `needs`, applies to the dataset (image metrics
     skip point data); a UserError when it cannot run on it with n samples. Takes declared
-    needs too (bench.names.metric_needs), so it is checked before torch loads."""
+    needs too, so it is checked before torch loads."""
     if "images" in needs and data.kind != "images":
         return False
     if "labels" in needs and (data.train.y is None or not data.num_classes):
@@ -156,11 +227,11 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
     """A suite metric name -> (spec, the extractor it names or None for the default)."""
     from bench.features import extractor_names
 
-    all_specs = {k: v for k, v in specs().items() if k not in _ELSEWHERE}
+    all_specs = _suite_specs()
     if name in all_specs:
         return all_specs[name], None
-    if name in _ALIASES:
-        metric, extractor = _ALIASES[name]
+    if name in ALIASES:
+        metric, extractor = ALIASES.meta(name)
         return all_specs[metric], extractor
     for spec in all_specs.values():
         rest = name.removeprefix(spec.name + "_")
@@ -170,9 +241,8 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
 
 
 def _column(metric: str) -> Column | None:
-    specs()
     best = None
-    for spec in _SPECS.values():
+    for spec in specs().values():
         for col in spec.columns:
             if metric.startswith(col.prefix) and (
                 best is None or len(col.prefix) > len(best.prefix)

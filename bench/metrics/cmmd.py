@@ -59,7 +59,7 @@ def _mean_rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> float:
 
 
 @register_metric(
-    "cmmd", columns={"cmmd_": ("lower", 1.5)}, needs={"images"}, also=(CLIP_EXTRACTOR,)
+    "cmmd", columns={"cmmd_": ("lower", 1.5)}, needs={"images"}, also=("clip_vitl14_336",)
 )
 def score_cmmd(ctx: ScoringContext) -> dict[str, float]:
     """CMMD: MMD² in CLIP ViT-L/14@336px embeddings against an equally sized training

@@ -151,13 +151,10 @@ def _per_class(ctx: ScoringContext) -> dict:
     return ctx.artifacts.setdefault("per_class", {"classes": list(range(ctx.data.num_classes))})
 
 
-CONDITIONAL = {"images", "labels", "sample_labels"}
-
-
 @register_metric(
     "intra_fd",
     columns={"intra_fd_": ("lower", 2), "intra_fd_worst_": ("lower", 2)},
-    needs=CONDITIONAL,
+    needs={"images", "labels", "sample_labels"},
     per_extractor=True,
 )
 def score_intra_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
@@ -174,7 +171,11 @@ def score_intra_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     }
 
 
-@register_metric("cond_accuracy", columns={"cond_accuracy": ("higher", 13)}, needs=CONDITIONAL)
+@register_metric(
+    "cond_accuracy",
+    columns={"cond_accuracy": ("higher", 13)},
+    needs={"images", "labels", "sample_labels"},
+)
 def score_cond_accuracy(ctx: ScoringContext) -> dict[str, float]:
     """Top-1 accuracy of the dataset's classifier on the samples against the classes asked
     for; beside it the classifier's accuracy on the real test split (the ceiling)."""
@@ -186,7 +187,9 @@ def score_cond_accuracy(ctx: ScoringContext) -> dict[str, float]:
     return {"cond_accuracy": accuracy, "cond_accuracy_real_ceiling": ceiling}
 
 
-@register_metric("cas", columns={"cas_": ("higher", 14)}, needs=CONDITIONAL)
+@register_metric(
+    "cas", columns={"cas_": ("higher", 14)}, needs={"images", "labels", "sample_labels"}
+)
 def score_cas(ctx: ScoringContext) -> dict[str, float]:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): the dataset classifier's
     recipe trained on the samples and their asked labels, top-1 on the real test split;

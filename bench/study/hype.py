@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.metrics import register_columns
-
 N_BOOT = 2000
 
 
@@ -130,17 +128,3 @@ def minimum_note(scores: dict[str, float]) -> str:
     if score == "hype_inf":
         need += f" and {MIN_INF_JUDGEMENTS} judgements"
     return f"below the HYPE paper's minimum ({need}); flagged on the leaderboard"
-
-
-register_columns(
-    "hype",
-    {
-        "hype_inf": ("higher", 18.1),
-        "hype_inf_fake": ("higher", 18.1),
-        "hype_time_ms": ("higher", 18.2),
-        "hype_inf_real": (None, 18.3),  # real images called fake: not a model's quality
-        # bounds and counts: recorded, and shown inside their score's leaderboard cell
-        **{f"{s}_{end}": (None, 18.5, False) for s in SCORES for end in ("lo", "hi")},
-        **{c: (None, 18.5, False) for c in COUNTS},
-    },
-)
