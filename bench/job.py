@@ -23,6 +23,7 @@ from bench.cache import Cache, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError, first_line
 from bench.grids import class_rows, image_grid, save_nn_grid, save_sample_figure
+from bench.metrics import artifacts_of
 from bench.models import (
     Budget,
     GenerativeModel,
@@ -307,7 +308,7 @@ def artifacts(
             save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
         if labels is not None:  # the class asked for each sample, in order
             (folder / "sample_labels.json").write_text(json.dumps(labels.tolist()))
-        if data.kind == "images" and "memorization" in job.suite.metrics:
+        if data.kind == "images" and "nearest_neighbours" in artifacts_of(job.suite.metrics):
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
         if report_data:

@@ -9,9 +9,21 @@ from conftest import run_cli, write_suite
 from bench.data import dataset_names, load_dataset, register_dataset
 from bench.errors import UserError
 from bench.features import default_extractor, register_extractor
-from bench.metrics import column_order, direction, parse_metric, register_metric
+from bench.metrics import (
+    METRICS,
+    artifacts_of,
+    check_rank_metric,
+    column_kind,
+    column_order,
+    direction,
+    parse_metric,
+    rankable,
+    register_metric,
+)
 from bench.models import register_model
 from bench.plugins import load_plugins
+from bench.report.conditional import sweep_columns
+from bench.report.leaderboard import primary_metric
 from bench.scoring import ScoringContext, plan, score
 
 
@@ -194,3 +206,39 @@ def test_entry_point_scan_is_kept_per_sys_path(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(f"[{group}]\nthing = scan_plugin:Thing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert [ep.name for ep in plugin_entry_points(group)] == ["thing"]
+
+
+def test_columns_declare_what_they_are():
+    """The report and the job read a column's kind and artifacts from its declaration, not
+    from its name."""
+    assert column_kind("throughput_img_s_b4_cpu") == "speed"
+    assert column_kind("throughput_disturbed_b4") == "flag"
+    assert column_kind("throughput_rsd_b4") == "info" and column_kind("nonsense") == "info"
+    assert rankable("fd_pixels_n5_train") and rankable("modes_captured")
+    assert not rankable("throughput_img_s_b4") and not rankable("ct_pixels")
+    assert not rankable("kid_pixels_n5_std")
+    assert primary_metric(["throughput_img_s_b4", "ct_pixels", "kid_pixels_n5"]) == "kid_pixels_n5"
+    assert artifacts_of(["memorization_pixels", "fd"]) == {"nearest_neighbours"}
+    assert artifacts_of(["fd", "prdc"]) == frozenset()
+
+
+def test_a_plugin_speed_column_never_ranks_and_places_in_the_sweep_are_declared(monkeypatch):
+    monkeypatch.setattr(METRICS, "_entries", dict(METRICS.entries))  # forget it afterwards
+    register_metric(
+        "test_speed",
+        columns={
+            "test_speed_": {"direction": "higher", "order": 2, "kind": "speed"},
+            "test_fidelity_": {"direction": "lower", "order": 50, "sweep": 1.05},
+        },
+    )(lambda ctx: {})
+    with pytest.raises(ValueError, match="'test_speed_b4' cannot rank models"):
+        check_rank_metric("test_speed_b4")
+    board = ["fid_inception_clean_n9", "fd_classifier_n9_train", "test_fidelity_x",
+             "intra_fd_worst_classifier_n9", "intra_fd_classifier_n9", "recall_classifier_k3",
+             "precision_classifier_k3", "cond_accuracy"]  # fmt: skip
+    fd, against, table = sweep_columns(board)
+    assert fd == "fd_classifier_n9_train"  # the lowest rank of place 1: fd_ 1, fid_ 1.1
+    assert against == ["cond_accuracy", "precision_classifier_k3", "recall_classifier_k3"]
+    assert table == [fd, "intra_fd_classifier_n9", *against]
+    with pytest.raises(ValueError, match="kind 'fast' of 'x_'"):
+        register_metric("test_bad_kind", columns={"x_": {"direction": "lower", "kind": "fast"}})

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
 NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
+# quality: a model's quality (default with a direction); speed: a sampling-speed figure;
+# flag: marks another column's value (e.g. measured on a busy machine); info: informational
+KINDS = ("quality", "speed", "flag", "info")
+ARTIFACTS = frozenset({"nearest_neighbours"})  # files a job draws for a metric
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,16 @@ class Column:
     direction: str | None  # one of DIRECTIONS, or None for informational columns
     order: float  # position on the leaderboard (lower first)
     shown: bool = True  # False: recorded in MLflow, not a leaderboard column
+    kind: str = "quality"  # one of KINDS
+    # place in a guidance sweep (figure and table): 1 the fidelity axis, 2 its per-class
+    # form, 3 and up what it is plotted against; a fraction ranks the alternatives for one
+    # place (the lowest the board has wins); 0: not in the sweep
+    sweep: float = 0
+
+    @property
+    def rankable(self) -> bool:
+        """A quality column better lower or higher can rank a leaderboard."""
+        return self.kind == "quality" and self.direction in ("lower", "higher")
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ class MetricSpec:
     also: tuple[str, ...] = ()
     summary: str = ""
     in_suites: bool = True  # False: columns written by something else (a human study)
+    artifacts: frozenset[str] = frozenset()  # of ARTIFACTS: files a job draws for it
 
     @property
     def compute(self) -> Callable[..., dict[str, float]]:
@@ -106,24 +121,45 @@ def metric_spec(
     needs: Iterable[str] = (),
     per_extractor: bool = False,
     also: Iterable[str] = (),
+    artifacts: Iterable[str] = (),
     doc: str | None = None,
     in_suites: bool = True,
 ) -> MetricSpec:
     """The spec a registration's literal arguments declare."""
-    if LAZY in (columns, needs, per_extractor, also):
+    if LAZY in (columns, needs, per_extractor, also, artifacts):
         raise ValueError(
-            f"metric {name!r}: declare columns, needs, per_extractor and also as literals"
+            f"metric {name!r}: declare columns, needs, per_extractor, also and artifacts as "
+            "literals"
         )
-    needs = frozenset(needs)
+    needs, artifacts = frozenset(needs), frozenset(artifacts)
     if needs - NEEDS:
         raise ValueError(f"metric {name!r}: unknown needs {sorted(needs - NEEDS)}")
-    cols = []
-    for prefix, how in columns.items():
-        direction, order, shown = (*how, True)[:3] if isinstance(how, tuple) else (how, 100.0, True)
-        if direction not in (*DIRECTIONS, None):
-            raise ValueError(f"metric {name!r}: direction {direction!r} of {prefix!r}")
-        cols.append(Column(prefix, direction, order, shown))
-    return MetricSpec(name, tuple(cols), needs, per_extractor, tuple(also), summary(doc), in_suites)
+    if artifacts - ARTIFACTS:
+        raise ValueError(f"metric {name!r}: unknown artifacts {sorted(artifacts - ARTIFACTS)}")
+    cols = tuple(_declared_column(name, prefix, how) for prefix, how in columns.items())
+    return MetricSpec(
+        name, cols, needs, per_extractor, tuple(also), summary(doc), in_suites, artifacts
+    )
+
+
+def _declared_column(metric: str, prefix: str, how: str | None | tuple | dict) -> Column:
+    """A column from its declaration: a direction, (direction, order[, shown]), or a dict of
+    Column's fields (direction, order, shown, kind, sweep)."""
+    if isinstance(how, dict):
+        fields = {"direction": None, "order": 100.0, **how}
+    elif isinstance(how, tuple):
+        fields = dict(zip(("direction", "order", "shown"), how, strict=False))
+    else:
+        fields = {"direction": how, "order": 100.0}
+    fields.setdefault("kind", "quality" if fields["direction"] else "info")
+    if fields["direction"] not in (*DIRECTIONS, None):
+        raise ValueError(f"metric {metric!r}: direction {fields['direction']!r} of {prefix!r}")
+    if fields["kind"] not in KINDS:
+        raise ValueError(f"metric {metric!r}: kind {fields['kind']!r} of {prefix!r}")
+    try:
+        return Column(prefix, **fields)
+    except TypeError as e:
+        raise ValueError(f"metric {metric!r}: column {prefix!r}: {e}") from None
 
 
 def register_metric(
@@ -133,13 +169,22 @@ def register_metric(
     needs: Iterable[str] = (),
     per_extractor: bool = False,
     also: Iterable[str] = (),
+    artifacts: Iterable[str] = (),
     check: Callable[[int, int], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins), or to
-    (direction, order, False) for a column recorded but not shown. Its docstring's first
+    (direction, order, False) for a column recorded but not shown, or to a dict of Column's
+    fields (`kind`: speed, flag or info columns never rank). Its docstring's first
     paragraph is its summary in `genbench list metrics`."""
-    spec = metric_spec(name, columns=columns, needs=needs, per_extractor=per_extractor, also=also)
+    spec = metric_spec(
+        name,
+        columns=columns,
+        needs=needs,
+        per_extractor=per_extractor,
+        also=also,
+        artifacts=artifacts,
+    )
 
     def wrap(fn: Callable) -> Callable:
         METRICS.add(
@@ -240,7 +285,8 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
     raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}")
 
 
-def _column(metric: str) -> Column | None:
+def column(metric: str) -> Column | None:
+    """The declared column that `metric` is (the longest declared prefix), or None."""
     best = None
     for spec in specs().values():
         for col in spec.columns:
@@ -255,23 +301,39 @@ def direction(metric: str) -> str | None:
     """'lower', 'higher', 'closer to 0' / 'closer to 1', or None for informational columns."""
     if metric.endswith(("_std", "_floor", "_ceiling", "_lo", "_hi")):
         return None
-    col = _column(metric)
+    col = column(metric)
     return col.direction if col else None
 
 
 def shown(metric: str) -> bool:
-    col = _column(metric)
+    col = column(metric)
     return col.shown if col else True
 
 
+def column_kind(metric: str) -> str:
+    """One of KINDS; info for a column nothing declares."""
+    col = column(metric)
+    return col.kind if col else "info"
+
+
+def rankable(metric: str) -> bool:
+    col = column(metric)
+    return col is not None and col.rankable and direction(metric) is not None
+
+
 def column_order(metric: str) -> tuple[float, str]:
-    col = _column(metric)
+    col = column(metric)
     return (col.order if col else 1000.0, metric)
+
+
+def artifacts_of(names: Iterable[str]) -> frozenset[str]:
+    """The files (of ARTIFACTS) a job draws for these suite metrics."""
+    return frozenset().union(*(parse_metric(name)[0].artifacts for name in names))
 
 
 def check_rank_metric(metric: str) -> None:
     """A leaderboard can be ranked by a metric that is better either lower or higher."""
-    if metric.startswith("throughput_") or direction(metric) not in ("lower", "higher"):
+    if not rankable(metric):
         raise ValueError(
             f"{metric!r} cannot rank models: name a quality metric column that is better "
             "lower or higher, e.g. fd_classifier_n1000_train or modes_captured"

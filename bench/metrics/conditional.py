@@ -153,7 +153,10 @@ def _per_class(ctx: ScoringContext) -> dict:
 
 @register_metric(
     "intra_fd",
-    columns={"intra_fd_": ("lower", 2), "intra_fd_worst_": ("lower", 2)},
+    columns={
+        "intra_fd_": {"direction": "lower", "order": 2, "sweep": 2},
+        "intra_fd_worst_": ("lower", 2),
+    },
     needs={"images", "labels", "sample_labels"},
     per_extractor=True,
 )
@@ -173,7 +176,7 @@ def score_intra_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
 
 @register_metric(
     "cond_accuracy",
-    columns={"cond_accuracy": ("higher", 13)},
+    columns={"cond_accuracy": {"direction": "higher", "order": 13, "sweep": 3}},
     needs={"images", "labels", "sample_labels"},
 )
 def score_cond_accuracy(ctx: ScoringContext) -> dict[str, float]:

@@ -253,7 +253,14 @@ def fd_infinity(
     return float(intercept)
 
 
-@register_metric("fd", columns={"fid_": ("lower", 0), "fd_": ("lower", 1)}, per_extractor=True)
+@register_metric(
+    "fd",
+    columns={
+        "fid_": {"direction": "lower", "order": 0, "sweep": 1.1},
+        "fd_": {"direction": "lower", "order": 1, "sweep": 1},
+    },
+    per_extractor=True,
+)
 def score_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """Fréchet distance of the samples to the training split (FID in Inception features)."""
     fake, train = ctx.features(extractor, "fake"), ctx.features(extractor, "train")

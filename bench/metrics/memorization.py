@@ -179,6 +179,7 @@ def _median(x: torch.Tensor) -> float:
     },
     per_extractor=True,
     also=("pixels",),
+    artifacts={"nearest_neighbours"},
 )
 def score_memorization(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """Copy fraction, AuthPct, C_T and the NN distance gap (always also in pixels)."""

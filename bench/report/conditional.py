@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.metrics import direction
+from bench.metrics import column, direction
 from bench.report.leaderboard import OPTION, Leaderboard, by_trained_model
 
 GUIDANCE = f"{OPTION}guidance"
@@ -58,15 +58,20 @@ def best_guidance(guidance: Sequence[float], values: Sequence[float], metric: st
 
 
 def sweep_columns(metrics: Sequence[str]) -> tuple[str | None, list[str], list[str]]:
-    """(FD column, columns to plot it against, sweep table columns) among a board's."""
-
-    def first(prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
-        found = [m for m in metrics if m.startswith(prefix) and not m.startswith(skip)]
-        return [m for m in found if direction(m) is not None][:1]
-
-    fd = next(iter(first("fd_") or first("fid_")), None)
-    against = first("cond_accuracy") + first("precision_") + first("recall_")
-    table = ([fd] if fd else []) + first("intra_fd_", skip=("intra_fd_worst_",)) + against
+    """(FD column, columns to plot it against, sweep table columns) among a board's: for each
+    place in the sweep its columns declare, the board's first column of the lowest rank."""
+    places: dict[int, tuple[float, str]] = {}
+    for m in metrics:
+        col = column(m)
+        if col is None or not col.sweep or direction(m) is None:
+            continue
+        place = int(col.sweep)
+        if place not in places or col.sweep < places[place][0]:
+            places[place] = (col.sweep, m)
+    chosen = {place: m for place, (_, m) in sorted(places.items())}
+    fd = chosen.get(1)
+    against = [m for place, m in chosen.items() if place >= 3]
+    table = ([fd] if fd else []) + ([chosen[2]] if 2 in chosen else []) + against
     return fd, against, table
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.errors import UserError
-from bench.metrics import column_order, direction, shown
+from bench.metrics import column_kind, column_order, direction, rankable, shown
 from bench.record import JobRecord
 from bench.study.hype import below_minimum, cell_parts, split_study
 
@@ -194,7 +194,7 @@ def suite_rank_by(runs: pd.DataFrame) -> list[str]:
 
 def _any_disturbed(g: pd.DataFrame) -> bool:
     """A throughput figure of any seed was measured while the machine was busy."""
-    flags = [c for c in g.columns if c.startswith("throughput_disturbed_")]
+    flags = [c for c in g.columns if column_kind(c) == "flag"]
     return bool((g[flags].fillna(0) > 0).to_numpy().any()) if flags else False
 
 
@@ -223,9 +223,8 @@ def best_models(table: pd.DataFrame, metrics: list[str]) -> dict[str, set[str]]:
 
 
 def primary_metric(metrics: list[str]) -> str | None:
-    """The first quality metric with a direction (FID/FD come first in the column order)."""
-    quality = [m for m in metrics if not m.startswith("throughput_")]
-    return next((m for m in quality if direction(m) in ("lower", "higher")), None)
+    """The first column that can rank (FID/FD come first in the column order)."""
+    return next((m for m in metrics if rankable(m)), None)
 
 
 def sort_rows(table: pd.DataFrame, rank_by: list[str]) -> pd.DataFrame:

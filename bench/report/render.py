@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cache import atomic_write_bytes
-from bench.metrics import direction
+from bench.metrics import column_kind, direction
 from bench.record import USER_INPUTS, Store
 from bench.report import plots
 from bench.report.conditional import (
@@ -86,7 +86,7 @@ def cell(board: Leaderboard, model: str, metric: str) -> str:
     mean, std, ci = t[(metric, "mean")], t[(metric, "std")], t[(metric, "ci95")]
     spread = ci if not math.isnan(ci) else std
     text = fmt(mean) if math.isnan(spread) else f"{fmt(mean)} ± {fmt(spread)}"
-    if metric.startswith("throughput_img_s_") and t.get(("disturbed", ""), False):
+    if column_kind(metric) == "speed" and t.get(("disturbed", ""), False):
         text += " †"
     return text
 
@@ -398,7 +398,7 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
     e = html.escape
     out = []
     key = lambda m: (board.suite, board.dataset, m)  # noqa: E731
-    speed = next((m for m in board.metrics if m.startswith("throughput_")), None)
+    speed = next((m for m in board.metrics if column_kind(m) == "speed"), None)
     quality = board.primary
     if speed and quality and quality != speed:
         t = board.table.dropna(subset=[(speed, "mean"), (quality, "mean")])
