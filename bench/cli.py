@@ -37,7 +37,13 @@ def run(
         typer.Option(help="jobs at once, in worker processes (local) [default: physical cores]"),
     ] = None,
     # -- scaling out (README "Scaling out"): where the jobs run -------------------------------
-    executor: Annotated[str, typer.Option(help="where jobs run: local, ray or slurm")] = "local",
+    executor: Annotated[
+        str, typer.Option(help="where jobs run: local, ray, slurm (genbench list executors)")
+    ] = "local",
+    executor_option: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE, an option of the executor (repeat it); wins over the flags"),
+    ] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (e.g. auto) [default: start one]")
     ] = None,
@@ -59,19 +65,20 @@ def run(
     from bench.precheck import check_inputs
 
     check_inputs(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
-    from bench.executors import make_executor
+    from bench.executors import executor_options, make_executor
 
-    jobs_executor = make_executor(  # nor do bad executor options
-        executor,
-        ray_address=ray_address,
-        cpus_per_job=cpus_per_job,
-        gpus_per_job=gpus_per_job,
-        slurm_partition=slurm_partition,
-        slurm_time=slurm_time,
-        slurm_mem_gb=slurm_mem_gb,
-        max_retries=max_retries,
-        jobs=jobs,
-    )
+    flags = {
+        "address": ray_address,
+        "cpus_per_job": cpus_per_job,
+        "gpus_per_job": gpus_per_job,
+        "partition": slurm_partition,
+        "time": slurm_time,
+        "mem_gb": slurm_mem_gb,
+        "max_retries": max_retries,
+        "jobs": jobs,
+    }
+    options = executor_options(executor, flags, executor_option)  # nor do bad executor options
+    jobs_executor = make_executor(executor, **options)
     from bench.job import RunOptions
     from bench.runner import Runner
 
@@ -496,14 +503,17 @@ class ListWhat(str, Enum):
     datasets = "datasets"
     metrics = "metrics"
     extractors = "extractors"
+    executors = "executors"
 
 
 @app.command("list")
 def list_(
-    what: Annotated[ListWhat, typer.Argument(help="models, datasets, metrics or extractors")],
+    what: Annotated[
+        ListWhat, typer.Argument(help="models, datasets, metrics, extractors or executors")
+    ],
 ) -> None:
     """List the registered models (marked class-conditional or reference), datasets, metrics
-    (with their columns) or extractors."""
+    (with their columns), extractors or executors (with their options)."""
     from bench.data import dataset_names
     from bench.features import extractor_names
     from bench.metrics import describe
@@ -512,6 +522,10 @@ def list_(
     if what == ListWhat.metrics:
         for name, columns, summary in describe():
             typer.echo(f"{name}: {columns}\n    {summary}")
+    elif what == ListWhat.executors:
+        from bench.executors import describe_executors
+
+        typer.echo("\n".join(describe_executors()))
     elif what == ListWhat.models:
         for name, text in describe_models():
             typer.echo(f"{name:<16} {text}".rstrip())

@@ -317,6 +317,21 @@ CASES = {
         [],
         "unknown metric 'is'; choose one of:",
     ),
+    "unknown executor": (
+        lambda t: suite_with(t, BASE),
+        ["--executor", "dask"],
+        "unknown executor 'dask'; choose one of: local, ray, slurm",
+    ),
+    "option the executor does not declare": (
+        lambda t: suite_with(t, BASE),
+        ["--executor", "ray", "--executor-option", "nodes=2"],
+        "--executor-option 'nodes=2': give KEY=VALUE with a KEY of executor 'ray' (address,",
+    ),
+    "executor option of the wrong type": (
+        lambda t: suite_with(t, BASE),
+        ["--executor", "ray", "--executor-option", "cpus_per_job=many"],
+        "--executor-option 'cpus_per_job=many': cpus_per_job takes float values",
+    ),
     "missing dataset files": (
         lambda t: suite_with(t, BASE.replace("[digits]", "[cifar10]")),
         ["--data-root", "{tmp}"],

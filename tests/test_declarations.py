@@ -17,6 +17,7 @@ import baselines
 import bench
 from bench.data import DATASETS, PREFIXES, is_known_dataset, register_dataset
 from bench.errors import UserError
+from bench.executors import EXECUTORS
 from bench.features import EXTRACTORS, resolve_extractor
 from bench.metrics import (
     ALIASES,
@@ -30,7 +31,7 @@ from bench.metrics import (
 from bench.models import MODELS, check_model, describe_models, is_conditional, resolve_model
 from bench.registry import LAZY, Registry, declarations, package_modules, scan_file
 
-REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS)
+REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS, EXECUTORS)
 HEAVY = ("torch", "baselines", "mlflow", "sklearn", "pandas", "matplotlib")
 
 
@@ -57,6 +58,7 @@ def test_what_the_modules_register_is_what_their_source_declares():
     assert {"dinov2_vitg14", "pixels"} <= set(EXTRACTORS.names())
     assert {"digits", "ring8"} <= set(DATASETS.names()) and "stacked" in PREFIXES
     assert {"ddpm", "copier", "cddpm"} <= set(MODELS.names())
+    assert EXECUTORS.names() == ["local", "ray", "slurm"]
 
 
 def test_declared_models_say_what_their_classes_say():
@@ -228,6 +230,7 @@ def probe(*args: str, env: dict | None = None, cwd=None) -> tuple[subprocess.Com
         (["list", "metrics"], "Human eye perceptual evaluation"),
         (["list", "extractors"], "dinov2_vitl14"),
         (["list", "datasets"], "stacked:..."),
+        (["list", "executors"], "slurm: Each job a SLURM job"),
     ],
 )
 def test_listing_and_help_import_no_torch(tmp_path, args, expect):

@@ -19,7 +19,7 @@ import pytest
 from conftest import TESTS, job_runs, run_cli, write_suite
 
 from bench.errors import UserError
-from bench.executors import make_executor
+from bench.executors import executor_options, make_executor, parse_executor_options
 from bench.job import RunOptions
 from bench.record import Store, default_tracking_uri
 from bench.report.leaderboard import build_leaderboards
@@ -261,3 +261,20 @@ def test_bad_executor_options_are_one_line_errors(tmp_path, monkeypatch):
     res = run_cli("run", str(scale_suite(tmp_path)), "--executor", "dask")
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "unknown executor" in lines[0], res.stderr
+
+
+def test_executor_options_are_declared_typed_and_the_old_flags_map_onto_them():
+    flags = {"address": None, "cpus_per_job": 1, "partition": "gpu", "time": 60}
+    options = executor_options("ray", flags, ["cpus_per_job=2.5", "num_cpus=3"])
+    assert options == {"address": None, "cpus_per_job": 2.5, "num_cpus": 3}  # no partition
+    assert executor_options("slurm", flags, None)["partition"] == "gpu"
+    assert executor_options("local", flags, []) == {}
+    with pytest.raises(UserError, match="KEY of executor 'local' \\(jobs\\)"):
+        executor_options("local", flags, ["cpus_per_job=2"])
+    with pytest.raises(UserError, match="num_cpus takes int values"):
+        parse_executor_options("ray", ["num_cpus=2.5"])
+    with pytest.raises(UserError, match="executor 'ray' takes no option 'partition'"):
+        make_executor("ray", partition="gpu")
+    listed = run_cli("list", "executors")
+    assert "ray: Each job a Ray task" in listed.stdout
+    assert "    cpus_per_job=FLOAT  CPUs per job [default: 1]" in listed.stdout
