@@ -10,9 +10,11 @@ import os
 import sys
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from types import ModuleType
 
 from bench.errors import UserError, first_line
+from bench.registry import package_modules, scan_file
 
 PLUGIN_GROUP = "genbench.plugins"
 _loaded: set[str] = set()
@@ -28,9 +30,12 @@ def load_plugins() -> None:
         if ep.value not in _loaded and not (ep.dist and ep.dist.name == "genbench"):
             _loaded.add(ep.value)
             try:
-                ep.load()
+                loaded = ep.load()
             except Exception as e:
                 raise UserError(f"plug-in {ep.name!r} ({ep.value}) failed to load: {e}") from None
+            if isinstance(loaded, ModuleType):
+                for name in registering_modules(loaded):
+                    import_plugin(name)
 
 
 def plugin_entry_points(group: str) -> tuple[EntryPoint, ...]:
@@ -46,15 +51,32 @@ def _scan_entry_points(group: str, path: tuple[str, ...]) -> tuple[EntryPoint, .
 
 
 def import_plugin(module: str) -> None:
-    """Import a module for its registrations (a suite's `plugins:` runs this module's code)."""
+    """Import a module for its registrations (a suite's `plugins:` runs this module's code);
+    a package with every module of it that registers something, so a new file in a plug-in
+    package needs no import added."""
     if module in _loaded:
         return
     _loaded.add(module)
     try:
-        import_module(module, f"plug-in module {module!r}")
+        imported = import_module(module, f"plug-in module {module!r}")
     except UserError:
         _loaded.discard(module)
         raise
+    for name in registering_modules(imported):
+        import_plugin(name)
+
+
+def registering_modules(module: ModuleType) -> list[str]:
+    """The modules of a package that register something at module level (bench.registry
+    reads them), in name order; none for a plain module."""
+    if not hasattr(module, "__path__") or module.__file__ is None:
+        return []
+    folder = Path(module.__file__).parent
+    return [
+        name
+        for name, path in package_modules(folder, module.__name__)
+        if name != module.__name__ and scan_file(path, name)
+    ]
 
 
 def import_module(module: str, what: str) -> ModuleType:
