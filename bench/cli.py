@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sys
 from enum import Enum
 from pathlib import Path
@@ -89,11 +90,7 @@ def run(
     boards = write_report(runner.store, out, suite.name)
     print_leaderboards(boards)
     failed = [r for r in results if r.status == "FAILED"]
-    reused = sum(r.status == "REUSED" for r in results)
-    typer.echo(
-        f"\n{len(results)} jobs: {len(results) - len(failed) - reused} run, {reused} reused, "
-        f"{len(failed)} failed. Leaderboard: {out}/leaderboard.md|.csv|.html"
-    )
+    typer.echo(f"\n{run_summary(results)} Leaderboard: {out}/leaderboard.md|.csv|.html")
     if failed:
         for r in failed:
             typer.echo(f"FAILED {r.job.label}: {r.error}", err=True)
@@ -625,6 +622,18 @@ def study(
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         note = minimum_note(values)
         typer.echo(f"{label}: {shown}" + (f"\n  ! {note}" if note else ""))
+
+
+def run_summary(results) -> str:
+    """How many jobs were scored now (and whether they trained their model or took it from
+    the cache), reused whole from an earlier run, or failed."""
+    count = collections.Counter(r.status for r in results)
+    fits = collections.Counter(r.fit for r in results if r.status == "FINISHED")
+    return (
+        f"{len(results)} jobs: {count['FINISHED']} run ({fits['trained']} trained a model, "
+        f"{fits['cache']} sampled a cached one), {count['REUSED']} reused (finished before), "
+        f"{count['FAILED']} failed."
+    )
 
 
 def print_leaderboards(boards) -> None:

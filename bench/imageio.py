@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from bench.cache import atomic_write_bytes
 from bench.errors import UserError
@@ -18,6 +18,8 @@ from bench.npz import MAX_IMAGES, NpyHeader, read_header, read_rows
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 NPZ_KEYS = ("images", "arr_0")
 GRAY_MODES = {"1", "L", "LA"}
+# 4096 x 4096: 16 times FFHQ's 1024 x 1024; its header is read before any pixel is decoded
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 if TYPE_CHECKING:
     import torch
@@ -158,9 +160,18 @@ def _read_folder(p: Path) -> np.ndarray:
     for f in files:
         try:
             with Image.open(f) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:  # before its pixels are decoded
+                    raise UserError(
+                        f"{f} is {im.width}x{im.height}; an image may have at most "
+                        f"{MAX_IMAGE_PIXELS:,} pixels"
+                    )
                 a = np.asarray(im.convert("L" if im.mode in GRAY_MODES else "RGB"))
-        except (OSError, UnidentifiedImageError) as e:
-            raise UserError(f"{f} is not a readable image ({e})") from e
+        except UserError:
+            raise
+        # a corrupt file raises what its decoder raises (ValueError for a bad BMP palette,
+        # DecompressionBombError, EOFError, ...): any of them is one line about that file
+        except Exception as e:
+            raise UserError(f"{f} is not a readable image ({type(e).__name__}: {e})") from None
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
     # As pytorch-fid (which reads every image as RGB): gray among colour images becomes colour.
     if len({a.shape[0] for a in arrays}) > 1:

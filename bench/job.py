@@ -66,6 +66,10 @@ class JobResult:
     run_id: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    # of a job run now: "trained" its model, sampled one from the "cache" (trained by an
+    # earlier run, or by another job of a sweep), or "none" (references, checkpoints,
+    # samples files)
+    fit: str = "none"
 
 
 def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobRecord:

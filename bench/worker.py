@@ -80,7 +80,8 @@ def run_job(spec: JobSpec) -> JobResult:
         except BaseException:
             store.fail_job(run_id, "", "KILLED")
             raise
-    return JobResult(job, "FINISHED", run_id, seconds=time.perf_counter() - start)
+    fit = "none" if record.source != "trained" else "cache" if record.fit_cached else "trained"
+    return JobResult(job, "FINISHED", run_id, seconds=time.perf_counter() - start, fit=fit)
 
 
 def lost_job(spec: JobSpec, error: str) -> JobResult:

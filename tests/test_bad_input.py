@@ -6,8 +6,10 @@ import json
 import os
 import pickle
 import resource
+import struct
 import textwrap
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -246,6 +248,34 @@ def small_clip_tower(tmp_path) -> str:
     return suite_with(
         tmp_path, BASE.replace("[fd_pixels]", "[cmmd]") + "weights: {clip_vitl14_336: w.pth}\n"
     )
+
+
+def samples_folder_with(tmp_path, name: str, data: bytes) -> list[str]:
+    """`genbench eval` of a folder of 60 images and one more file, `name`, holding `data`."""
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i in range(60):
+        Image.new("L", (8, 8), 4 * i).save(folder / f"{i}.png")
+    (folder / name).write_bytes(data)
+    return ["eval", "--samples", str(folder), "--dataset", "digits"]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """An 8x8 PNG whose header says width x height (CRC fixed, so only the size is wrong)."""
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def bmp_with_palette_size(colors: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("P", (8, 8)).save(buffer, "BMP")
+    data = bytearray(buffer.getvalue())
+    data[46:50] = struct.pack("<I", colors)  # biClrUsed
+    return bytes(data)
 
 
 def fifo_samples_folder(tmp_path):
@@ -815,6 +845,27 @@ CASES = {
         "model '.x:Model': module '.x' is not an absolute module name",
     ),
     # -- what hung or wrote before refusing (#34 item 8, #26 item 8) --------------------------
+    # -- image files whose decoder raised a traceback (#34 item 7) -----------------------------
+    "eval: a PNG whose header says 20000x10000": (
+        lambda t: samples_folder_with(t, "z.png", png_declaring(20000, 10000)),
+        [],
+        "z.png is not a readable image (DecompressionBombError: Image size (200000000 pixels)",
+    ),
+    "eval: a PNG just past the pixel limit": (
+        lambda t: samples_folder_with(t, "z.png", png_declaring(4097, 4096)),
+        [],
+        "z.png is 4097x4096; an image may have at most 16,777,216 pixels",
+    ),
+    "eval: a BMP with a bad palette size": (
+        lambda t: samples_folder_with(t, "z.bmp", bmp_with_palette_size(100000)),
+        [],
+        "z.bmp is not a readable image (OSError: Unsupported BMP Palette size (100000))",
+    ),
+    "eval: a truncated PNG": (
+        lambda t: samples_folder_with(t, "z.png", png_declaring(8, 8)[:40]),
+        [],
+        "z.png is not a readable image",
+    ),
     "eval: samples folder holding a FIFO": (
         lambda t: ["eval", "--samples", str(fifo_samples_folder(t)), "--dataset", "digits"],
         [],

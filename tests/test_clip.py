@@ -210,3 +210,87 @@ def test_archive_that_would_run_code_is_refused_unrun(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(UserError, match="cannot read"):
         clip.load_clip(tmp_path / "junk.pt", "cpu", config=SMALL)
+
+
+class _TorchScriptModule:
+    """Pickled as an archive's module class `__torch__.M` (read back by genbench's
+    unpickler, never imported)."""
+
+
+def _malformed_archive(tmp_path, root_args=(), size=(4,), numel=4, stored=16) -> str:
+    """A TorchScript-looking archive whose module holds one tensor `w` of `size` over a
+    float32 storage that declares `numel` values and stores `stored` bytes; the module
+    class is called with `root_args`."""
+    import collections
+    import io
+    import sys
+    import types
+
+    module = types.ModuleType("__torch__")
+    _TorchScriptModule.__module__, _TorchScriptModule.__qualname__ = "__torch__", "M"
+    module.M = _TorchScriptModule
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            rebuild = torch._utils._rebuild_tensor_v2
+            return (
+                rebuild,
+                (Storage(), 0, size, (1,) * len(size), False, collections.OrderedDict()),
+            )
+
+    class Root:
+        def __reduce__(self):
+            return (_TorchScriptModule, root_args, {"w": Tensor()})
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return (
+                ("storage", torch.FloatStorage, "0", "cpu", numel)
+                if isinstance(obj, Storage)
+                else None
+            )
+
+    buffer = io.BytesIO()
+    sys.modules["__torch__"] = module
+    try:
+        Pickler(buffer, protocol=2).dump(Root())
+    finally:
+        del sys.modules["__torch__"]
+    path = tmp_path / "bad.pt"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("bad/data.pkl", buffer.getvalue())
+        zf.writestr("bad/constants.pkl", pickle.dumps((), protocol=2))
+        zf.writestr("bad/data/0", b"\0" * stored)
+    return path
+
+
+def test_a_well_formed_small_archive_reads(tmp_path):
+    """The test's archive builder makes what the reader takes: the refusals below are the
+    malformations, not the builder."""
+    from bench.features.torchscript_weights import read_torchscript_tensors
+
+    tensors = read_torchscript_tensors(_malformed_archive(tmp_path))
+    assert list(tensors) == ["w"] and tensors["w"].shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"root_args": (1,)}, "a module class is called with arguments"),
+        ({"size": (100,)}, "reaches element 99 of a storage of 4"),
+        ({"size": (2, -3)}, "a tensor of size"),
+        ({"numel": 2**30, "stored": 16}, "declares 4294967296 bytes"),
+        ({"numel": 4, "stored": 64}, "holds 64 bytes, not the 16 of 4 values"),
+    ],
+    ids=["module-called-with-arguments", "tensor-past-its-storage", "negative-size",
+         "storage-of-4-gib", "storage-bigger-than-declared"],
+)  # fmt: skip
+def test_malformed_torchscript_archives_are_one_line(tmp_path, kwargs, message):
+    """#34 item 7: these raised TypeError, RuntimeError or inflated 4 GiB before any check."""
+    path = _malformed_archive(tmp_path, **kwargs)
+    with pytest.raises(UserError, match=r"cannot read .*bad\.pt as CLIP weights: ") as e:
+        clip.read_openai_weights(path, "CLIP")
+    assert message in str(e.value)

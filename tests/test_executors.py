@@ -124,7 +124,7 @@ def test_slurm_executor_through_the_cli_gives_the_local_leaderboard(tmp_path, lo
         env={"GENBENCH_SUBMITIT_CLUSTER": "local"},
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "3 jobs: 3 run, 0 reused, 0 failed" in res.stdout
+    assert "3 jobs: 3 run (" in res.stdout and "0 reused (finished before), 0 failed" in res.stdout
     assert list((out / "submitit").glob("*/*_log.out")), "submitit logs under OUT/submitit"
     store = Store(default_tracking_uri(out))
     assert board_values(store) == pytest.approx(local_board, rel=1e-9)

@@ -225,7 +225,7 @@ def test_a_stopped_parallel_run_resumes_with_each_job_once_and_nothing_trained_t
 
     res = run_cli("run", str(suite), "--out", str(out), "--jobs", "2", env=env)
     assert res.returncode == 0, res.stderr
-    assert "4 jobs: 3 run, 1 reused, 0 failed" in res.stdout
+    assert "4 jobs: 3 run (" in res.stdout and "1 reused (finished before), 0 failed" in res.stdout
     finished = [(m, "FINISHED") for m in ("quick", "stall3", "stall4", "copier")]
     assert statuses(out) == Counter([*finished, *stalled])
     assert sorted(fits.read_text().splitlines()) == [

@@ -469,3 +469,19 @@ def test_a_fit_being_trained_elsewhere_is_waited_for_then_loaded(tmp_path):
         elsewhere.save("checkpoints", record.fit_key, {"state": trained, "info": info})
     thread.join(60)
     assert plugin_models.MeanModel.fits == 0 and record.fit_cached is True
+
+
+def test_the_summary_counts_cached_fits_apart_from_training_and_reuse(tmp_path):
+    """#26: a rerun whose jobs were new (other metrics) but whose models came from the cache
+    said "2 run, 0 reused", as if it had trained them again."""
+    models = "- name: m\n  model: plugin_models:MeanModel\n- name: copier\n"
+    first = write_suite(tmp_path, models, metrics="[fd_pixels]")
+    res = run_cli("run", str(first), "--out", str(tmp_path / "o"), "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "2 jobs: 2 run (2 trained a model, 0 sampled a cached one), 0 reused" in res.stdout
+    again = run_cli("run", str(first), "--out", str(tmp_path / "o"), "--jobs", "1")
+    assert "2 jobs: 0 run (0 trained a model, 0 sampled a cached one), 2 reused" in again.stdout
+    other = write_suite(tmp_path, models, metrics="[fd_pixels, kid_pixels]")
+    res = run_cli("run", str(other), "--out", str(tmp_path / "o"), "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "2 jobs: 2 run (0 trained a model, 2 sampled a cached one), 0 reused" in res.stdout

@@ -39,6 +39,12 @@ _PASS_THROUGH = {
 }
 
 
+# The pickle of CLIP ViT-L/14@336px's archive is about 100 KB and its largest storage well
+# under 1 GiB: what declares more is refused before it is inflated.
+MAX_PICKLE_BYTES = 64 * 2**20
+MAX_STORAGE_BYTES = 2 * 2**30
+
+
 def is_torchscript_archive(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -61,6 +67,9 @@ def read_torchscript_tensors(path: Path) -> dict[str, torch.Tensor]:
         )
         if byteorder.strip() != "little":
             raise pickle.UnpicklingError(f"byte order {byteorder!r} is not supported")
+        size = zf.getinfo(data_pkl[0]).file_size  # as declared: reading stops there
+        if size > MAX_PICKLE_BYTES:
+            raise pickle.UnpicklingError(f"{data_pkl[0]} inflates to {size} bytes")
         root = _Unpickler(io.BytesIO(zf.read(data_pkl[0])), zf, prefix).load()
     if not isinstance(root, _ScriptObject):
         raise pickle.UnpicklingError("the archive does not hold a module")
@@ -72,12 +81,30 @@ class _ScriptObject:
 
     attrs: dict
 
+    def __new__(cls, *args: object, **kwargs: object) -> _ScriptObject:
+        if args or kwargs:  # a module's state comes through __setstate__, never arguments
+            raise pickle.UnpicklingError("a module class is called with arguments")
+        return super().__new__(cls)
+
     def __setstate__(self, state: object) -> None:
         self.attrs = state if isinstance(state, dict) else {}
 
 
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size, stride, *_: object) -> torch.Tensor:
-    return storage.as_strided(tuple(size), tuple(stride), offset)
+    """The tensor of `size` and `stride` at `offset` of `storage`, which must hold all of it
+    (as_strided would read past the storage's end)."""
+    try:
+        size, stride, offset = tuple(map(int, size)), tuple(map(int, stride)), int(offset)
+    except (TypeError, ValueError):
+        raise pickle.UnpicklingError("a tensor's size, stride or offset is not integers") from None
+    if len(size) != len(stride) or min((*size, *stride, offset), default=0) < 0:
+        raise pickle.UnpicklingError(f"a tensor of size {size} and stride {stride}")
+    last = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True))
+    if 0 not in size and last >= storage.numel():
+        raise pickle.UnpicklingError(
+            f"a tensor of size {size} reaches element {last} of a storage of {storage.numel()}"
+        )
+    return storage.as_strided(size, stride, offset)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -104,7 +131,18 @@ class _Unpickler(pickle.Unpickler):
         _, dtype, key, _location, numel = pid
         if not isinstance(dtype, torch.dtype):
             raise pickle.UnpicklingError(f"unexpected storage type {dtype!r}")
-        data = bytearray(self.zf.read(f"{self.prefix}data/{key}"))
+        name = f"{self.prefix}data/{key}"
+        if not isinstance(numel, int) or numel < 0:
+            raise pickle.UnpicklingError(f"storage {key} declares {numel!r} values")
+        expected = numel * torch.empty((), dtype=dtype).element_size()
+        if expected > MAX_STORAGE_BYTES:
+            raise pickle.UnpicklingError(f"storage {key} declares {expected} bytes")
+        if self.zf.getinfo(name).file_size != expected:  # before anything is inflated
+            raise pickle.UnpicklingError(
+                f"storage {key} holds {self.zf.getinfo(name).file_size} bytes, not the "
+                f"{expected} of {numel} values"
+            )
+        data = bytearray(self.zf.read(name))
         flat = torch.frombuffer(data, dtype=dtype) if data else torch.empty(0, dtype=dtype)
         if flat.numel() != numel:
             raise pickle.UnpicklingError(f"storage {key} holds {flat.numel()} of {numel} values")
