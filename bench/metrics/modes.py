@@ -136,10 +136,11 @@ def _check_num_classes(num_classes: int) -> None:
     needs={"images", "labels"},
 )
 def score_class_coverage(ctx: ScoringContext) -> dict[str, float]:
-    """Classes hit, KL and TV of the classifier's labels of the samples against a reference
-    class distribution, with the same for an equally sized real test subset (the noise
-    floor). The reference is the training labels, or the classes asked for when the samples
-    were asked for classes: a class-balanced conditional model is judged against balance,
+    """Classes hit, KL and TV of the classifier's labels of the samples against the training
+    labels (or the classes asked of a conditional model), with the same for an equally
+    sized real test subset (the noise floor).
+
+    Against the asked classes, a class-balanced conditional model is judged against balance,
     not against the training split's imbalance."""
     fake_labels = ctx.classifier_logits("fake").argmax(1)
     test_logits = ctx.classifier_logits("test")
