@@ -590,7 +590,9 @@ def test_study_sources_are_the_samples_each_run_scored(suite_out):
     from bench.study.sources import study_runs, study_sources
 
     train = load_dataset("digits").train.x
-    sources = {k: s.images for k, s in study_sources(suite_out, None).items()}
+    sources = {
+        k: s.images for k, s in study_sources(suite_out, study_runs(suite_out, None)).items()
+    }
     assert set(sources) == {"mean", "copier"}
     assert sources["copier"].shape == (200, 1, 8, 8) and sources["copier"].dtype == torch.uint8
     flat_train = {bytes(x.flatten().tolist()) for x in train}
@@ -721,14 +723,14 @@ def test_show_class_sends_each_images_class_matched_for_real_and_fake(study_serv
     per rater and model the real trials have exactly the classes of the generated ones."""
     from collections import Counter
 
-    from bench.study.sources import real_images, study_sources
+    from bench.study.sources import real_images, study_runs, study_sources
 
     args = ["--out", str(cond_out), "--trials", "40", "--practice", "4", "--images", "30"]
     args += ["--references", "all"]
     server = study_server(*args, "--name", "classes", "--show-class", "--raters", "2")
     db = cond_out / "study" / "classes.sqlite"
     both = ["cond-copier", "label-shuffler"]
-    labels = {k: s.labels for k, s in study_sources(cond_out, both).items()}
+    labels = {k: s.labels for k, s in study_sources(cond_out, study_runs(cond_out, both)).items()}
     labels[REAL] = real_images("digits").labels
     pool = {p.id: p for p in store.read_pool(db)}
     page = requests.get(server.links[0], timeout=30).text
@@ -747,3 +749,19 @@ def test_show_class_sends_each_images_class_matched_for_real_and_fake(study_serv
         for model in ("cond-copier", "label-shuffler"):
             assert shown[(model, True)] == shown[(model, False)]
             assert sum(shown[(model, True)].values()) == 10
+
+
+def test_a_study_of_one_dataset_of_a_several_dataset_output(tmp_path):
+    """`--dataset` picked the runs but the samples were looked up again without it, and the
+    study was refused ("has several datasets; pass --dataset") although it was passed."""
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        "name: two\ndatasets: [digits, mnist5k]\nn_samples: 100\nbudget: {steps: 1}\n"
+        "metrics: [fd_pixels]\nmodels:\n  - name: copier\n"
+    )
+    out = tmp_path / "out"
+    assert run_cli("run", str(suite), "--out", str(out)).returncode == 0
+    res = run_cli("study", "--out", str(out), "--dataset", "mnist5k", "--references", "all",
+                  "--trials", "20", "--practice", "0", "--images", "20", "--score")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "several datasets" not in res.stderr

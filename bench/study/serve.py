@@ -101,7 +101,7 @@ def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
             f"{req.out} has a model labelled {REAL!r}, the study's name for its real images; "
             "leave it out with --models"
         )
-    sources = study_sources(req.out, [r.label for r in runs])
+    sources = study_sources(req.out, runs)  # of the dataset asked for, not the first one
     return sources, runs[0].dataset, {r.label: r.run_id for r in runs}
 
 

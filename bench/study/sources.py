@@ -91,12 +91,12 @@ def shown_labels(records: list[JobRecord], references: str) -> list[str]:
     return [m for m in labels if m not in refs or m in chosen]
 
 
-def study_sources(out_dir: Path, models: list[str] | None) -> dict[str, Source]:
-    """Model label -> its cached samples, for the models of a suite's output (a
+def study_sources(out_dir: Path, runs: list[StudyRun]) -> dict[str, Source]:
+    """Model label -> its cached samples, for job runs of a suite's output (study_runs; a
     class-conditional model's are cached with the classes asked for)."""
     cache = Cache(out_dir / "cache")
     out = {}
-    for run in study_runs(out_dir, models):
+    for run in runs:
         samples = cache.load("samples", run.samples_key)
         if samples is None:
             raise UserError(f"model {run.label!r} has no cached samples in {out_dir}/cache")
