@@ -146,3 +146,29 @@ def study_server():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def suite_out(tmp_path_factory):
+    """A finished two-model suite output (a plug-in model and the copier) on digits, for
+    the study tests; a test module may define its own `suite_out`."""
+    from bench.job import RunOptions
+    from bench.runner import Runner
+    from bench.suite import load_suite
+
+    tmp = tmp_path_factory.mktemp("study-suite")
+    (tmp / "s.yaml").write_text(
+        textwrap.dedent("""\
+        name: studied
+        datasets: [digits]
+        n_samples: 200
+        budget: {steps: 2}
+        metrics: [fd_pixels]
+        models:
+          - name: mean
+            model: plugin_models:MeanModel
+          - name: copier
+    """)
+    )
+    Runner(load_suite(tmp / "s.yaml"), RunOptions(tmp / "out")).run()
+    return tmp / "out"

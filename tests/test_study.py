@@ -560,30 +560,6 @@ def test_a_model_labelled_real_is_refused(tmp_path):
 # -- a suite's output: cached samples in, scores out to MLflow ----------------------------
 
 
-@pytest.fixture(scope="module")
-def suite_out(tmp_path_factory):
-    from bench.job import RunOptions
-    from bench.runner import Runner
-    from bench.suite import load_suite
-
-    tmp = tmp_path_factory.mktemp("study-suite")
-    (tmp / "s.yaml").write_text(
-        textwrap.dedent("""\
-        name: studied
-        datasets: [digits]
-        n_samples: 200
-        budget: {steps: 2}
-        metrics: [fd_pixels]
-        models:
-          - name: mean
-            model: plugin_models:MeanModel
-          - name: copier
-    """)
-    )
-    Runner(load_suite(tmp / "s.yaml"), RunOptions(tmp / "out")).run()
-    return tmp / "out"
-
-
 def test_study_sources_are_the_samples_each_run_scored(suite_out):
     from bench.data import load_dataset
     from bench.job import sample_seed

@@ -1,9 +1,6 @@
 """A human study's scores on their way to the leaderboard: each study's numbers kept apart
 on the job runs and named on the report, with old stores (plain `hype_*`) still reported."""
 
-import textwrap
-
-import pytest
 from conftest import run_cli
 
 from bench.record import JobRecord, open_output_store
@@ -125,30 +122,6 @@ def test_a_hype_time_cell_counts_its_excluded_trials(tmp_path):
 
 
 # -- through the CLI: two studies of one suite's output, then `genbench report` ---------
-
-
-@pytest.fixture(scope="module")
-def suite_out(tmp_path_factory):
-    from bench.job import RunOptions
-    from bench.runner import Runner
-    from bench.suite import load_suite
-
-    tmp = tmp_path_factory.mktemp("scores-suite")
-    (tmp / "s.yaml").write_text(
-        textwrap.dedent("""\
-        name: studied
-        datasets: [digits]
-        n_samples: 200
-        budget: {steps: 2}
-        metrics: [fd_pixels]
-        models:
-          - name: mean
-            model: plugin_models:MeanModel
-          - name: copier
-    """)
-    )
-    Runner(load_suite(tmp / "s.yaml"), RunOptions(tmp / "out")).run()
-    return tmp / "out"
 
 
 STUDY = ["--trials", "8", "--practice", "0", "--images", "20", "--score"]
