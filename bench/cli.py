@@ -208,7 +208,7 @@ def eval_(
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor
     from bench.samples import check_samples
-    from bench.scoring import needing_sample_labels, plan
+    from bench.scoring import needing_sample_labels, plan, small_n_warnings
 
     data = load_dataset(dataset, data_root)
     x = check_samples(samples_read, data)
@@ -225,6 +225,9 @@ def eval_(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
             "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
         )
+    small_n = small_n_warnings(planned, data, len(x))
+    for line in small_n:
+        typer.echo(f"warning: {line}", err=True)
     scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
@@ -237,6 +240,7 @@ def eval_(
                     "n": len(x),
                     "dataset": dataset,
                     "features": extractor,
+                    "warnings": small_n,
                     **ctx.provenance,
                 },
                 indent=2,

@@ -6,6 +6,7 @@ suite reuses every finished job and an interrupted one resumes where it stopped.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from bench.precheck import (
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
 from bench.samples import sample_labels
-from bench.scoring import needing_sample_labels, plan
+from bench.scoring import needing_sample_labels, plan, small_n_warnings
 from bench.suite import Suite, expand_jobs
 from bench.worker import JobSpec
 
@@ -73,6 +74,7 @@ class Runner:
         spaces load holds their network (DINOv2, CLIP: names and shapes)."""
         checked = set()
         conditional = False
+        warnings: dict[str, None] = {}  # small-n warnings, in order, once each
         feature_spaces: set[str] = set()
         for job in expand_jobs(self.suite):
             entry = job.entry
@@ -88,6 +90,8 @@ class Runner:
                 self.suite.weights,
             )
             feature_spaces |= {e for p in planned for e in p.extractors}
+            for line in small_n_warnings(planned, data, self.suite.n_samples):
+                warnings.setdefault(f"warning: {job.dataset}: {line}")
             conditional_metrics = needing_sample_labels(planned)
             if entry.samples is not None:
                 labelled = sample_labels(entry.samples, data, self.suite.n_samples) is not None
@@ -107,6 +111,8 @@ class Runner:
         if self.suite.labels is not None and not conditional:
             raise UserError(labels_without_conditional(self.suite))
         check_weights_files(feature_spaces, self.suite.weights)
+        for line in warnings:
+            print(line, file=sys.stderr, flush=True)
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()

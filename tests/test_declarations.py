@@ -121,7 +121,8 @@ def test_a_registration_that_is_not_literal_is_refused(tmp_path):
     [d] = scan_file(tmp_path / "m.py", "m")
     assert d.kwargs["columns"] is LAZY
     with pytest.raises(
-        ValueError, match="declare columns, needs, per_extractor, also and artifacts as literals"
+        ValueError,
+        match="declare columns, needs, per_extractor, also, artifacts and reliable as literals",
     ):
         metric_spec(*d.args, **d.kwargs)
 

@@ -47,6 +47,27 @@ ARTIFACTS = frozenset({"nearest_neighbours"})  # files a job draws for a metric
 
 
 @dataclass(frozen=True)
+class Reliability:
+    """The sample size below which a metric's documented authors do not vouch for its value:
+    fewer than `min_n` samples, or fewer than `per_dim` x the feature dimension."""
+
+    why: str  # the reason, one clause
+    min_n: int = 0
+    per_dim: float = 0
+
+    def threshold(self, dim: int | None) -> int:
+        by_dim = int(self.per_dim * dim) if self.per_dim and dim is not None else 0
+        return max(self.min_n, by_dim)
+
+    def warning(self, name: str, n: int, dim: int | None) -> str | None:
+        """One line when n samples are too few for metric `name`, else None."""
+        need = self.threshold(dim)
+        if n >= need:
+            return None
+        return f"small n: {name} with n = {n} < {need}: {self.why}"
+
+
+@dataclass(frozen=True)
 class Column:
     prefix: str  # every column of this kind starts with it
     direction: str | None  # one of DIRECTIONS, or None for informational columns
@@ -80,6 +101,7 @@ class MetricSpec:
     summary: str = ""
     in_suites: bool = True  # False: columns written by something else (a human study)
     artifacts: frozenset[str] = frozenset()  # of ARTIFACTS: files a job draws for it
+    reliable: Reliability | None = None  # below what sample size to warn, and why
 
     @property
     def compute(self) -> Callable[..., dict[str, float]]:
@@ -122,14 +144,15 @@ def metric_spec(
     per_extractor: bool = False,
     also: Iterable[str] = (),
     artifacts: Iterable[str] = (),
+    reliable: dict | None = None,
     doc: str | None = None,
     in_suites: bool = True,
 ) -> MetricSpec:
     """The spec a registration's literal arguments declare."""
-    if LAZY in (columns, needs, per_extractor, also, artifacts):
+    if LAZY in (columns, needs, per_extractor, also, artifacts, reliable):
         raise ValueError(
-            f"metric {name!r}: declare columns, needs, per_extractor, also and artifacts as "
-            "literals"
+            f"metric {name!r}: declare columns, needs, per_extractor, also, artifacts and "
+            "reliable as literals"
         )
     needs, artifacts = frozenset(needs), frozenset(artifacts)
     if needs - NEEDS:
@@ -137,8 +160,20 @@ def metric_spec(
     if artifacts - ARTIFACTS:
         raise ValueError(f"metric {name!r}: unknown artifacts {sorted(artifacts - ARTIFACTS)}")
     cols = tuple(_declared_column(name, prefix, how) for prefix, how in columns.items())
+    try:
+        reliability = Reliability(**reliable) if reliable is not None else None
+    except TypeError as e:
+        raise ValueError(f"metric {name!r}: reliable: {e}") from None
     return MetricSpec(
-        name, cols, needs, per_extractor, tuple(also), summary(doc), in_suites, artifacts
+        name,
+        cols,
+        needs,
+        per_extractor,
+        tuple(also),
+        summary(doc),
+        in_suites,
+        artifacts,
+        reliability,
     )
 
 
@@ -170,13 +205,16 @@ def register_metric(
     per_extractor: bool = False,
     also: Iterable[str] = (),
     artifacts: Iterable[str] = (),
+    reliable: dict | None = None,
     check: Callable[[int, int], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins), or to
     (direction, order, False) for a column recorded but not shown, or to a dict of Column's
-    fields (`kind`: speed, flag or info columns never rank). Its docstring's first
-    paragraph is its summary in `genbench list metrics`."""
+    fields (`kind`: speed, flag or info columns never rank). `reliable` (Reliability's
+    fields: why, min_n, per_dim) is the sample size below which `genbench run`, `eval` and
+    the leaderboard footer warn. Its docstring's first paragraph is its summary in
+    `genbench list metrics`."""
     spec = metric_spec(
         name,
         columns=columns,
@@ -184,6 +222,7 @@ def register_metric(
         per_extractor=per_extractor,
         also=also,
         artifacts=artifacts,
+        reliable=reliable,
     )
 
     def wrap(fn: Callable) -> Callable:

@@ -29,6 +29,7 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
+from bench.report.small_n import small_n_lines
 from bench.study.hype import (
     MIN_INF_JUDGEMENTS,
     MIN_RATERS,
@@ -186,7 +187,7 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
         if b.references:
             parts += ["", "References (floor and ceiling):", ""]
             parts += _md_table(b, b.references, ranked=False)
-        for text in legends(b):
+        for text in [*legends(b), *small_n_lines(b, assets)]:
             parts += ["", text]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
@@ -288,6 +289,7 @@ class Assets:
     losses: dict[tuple, list] = field(default_factory=dict)
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
     per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
+    small_n: dict[tuple, list] = field(default_factory=dict)  # bench.report.small_n
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
@@ -311,6 +313,7 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
                     assets.throughput[key] = report_data["throughput"]
                 if report_data.get("per_class"):
                     assets.per_class[key] = report_data["per_class"]
+                assets.small_n[key] = report_data.get("small_n_warnings", [])
             history = store.loss_history(run_id)
             if history:
                 assets.losses[key] = history
@@ -489,6 +492,7 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
             body.append("<h3>References (floor and ceiling)</h3>")
             body.append(_html_table(b, b.references, ranked=False))
         body += [f"<p class='legend'>{e(text)}</p>" for text in legends(b)]
+        body += [f"<p class='small-n'>{e(text)}</p>" for text in small_n_lines(b, assets)]
         for f in b.failures:
             body.append(
                 f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '
@@ -525,6 +529,7 @@ figure{margin:0}figcaption{text-align:center;font-size:90%}
 img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
 .legend{color:#555;font-size:90%;max-width:900px}
 .failed{color:#b00}
+.small-n{color:#8a5300;font-size:90%}
 </style></head><body>
 <h1>genbench leaderboard</h1>
 {body}
