@@ -80,10 +80,10 @@ def small_n_warnings(planned: Sequence[Planned], data: ImageDataset, n: int) -> 
         rel = p.spec.reliable
         if rel is None:
             continue
-        for e in p.extractors if p.spec.per_extractor else (None,):
+        for e in p.extractors or (None,):
             dim_of = resolve_extractor(e).dim if e is not None and rel.per_dim else None
             dim = dim_of(data) if dim_of is not None else None
-            name = p.spec.name if e is None else f"{p.spec.name}_{e}"
+            name = f"{p.spec.name}_{e}" if p.spec.per_extractor else p.spec.name
             line = rel.warning(name, n, dim)
             if line is not None and line not in lines:
                 lines.append(line)
