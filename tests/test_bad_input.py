@@ -70,6 +70,18 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def write_animal_mnist_payload(tmp_path):
+    import gzip
+    import zipfile
+
+    payload = gzip.compress(pickle.dumps(_Payload(tmp_path / "payload-ran")))
+    folder = "animal_mnist/data/Animal_MNIST"
+    with zipfile.ZipFile(tmp_path / "animal_mnist-0.4-py3-none-any.whl", "w") as z:
+        z.writestr(f"{folder}/animal_data_version_3.gz", payload)
+        z.writestr(f"{folder}/animal_label_version_3.gz", payload)
+    return suite_with(tmp_path, BASE.replace("[digits]", "[animal-mnist]"))
+
+
 def write_cifar_payload(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -924,6 +936,11 @@ CASES = {
         lambda t: study_of_samples(t, "real=s.npz"),
         [],
         "--samples 'real=s.npz': the label 'real' names the study's real images",
+    ),
+    "animal-mnist wheel whose pickle runs code": (
+        write_animal_mnist_payload,
+        ["--data-root", "{tmp}"],
+        "is not a pickled array (refused global",
     ),
 }
 
