@@ -315,6 +315,15 @@ def artifacts(
         if data.kind == "images" and "nearest_neighbours" in artifacts_of(job.suite.metrics):
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        per_sample = report_data.get("per_sample")
+        if per_sample and data.kind == "images":
+            from bench.report.per_sample import draw_panel
+
+            (folder / "per_sample.json").write_text(json.dumps(per_sample))
+            draw_panel(samples, data.train.x, next(iter(per_sample.values()))).save(
+                folder / "per_sample.png"
+            )
+        report_data = {k: v for k, v in report_data.items() if k != "per_sample"}
         if report_data:
             (folder / "report_data.json").write_text(json.dumps(report_data, indent=2))
         config = {

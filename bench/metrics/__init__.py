@@ -43,7 +43,7 @@ NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
 # quality: a model's quality (default with a direction); speed: a sampling-speed figure;
 # flag: marks another column's value (e.g. measured on a busy machine); info: informational
 KINDS = ("quality", "speed", "flag", "info")
-ARTIFACTS = frozenset({"nearest_neighbours"})  # files a job draws for a metric
+ARTIFACTS = frozenset({"nearest_neighbours", "per_sample"})  # files a job draws for a metric
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
+from bench.report.per_sample import html_section as per_sample_section
 from bench.report.small_n import small_n_lines
 from bench.study.hype import (
     MIN_INF_JUDGEMENTS,
@@ -290,6 +291,7 @@ class Assets:
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
     per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
     small_n: dict[tuple, list] = field(default_factory=dict)  # bench.report.small_n
+    per_sample: dict[tuple, bytes] = field(default_factory=dict)  # bench.report.per_sample
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
@@ -301,6 +303,7 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
             for name, found in (
                 ("samples.png", assets.samples),
                 ("nearest_neighbours.png", assets.neighbours),
+                ("per_sample.png", assets.per_sample),
             ):
                 data = store.artifact(run_id, name)
                 if data is not None:
@@ -500,6 +503,7 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
             )
         body += _conditional(b, assets)
         body += _figures(b, assets)
+        body += per_sample_section(b, assets)
         rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in provenance(b).items())
         body.append(f"<h3>Provenance</h3><table class='prov'>{rows}</table>")
     return HTML_TEMPLATE.replace("{body}", "\n".join(body))
