@@ -74,7 +74,8 @@ def html_section(board: Leaderboard, assets: Assets) -> list[str]:
     for model, png in found:
         src = "data:image/png;base64," + base64.b64encode(png).decode()
         out.append(
-            f'<figure><img src="{src}" alt="{e("per-sample panel of " + model)}">'
+            f'<figure><img src="{src}" style="width:560px" '
+            f'alt="{e("per-sample panel of " + model)}">'
             f"<figcaption>{e(model)}</figcaption></figure>"
         )
     out.append("</div>")
