@@ -19,6 +19,7 @@ from conftest import run_cli
 
 from bench.data import load_dataset
 from bench.metrics import Reliability, specs
+from bench.metrics.per_sample import realism_scores
 from bench.metrics.prdc import prdc_metrics, score_prdc
 from bench.record import JobRecord, Store, default_tracking_uri
 from bench.report.render import write_report
@@ -99,6 +100,16 @@ def test_a_noisy_model_recalls_much_but_is_imprecise(real):
 def test_a_faithful_model_scores_high_on_all_four(real):
     m = registered(real, mixture(np.random.default_rng(4), PER_MODE))
     assert min(m.values()) > 0.8
+
+
+def test_realism_is_high_on_the_data_and_low_off_it_and_not_symmetric(real):
+    faithful = realism_scores(real, mixture(np.random.default_rng(5), PER_MODE))
+    collapsed = realism_scores(real, one_mode(np.random.default_rng(6)))
+    spread = noisy(np.random.default_rng(7))
+    assert np.median(faithful) > 1 and np.median(collapsed) > 1
+    assert np.median(realism_scores(real, spread)) < 0.5
+    # swapped, the noisy set's wide spheres take in every real point
+    assert np.median(realism_scores(spread, real)) > 1
 
 
 # -- small-n warnings ------------------------------------------------------------------------
