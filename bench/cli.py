@@ -517,8 +517,13 @@ def list_(
     from bench.models import describe_models
 
     if what == ListWhat.metrics:
-        for name, columns, summary in describe():
-            typer.echo(f"{name}: {columns}\n    {summary}")
+        from bench.metrics.costs import cost_line, costs_header, read_costs
+
+        costs = read_costs()
+        typer.echo(costs_header(costs))
+        for name, columns, summary, suite_names in describe():
+            cost = f"\n    {cost_line(suite_names, costs)}" if suite_names else ""
+            typer.echo(f"{name}: {columns}\n    {summary}{cost}")
     elif what == ListWhat.executors:
         from bench.executors import describe_executors
 
