@@ -40,7 +40,12 @@ def test_each_rater_gets_the_attention_checks_among_the_scored_trials():
     shown = [t for t in trials if t.check]
     assert {t.image_id for t in shown} == {p.id for p in checks}
     assert all(not t.practice and not t.is_real and t.model in ("a", "b") for t in shown)
-    assert trials.index(shown[-1]) < len(trials) - 1 or trials.index(shown[0]) > 2  # mixed in
+    places = {
+        tuple(t.index for t in rater_trials(cfg, ["a", "b"], pool, SECRET, f"r{k}") if t.check)
+        for k in range(20)
+    }
+    assert len(places) > 10  # shuffled in among the scored trials, somewhere else for each
+    assert min(min(p) for p in places) == 2 and max(max(p) for p in places) == 12
     for label in ("a", "b"):  # each model keeps its balanced real and generated trials
         mine = [t for t in trials if t.model == label and not t.check and not t.practice]
         assert len(mine) == 4 and sum(t.is_real for t in mine) == 2
