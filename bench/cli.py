@@ -521,8 +521,13 @@ def list_(
     from bench.models import describe_models
 
     if what == ListWhat.metrics:
-        for name, columns, summary in describe():
-            typer.echo(f"{name}: {columns}\n    {summary}")
+        from bench.metrics.costs import cost_line, costs_header, read_costs
+
+        costs = read_costs()
+        typer.echo(costs_header(costs))
+        for name, columns, summary, suite_names in describe():
+            cost = f"\n    {cost_line(suite_names, costs)}" if suite_names else ""
+            typer.echo(f"{name}: {columns}\n    {summary}{cost}")
     elif what == ListWhat.executors:
         from bench.executors import describe_executors
 
@@ -572,6 +577,15 @@ def study(
     show_class: Annotated[
         bool, typer.Option("--show-class", help="show each image's class (conditional models)")
     ] = False,
+    attention: Annotated[
+        int, typer.Option(help="attention checks per rater (noise images, known to be fake)")
+    ] = 0,
+    max_missed: Annotated[
+        int, typer.Option(help="exclude a rater who misses more attention checks than this")
+    ] = 0,
+    min_rt_ms: Annotated[
+        int, typer.Option(help="exclude a rater whose median response time is under this")
+    ] = 0,
     host: Annotated[str, typer.Option(help="0.0.0.0 opens it to the LAN")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
     score: Annotated[bool, typer.Option("--score", help="score the answers, log, exit")] = False,
@@ -582,6 +596,7 @@ def study(
     from bench.study.config import StudyConfig, check_config, check_references
     from bench.study.hype import minimum_note
     from bench.study.names import samples_args
+    from bench.study.quality import exclusion_note
     from bench.study.results import check_study_name
 
     cfg = StudyConfig(
@@ -601,12 +616,23 @@ def study(
         block,
         seed,
         show_class,
+        attention,
+        max_missed,
+        min_rt_ms,
     )
     check_config(cfg)  # these checks run before the server's modules (torch among them) load
     check_study_name(name)
     check_references(references)
     samples_args(samples or [])
-    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
+    from bench.study.serve import (
+        StudyRequest,
+        check_port_free,
+        finish,
+        links,
+        open_study,
+        results_link,
+        serve,
+    )
 
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
     req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
@@ -617,6 +643,8 @@ def study(
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
         for link in links(the_study, host, port):
             typer.echo(f"  {link}")
+        typer.echo("Results so far, for you alone (never send this link to raters):")
+        typer.echo(f"  -> {results_link(the_study, host, port)}")
         typer.echo("Ctrl-C stops the server and writes the scores.")
         try:
             serve(the_study, host, port)
@@ -624,8 +652,8 @@ def study(
             pass  # the signal uvicorn passes on after its graceful stop: score the study
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        note = minimum_note(values)
-        typer.echo(f"{label}: {shown}" + (f"\n  ! {note}" if note else ""))
+        notes = [n for n in (exclusion_note(values), minimum_note(values)) if n]
+        typer.echo("\n  ! ".join([f"{label}: {shown}", *notes]))
 
 
 def run_summary(results) -> str:

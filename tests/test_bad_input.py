@@ -942,6 +942,22 @@ CASES = {
         ["--data-root", "{tmp}"],
         "is not a pickled array (refused global",
     ),
+    # -- the study's quality controls (#26) -----------------------------------------------------
+    "study with fewer than no attention checks": (
+        lambda t: ["study", "--out", str(t / "out"), "--attention", "-1", "--score"],
+        [],
+        "--attention must be at least 0, got -1",
+    ),
+    "study with a negative minimum response time": (
+        lambda t: ["study", "--out", str(t / "out"), "--min-rt-ms", "-5", "--score"],
+        [],
+        "--min-rt-ms must be at least 0, got -5",
+    ),
+    "study allowing as many missed checks as it has": (
+        lambda t: ["study", "--out", str(t / "out"), "--attention", "2", "--max-missed", "2"],
+        [],
+        "--max-missed 2 excludes nobody with --attention 2",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

@@ -383,7 +383,11 @@ def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypa
     import hashlib
 
     install_test_package(tmp_path, monkeypatch, "top_level.txt", "plugin_models\n")
+    record = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info" / "RECORD"
+    module = os.path.relpath(ROOT / "tests" / "plugin_models.py", tmp_path / "site")
+    record.write_text(f"{module},,\n")  # the distribution holds the plug-in's module
     origin._distributions.cache_clear()  # scanned once per process: this one installed now
+    origin._owned.cache_clear()
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
     rng = np.random.default_rng(0)

@@ -379,12 +379,22 @@ def check_rank_metric(metric: str) -> None:
         )
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(suite name, columns with directions, summary) for `genbench list metrics`."""
+def describe() -> list[tuple[str, str, str, list[str]]]:
+    """(group name, columns with directions, summary, the suite names it runs under) for
+    `genbench list metrics`; no suite names for columns a suite does not compute."""
     arrows = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1", None: ""}
     rows = []
     for name, spec in sorted(specs().items()):
         cols = ", ".join(f"{c.prefix}* {arrows[c.direction]}".strip() for c in spec.columns)
         where = " (per feature space: NAME or NAME_EXTRACTOR)" if spec.per_extractor else ""
-        rows.append((name, cols, spec.summary + where))
+        rows.append((name, cols, spec.summary + where, suite_names_of(name)))
     return rows
+
+
+def suite_names_of(group: str) -> list[str]:
+    """The names a suite's `metrics:` runs group `group` under, one per feature space
+    (`fd_pixels`, ...) for a per-extractor group, and its aliases (`fid_inception`)."""
+    if group not in _suite_specs():
+        return []
+    names = [n for n in metric_names() if n != group and parse_metric(n)[0].name == group]
+    return names if _suite_specs()[group].per_extractor else [group, *names]
