@@ -925,6 +925,17 @@ CASES = {
         [],
         "--samples 'real=s.npz': the label 'real' names the study's real images",
     ),
+    # -- a baseline's own check of an option's value (#29) ---------------------------------
+    "glow temperature 0": (
+        lambda t: model_entry(t, "- name: g\n  model: glow\n  options: {temperature: 0}\n"),
+        [],
+        "glow: temperature must be a number > 0",
+    ),
+    "acgan aux_weight below 0": (
+        lambda t: cond_suite(t, "- name: a\n  model: acgan\n  options: {aux_weight: -1}\n", BASE),
+        [],
+        "acgan: aux_weight must be a number >= 0, not -1",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -995,6 +1006,9 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
+    # a baseline checks its options' values when it is built
+    "glow temperature 0",
+    "acgan aux_weight below 0",
 }
 
 
