@@ -15,9 +15,10 @@ batch, as in cdcgan.py, so the two conditional GANs differ in their discriminato
 
 The auxiliary classifier rewards the generator for samples that the discriminator's
 classifier finds easy, which is known to push samples of a class towards its easily
-classified part (Odena et al. section 4; Miyato & Koyama 2018; Shu et al. 2017): expect a
-high conditional accuracy and a lower intra-class diversity than cdcgan's projection
-discriminator. Images only.
+classified part (Odena et al. section 4; Miyato & Koyama 2018; Shu et al. 2017): a high
+conditional accuracy and a lower intra-class diversity than a projection discriminator's
+are expected; README.md's class-conditional section has what digits-cond measures. Images
+only.
 """
 
 from __future__ import annotations
