@@ -135,3 +135,24 @@ def test_images_that_cannot_be_squeezed_are_refused() -> None:
     with pytest.raises(UserError, match="glow: 6x6 images cannot be squeezed 2 times"):
         make(random_images((1, 6, 6)), levels=2)
     assert make(random_images((1, 6, 6))).config["levels"] == 1
+
+
+def test_draws_whose_inverse_overflows_are_redrawn_and_a_diverged_model_refused() -> None:
+    data = random_images()
+    model = make(data)
+    inverse = model.flow.inverse
+
+    def overflowing(eps, temperature):  # the draws with a large first coordinate overflow
+        x = inverse(eps, temperature)
+        x[eps[0][:, 0, 0, 0] > 1.0] = float("nan")
+        return x
+
+    model.flow.inverse = overflowing
+    x = model.sample(300, generator=torch.Generator().manual_seed(0), batch_size=100)
+    assert x.dtype == torch.uint8 and x.shape == (300, 1, 8, 8)
+    assert 0 < model.redrawn < 300
+    again = model.sample(300, generator=torch.Generator().manual_seed(0), batch_size=100)
+    assert torch.equal(x, again)
+    model.flow.inverse = lambda eps, temperature: torch.full_like(inverse(eps, 1.0), float("nan"))
+    with pytest.raises(UserError, match="NaN or inf"):
+        model.sample(4, generator=torch.Generator().manual_seed(0))
