@@ -958,6 +958,17 @@ CASES = {
         [],
         "--max-missed 2 excludes nobody with --attention 2",
     ),
+    # -- a baseline's own check of an option's value (#29) ---------------------------------
+    "glow temperature 0": (
+        lambda t: model_entry(t, "- name: g\n  model: glow\n  options: {temperature: 0}\n"),
+        [],
+        "glow: temperature must be a number > 0",
+    ),
+    "acgan aux_weight below 0": (
+        lambda t: cond_suite(t, "- name: a\n  model: acgan\n  options: {aux_weight: -1}\n", BASE),
+        [],
+        "acgan: aux_weight must be a number >= 0, not -1",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -1028,6 +1039,9 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
+    # a baseline checks its options' values when it is built
+    "glow temperature 0",
+    "acgan aux_weight below 0",
 }
 
 

@@ -165,7 +165,7 @@ def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
 
 
 def test_unknown_names_are_refused_with_the_choices():
-    with pytest.raises(UserError, match="unknown model 'gpt'; choose one of: cdcgan, cddpm,"):
+    with pytest.raises(UserError, match="unknown model 'gpt'; choose one of: acgan, cdcgan,"):
         check_model("gpt")
     with pytest.raises(UserError, match="unknown extractor 'resnet'; choose one of: classifier,"):
         resolve_extractor("resnet")
