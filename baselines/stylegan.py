@@ -276,6 +276,7 @@ class StyleGAN:
 
     nfe = 1  # one generator evaluation per sample
     SAMPLE_OPTIONS = ("truncation", "noise")
+    SWEEP_OPTIONS = {"truncation": "psi"}  # the report's sweeps: rows that differ in psi alone
 
     def __init__(
         self,
