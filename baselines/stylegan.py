@@ -277,6 +277,7 @@ class StyleGAN:
     nfe = 1  # one generator evaluation per sample
     SAMPLE_OPTIONS = ("truncation", "noise")
     SWEEP_OPTIONS = {"truncation": "psi"}  # the report's sweeps: rows that differ in psi alone
+    latent_interpolation = "lerp"  # perceptual path length's paths run in W
 
     def __init__(
         self,
@@ -439,23 +440,37 @@ class StyleGAN:
 
     # ------------------------------------------------------------------------ sampling
 
-    def _render(self, ws: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _render(self, ws: torch.Tensor, generator: torch.Generator | None, const: bool):
         """Images in [-1, 1] (unclamped) of the data's size from ws; noise from the caller's
-        generator (random) or the layers' constants."""
+        generator, or the layers' constants."""
         draw = lambda s: randn(s, generator, self.device)  # noqa: E731
-        noises = self._noises(len(ws), draw, const=self.noise == "const")
+        noises = self._noises(len(ws), draw, const=const)
         return crop_to(self.G_ema["synthesis"](ws, noises), *self.shape[1:])
+
+    def _broadcast(self, w: torch.Tensor) -> torch.Tensor:
+        return w[:, None].expand(-1, self.synthesis.num_ws, -1)
 
     @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 256) -> torch.Tensor:
         out = []
+        const = self.noise == "const"
         for i in range(0, n, batch_size):
-            m = min(batch_size, n - i)
-            z = randn((m, self.config["z_dim"]), generator, self.device)
-            w = self.G_ema["mapping"].truncate(self.G_ema["mapping"](z), self.truncation)
-            ws = w[:, None].expand(-1, self.synthesis.num_ws, -1)
-            out.append(to_uint8(self._render(ws, generator)))
+            w = self.draw_latents(min(batch_size, n - i), generator=generator)
+            out.append(to_uint8(self._render(self._broadcast(w), generator, const)))
         return torch.cat(out) if out else torch.empty((0, *self.shape), dtype=torch.uint8)
+
+    @torch.inference_mode()
+    def draw_latents(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """The w of n latents z from `generator`, truncated by psi (PPL's paths run in W)."""
+        mapping = self.G_ema["mapping"]
+        z = randn((n, self.config["z_dim"]), generator, self.device)
+        return mapping.truncate(mapping(z), self.truncation)
+
+    @torch.inference_mode()
+    def decode(self, w: torch.Tensor) -> torch.Tensor:
+        """Float images in [-1, 1] of w, unquantized, with the layers' constant noise (as
+        the reference's perceptual path length)."""
+        return self._render(self._broadcast(w.to(self.device)), None, const=True)
 
     def state_dict(self) -> dict:
         return checkpoint(self.config, self._checkpointed())
