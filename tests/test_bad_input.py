@@ -925,6 +925,17 @@ CASES = {
         [],
         "--samples 'real=s.npz': the label 'real' names the study's real images",
     ),
+    # -- stylegan's sampling options (#29) -------------------------------------------------------
+    "stylegan truncation above 1": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {truncation: 1.5}\n"),
+        [],
+        "stylegan: truncation (psi) must be a number in [0, 1] (1: none), not 1.5",
+    ),
+    "stylegan noise mode it does not have": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {noise: none}\n"),
+        [],
+        "stylegan: noise must be 'random' or 'const', not 'none'",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -995,6 +1006,9 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
+    # a baseline's option values are checked by its __init__, when the runner builds it
+    "stylegan truncation above 1",
+    "stylegan noise mode it does not have",
 }
 
 
