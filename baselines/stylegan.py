@@ -271,7 +271,7 @@ class StyleGAN:
     """StyleGAN2-style GAN (mapping network, modulated convolutions, noise inputs, style
     mixing, lazy R1); options: z_dim=64, w_dim=64, mapping_layers=4, width=64 (channels at
     4x4, halved per doubling, at least 16; the discriminator mirrors it), batch_size=32,
-    lr=2e-3, betas=(0.0, 0.99), r1_gamma=0.05, r1_every=16, mixing=0.9; sampling:
+    lr=2e-3, betas=(0.0, 0.99), r1_gamma=2.0, r1_every=16, mixing=0.9; sampling:
     truncation=1.0 (psi), noise="random"|"const"; device=None (cuda if available)."""
 
     nfe = 1  # one generator evaluation per sample
@@ -291,7 +291,7 @@ class StyleGAN:
         batch_size: int = 32,
         lr: float = 2e-3,
         betas: tuple[float, float] = (0.0, 0.99),
-        r1_gamma: float = 0.05,
+        r1_gamma: float = 2.0,
         r1_every: int = 16,
         mixing: float = 0.9,
         truncation: float = 1.0,
