@@ -146,7 +146,8 @@ def test_the_baselines_that_declare_an_interpolation_are_scored(digits, name):
     fake = digits.train.x[:40]  # ctx.n: the number of paths
     ctx = ScoringContext(digits, fake, torch.device("cpu"), model=model, batch_size=16)
     scores = score_ppl(ctx)
-    assert set(scores) == {"ppl_end_classifier", "ppl_full_classifier"}
+    how = "lerp" if name == "stylegan" else "slerp"
+    assert set(scores) == {f"ppl_end_{how}_classifier", f"ppl_full_{how}_classifier"}
     assert all(np.isfinite(v) and v > 0 for v in scores.values()), scores
     assert score_ppl(ctx) == scores  # the paths are seeded
 

@@ -14,9 +14,9 @@ StyleGAN's paths run in W (lerp), DCGAN's and WGAN-GP's in Z (slerp, the spheric
 between Gaussian latents). Models without it skip the metric.
 
 The distance is the squared Euclidean distance between the dataset classifier's penultimate
-features (float64) of the two images, in the column `ppl_{end,full}_classifier`; LPIPS is
-not offered yet. Values are comparable between models of one latent space and one distance,
-not across W and Z.
+features (float64) of the two images, in the columns `ppl_{end,full}_{lerp,slerp}_classifier`
+(the interpolation in the name: lengths along W's straight paths and Z's great circles are
+not comparable, so they are never ranked against each other); LPIPS is not offered yet.
 """
 
 from __future__ import annotations
@@ -139,4 +139,5 @@ def score_ppl(ctx: ScoringContext) -> dict[str, float]:
         return {}
     clf = load_classifier(ctx.data, ctx.device)
     values = ppl(ctx.model, feature_distance(clf.embed_float), ctx.n, batch_size=ctx.batch_size)
-    return {f"ppl_{variant}_classifier": v for variant, v in values.items()}
+    how = ctx.model.latent_interpolation  # lerp (W) and slerp (Z) paths: columns apart
+    return {f"ppl_{variant}_{how}_classifier": v for variant, v in values.items()}
