@@ -163,6 +163,7 @@ def fit_or_load(
     model = build_model(cls, data, dict(entry.options), device)
     record.nfe = str(getattr(model, "nfe", "unknown"))
     record.sample_options = json.dumps(getattr(model, "sample_options", {}))
+    record.sweep_options = json.dumps(dict(getattr(model, "SWEEP_OPTIONS", {})))
     if entry.checkpoint is not None:
         load_checkpoint(model, entry.checkpoint, entry.ref)
         record.budget_spent_steps, record.budget_spent_seconds, record.fit_cached = 0, 0.0, True

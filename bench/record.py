@@ -62,6 +62,7 @@ RESULT_TAGS = {
     "fit_cached": "fit_cached",
     "nfe": "nfe",
     "sample_options": "sample_options",
+    "sweep_options": "sweep_options",
 }
 BUDGET_PARAMS = ("n_samples", "budget_steps", "budget_seconds")  # the protocol, per job
 USER_INPUTS = ("model_version", "model_source_sha256", "checkpoint_sha256", "samples_sha256")
@@ -100,6 +101,7 @@ class JobRecord:
     fit_cached: bool | None = None
     nfe: str | None = None
     sample_options: str | None = None  # JSON
+    sweep_options: str | None = None  # JSON: the model's SWEEP_OPTIONS (option -> symbol)
     timings: dict[str, float] = field(default_factory=dict)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
     artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> content
@@ -525,6 +527,7 @@ def _from_run(run, suite: str, rank_by: list[str]) -> JobRecord:
         fit_cached=tags["fit_cached"] == "true" if "fit_cached" in tags else None,
         nfe=tags.get("nfe"),
         sample_options=tags.get("sample_options"),
+        sweep_options=tags.get("sweep_options"),
         timings={
             k.removeprefix("time."): float(v) for k, v in tags.items() if k.startswith("time.")
         },

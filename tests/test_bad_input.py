@@ -969,6 +969,17 @@ CASES = {
         [],
         "acgan: aux_weight must be a number >= 0, not -1",
     ),
+    # -- stylegan's sampling options (#29) -------------------------------------------------------
+    "stylegan truncation above 1": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {truncation: 1.5}\n"),
+        [],
+        "stylegan: truncation (psi) must be a number in [0, 1] (1: none), not 1.5",
+    ),
+    "stylegan noise mode it does not have": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {noise: none}\n"),
+        [],
+        "stylegan: noise must be 'random' or 'const', not 'none'",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -1039,9 +1050,11 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
-    # a baseline checks its options' values when it is built
+    # a baseline checks its options' values when it is built (by the runner, before training)
     "glow temperature 0",
     "acgan aux_weight below 0",
+    "stylegan truncation above 1",
+    "stylegan noise mode it does not have",
 }
 
 

@@ -22,6 +22,7 @@ TINY = {
     "realnvp": {"width": 8, "batch_size": 16},
     "glow": {"width": 8, "depth": 2, "batch_size": 16},
     "ddpm": {"width": 8, "steps": 4, "batch_size": 16, "bpd_timesteps": 4},
+    "stylegan": {"width": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 16},
 }
 POINT_FAMILIES = ["vae", "dcgan", "wgan-gp", "ddpm"]
 LIKELIHOOD_FAMILIES = ["vae", "pixelcnn", "realnvp", "glow", "ddpm"]
@@ -324,6 +325,7 @@ def test_ddpm_sampler_options_and_nfe() -> None:
         ("vae", {"sample_mode": "sample", "elbo_samples": 2}),
         ("realnvp", {"temperature": 0.7}),
         ("glow", {"temperature": 0.7}),
+        ("stylegan", {"truncation": 0.5, "noise": "const"}),
     ],
 )
 def test_sample_options_reuse_a_trained_model(name: str, options: dict) -> None:

@@ -114,6 +114,12 @@ class Classifier:
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         return self._run(images, batch_size, head=True)
 
+    @torch.inference_mode()
+    def embed_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (INFERENCE_DTYPE) of float NCHW images in [-1, 1], not
+        quantized to uint8 first: a latent path's images 1e-4 apart (perceptual path length)."""
+        return self._inference_net.embed(x.to(self.device, INFERENCE_DTYPE))
+
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         return self.logits(images, batch_size).argmax(1)
 
@@ -146,6 +152,9 @@ class StackedClassifier:
         return np.concatenate(
             [self.base.features(c, batch_size) for c in self._channels(images)], 1
         )
+
+    def embed_float(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.base.embed_float(x[:, c : c + 1]) for c in range(3)], 1)
 
     def channel_labels(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         """(n, 3): the base class of each channel."""

@@ -18,8 +18,8 @@ from bench.metrics import column_kind, direction
 from bench.record import USER_INPUTS, Store
 from bench.report import plots
 from bench.report.conditional import (
-    GuidanceSweep,
-    guidance_sweeps,
+    OptionSweep,
+    option_sweeps,
     per_class_metrics,
     worst_class,
 )
@@ -192,10 +192,10 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
             parts += ["", text]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
-        for sweep in guidance_sweeps(b):
-            parts += ["", f"### Guidance sweep: {', '.join(sweep.models)}", ""]
+        for sweep in option_sweeps(b):
+            parts += ["", f"### {sweep.title}: {', '.join(sweep.models)}", ""]
             parts += _md_rows(*sweep_rows(b, sweep))
-            parts += ["", SWEEP_LEGEND]
+            parts += ["", sweep.legend]
         tables = per_class_tables(b, assets.per_class) if assets else []
         for metric, heads, rows in tables:
             parts += ["", f"### Per class: {header(metric)}", ""]
@@ -229,21 +229,18 @@ def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
 
 # -- class-conditional sections ----------------------------------------------------------
 
-SWEEP_LEGEND = (
-    "One trained model sampled at several guidance scales w (classifier-free guidance). "
-    "Bold: the best w per column."
-)
 PER_CLASS_LEGEND = (
     "Per class, from each model's first seed: a row per class asked for, a column per "
     "model. Marked ({mark}): each model's worst class."
 )
 
 
-def sweep_rows(board: Leaderboard, sweep: GuidanceSweep) -> tuple[list[str], list[list]]:
-    """The guidance sweep table: w, model and the sweep metrics, best w per column marked."""
-    heads = ["w", "model", *(header(m) for m in sweep.metrics)]
+def sweep_rows(board: Leaderboard, sweep: OptionSweep) -> tuple[list[str], list[list]]:
+    """An option sweep's table: the value (w, psi), model and the sweep metrics, the best
+    value per column marked."""
+    heads = [sweep.symbol, "model", *(header(m) for m in sweep.metrics)]
     rows = []
-    for w, model in zip(sweep.guidance, sweep.models, strict=True):
+    for w, model in zip(sweep.values, sweep.models, strict=True):
         marked = [(cell(board, model, m), sweep.best.get(m) == w) for m in sweep.metrics]
         rows.append([(f"{w:g}", False), (model, False), *marked])
     return heads, rows
@@ -373,23 +370,24 @@ def _html_rows(
 
 
 def _conditional(board: Leaderboard, assets: Assets) -> list[str]:
-    """The guidance sweeps (figure and table) and the per-class breakdown."""
+    """The option sweeps (figure and table) and the per-class breakdown."""
     e = html.escape
     out = []
-    for sweep in guidance_sweeps(board):
-        out.append(f"<h3>Guidance sweep: {e(', '.join(sweep.models))}</h3>")
+    for sweep in option_sweeps(board):
+        out.append(f"<h3>{e(sweep.title)}: {e(', '.join(sweep.models))}</h3>")
         if sweep.fd and sweep.against:
             means = board.table.loc[sweep.models]
-            png = plots.guidance_sweep(
-                sweep.guidance,
+            png = plots.option_sweep(
+                sweep.values,
                 means[(sweep.fd, "mean")].to_numpy(float),
                 sweep.fd,
                 {m: means[(m, "mean")].to_numpy(float) for m in sweep.against},
                 sweep.best,
+                sweep.symbol,
             )
-            out.append(_img(png, "guidance sweep"))
+            out.append(_img(png, f"{sweep.option} sweep"))
         out.append(_html_rows(*sweep_rows(board, sweep), marked="best"))
-        out.append(f"<p class='legend'>{e(SWEEP_LEGEND)}</p>")
+        out.append(f"<p class='legend'>{e(sweep.legend)}</p>")
     tables = per_class_tables(board, assets.per_class)
     if tables:
         out.append("<h3>Per-class breakdown</h3>")
