@@ -273,6 +273,19 @@ class VAE:
         ]
         return torch.cat(out)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config["z_dim"]
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder means of latents z (n, z_dim): uint8 images (points: float32)."""
+        self.decoder.eval()
+        mean, _ = self._decode(z.to(self.device, torch.float32))
+        if self.scaler is not None:
+            return self.scaler.inverse(mean).float().cpu()
+        return to_uint8(mean.clamp(-1, 1))
+
     # -------------------------------------------------------------------- likelihood
 
     @torch.inference_mode()
