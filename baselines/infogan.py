@@ -3,7 +3,10 @@ categorical code c (one-hot over `categories` values, uniform) and `continuous` 
 (uniform on [-1, 1]), and whose discriminator trunk also feeds a Q head that predicts the
 codes from an image. Training adds lambda_cat * CE(c, Q(x)) + lambda_cont * Gaussian NLL of
 the continuous codes (the variational lower bound on I(codes; G(z, codes)), up to H(c)) to
-the generator's non-saturating loss; G and Q are updated together, the shared trunk only by
+the generator's non-saturating loss (defaults lambda_cat 2, lambda_cont 0.05 and 16 noise
+dimensions: on digits at 1,500 steps, seed 0, they gave code_accuracy 0.81 where the
+paper's lambda 1 / 0.1 with 32 noise dimensions gave 0.76 and 16 noise dimensions 0.48);
+G and Q are updated together, the shared trunk only by
 the discriminator's loss.
 
 Networks are DCGAN's (layers.py: generator, discriminator; images generated at the power
@@ -73,7 +76,7 @@ class InfoGAN:
     """InfoGAN (images): DCGAN plus a categorical code of `categories` values and
     `continuous` uniform codes, recovered by a Q head on the discriminator trunk.
 
-    Options: z_dim=32 (noise), categories=10, continuous=2, lambda_cat=1.0, lambda_cont=0.1
+    Options: z_dim=16 (noise), categories=10, continuous=2, lambda_cat=2.0, lambda_cont=0.05
     (weights of the mutual-information terms), width=32, batch_size=64, lr_d=2e-4,
     lr_g=1e-3, device=None (cuda if available)."""
 
@@ -84,11 +87,11 @@ class InfoGAN:
         shape: tuple[int, ...],
         kind: str = "images",
         *,
-        z_dim: int = 32,
+        z_dim: int = 16,
         categories: int = 10,
         continuous: int = 2,
-        lambda_cat: float = 1.0,
-        lambda_cont: float = 0.1,
+        lambda_cat: float = 2.0,
+        lambda_cont: float = 0.05,
         width: int = 32,
         batch_size: int = 64,
         lr_d: float = 2e-4,
