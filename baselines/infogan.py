@@ -5,7 +5,7 @@ codes from an image. Training adds lambda_cat * CE(c, Q(x)) + lambda_cont * Gaus
 the continuous codes (the variational lower bound on I(codes; G(z, codes)), up to H(c)) to
 the generator's non-saturating loss (defaults lambda_cat 2, lambda_cont 0.05 and 16 noise
 dimensions: on digits at 1,500 steps, seed 0, they gave code_accuracy 0.81 where the
-paper's lambda 1 / 0.1 with 32 noise dimensions gave 0.76 and 16 noise dimensions 0.48);
+usual lambda 1 / 0.1 with 32 noise dimensions gave 0.76 and with 16 noise dimensions 0.48);
 G and Q are updated together, the shared trunk only by
 the discriminator's loss.
 
