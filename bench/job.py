@@ -39,6 +39,7 @@ from bench.record import JobRecord
 from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
+from bench.traversal import traversal_png
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
 LOSS_HISTORY_POINTS = 200
@@ -150,6 +151,10 @@ def compute(
     record.timings["score_s"] = time.perf_counter() - t0
     record.features = dict(ctx.provenance)
     record.artifacts = artifacts(job, data, samples, labels, record.metrics, ctx.artifacts)
+    if model is not None and data.kind == "images":
+        traversal = traversal_png(model)
+        if traversal is not None:
+            record.artifacts["traversal.png"] = traversal
     tqdm.write("  " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()))
     return record
 

@@ -980,6 +980,12 @@ CASES = {
         [],
         "stylegan: noise must be 'random' or 'const', not 'none'",
     ),
+    # -- disentanglement (#30) -------------------------------------------------------------------
+    "disentanglement metric on a dataset without known factors": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[mig]")),
+        [],
+        "metric 'mig' needs a dataset with known generating factors (e.g. shapes)",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

@@ -153,11 +153,12 @@ def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
     from bench.data import load_dataset
     from bench.scoring import plan
 
-    digits = load_dataset("digits")
-    # digits' own extractor, which plan adds when features is empty, needs no weights file
+    # shapes has labels and known factors, so every metric plans on it
+    shapes = load_dataset("shapes")
+    # its own extractor, which plan adds when features is empty, needs no weights file
     default = set() if features else {"classifier"}
     for name in metric_names():
-        for planned in plan([name], digits, features):
+        for planned in plan([name], shapes, features):
             chosen = set(metric_extractors(name, features))
             assert chosen <= set(planned.extractors), name
             assert set(planned.extractors) - chosen <= default, name

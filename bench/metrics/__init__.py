@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from bench.data import ImageDataset
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
-NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
+NEEDS = frozenset({"images", "labels", "model", "sample_labels", "factors"})
 # quality: a model's quality (default with a direction); speed: a sampling-speed figure;
 # flag: marks another column's value (e.g. measured on a busy machine); info: informational
 KINDS = ("quality", "speed", "flag", "info")
@@ -93,7 +93,8 @@ class MetricSpec:
     columns: tuple[Column, ...]
     needs: frozenset[str]  # images: skipped on point data; labels: a dataset with labels;
     #                        model: the model itself (skipped for samples-file jobs);
-    #                        sample_labels: class-conditional samples (ctx.fake_labels)
+    #                        sample_labels: class-conditional samples (ctx.fake_labels);
+    #                        factors: a dataset with known factors (meta["factors_train"])
     per_extractor: bool = False
     # per_extractor: feature spaces always added to the default ones; else the feature
     # spaces it computes in (cmmd's CLIP), so that their weights are checked before training
@@ -298,6 +299,11 @@ def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None
         return False
     if "labels" in needs and (data.train.y is None or not data.num_classes):
         raise UserError(f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels")
+    if "factors" in needs and "factors_train" not in data.meta:
+        raise UserError(
+            f"metric {name!r} needs a dataset with known generating factors (e.g. shapes) and "
+            f"{data.name!r} has none"
+        )
     if "sample_labels" in needs and n is not None and n < 2 * data.num_classes:
         raise UserError(
             f"metric {name!r} scores each class apart and needs at least 2 samples of each "

@@ -283,6 +283,7 @@ class Assets:
 
     samples: dict[tuple, bytes] = field(default_factory=dict)
     neighbours: dict[tuple, bytes] = field(default_factory=dict)
+    traversals: dict[tuple, bytes] = field(default_factory=dict)  # bench.traversal
     histograms: dict[tuple, dict] = field(default_factory=dict)
     losses: dict[tuple, list] = field(default_factory=dict)
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
@@ -301,6 +302,7 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
                 ("samples.png", assets.samples),
                 ("nearest_neighbours.png", assets.neighbours),
                 ("per_sample.png", assets.per_sample),
+                ("traversal.png", assets.traversals),
             ):
                 data = store.artifact(run_id, name)
                 if data is not None:
@@ -323,6 +325,24 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
 def _img(png: bytes, alt: str) -> str:
     src = "data:image/png;base64," + base64.b64encode(png).decode()
     return f'<img src="{src}" alt="{html.escape(alt)}">'
+
+
+def traversal_section(grids: list[tuple[str, bytes]]) -> list[str]:
+    """The latent traversal grids (bench.traversal) of the models that have codes."""
+    if not grids:
+        return []
+    return [
+        "<h3>Latent traversals</h3><p>Models with a categorical code: one row per code "
+        "value, the first continuous code swept over its range left to right, the noise "
+        "fixed. Encoder models (VAE): one row per latent dimension swept from -2.5 to 2.5, "
+        "the others at 0.</p><div class='grids'>",
+        *(
+            f"<figure>{_img(p, 'traversal of ' + m)}<figcaption>{html.escape(m)}</figcaption>"
+            "</figure>"
+            for m, p in grids
+        ),
+        "</div>",
+    ]
 
 
 def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
@@ -436,6 +456,9 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
             for m, p in grids
         ]
         out.append("</div>")
+    out += traversal_section(
+        [(m, assets.traversals[key(m)]) for m in board.table.index if key(m) in assets.traversals]
+    )
     nn = [(m, assets.neighbours[key(m)]) for m in board.table.index if key(m) in assets.neighbours]
     if nn:
         out.append(
