@@ -29,7 +29,9 @@ from bench.models import (
     GenerativeModel,
     build_model,
     is_conditional,
+    is_pretrained,
     is_reference,
+    model_file,
     resolve_model,
 )
 from bench.npz import has_array
@@ -76,7 +78,16 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
     """The record of a job before it runs: keys, labels, params."""
     suite, entry = job.suite, job.entry
     keys = job_keys(job, data)
-    source = "samples-file" if entry.samples else "checkpoint" if entry.checkpoint else "trained"
+    cls = None if entry.samples else resolve_model(entry.ref)
+    source = (
+        "samples-file"
+        if entry.samples
+        else "checkpoint"
+        if entry.checkpoint
+        else "pretrained"
+        if is_pretrained(cls)
+        else "trained"
+    )
     params = {
         "dataset": job.dataset,
         "model": entry.ref,
@@ -96,7 +107,7 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
     labels = label_source(job, data)
     if labels is not None:
         params.update({"conditional": True, "labels": labels})
-    cls = None if entry.samples else resolve_model(entry.ref)
+    weights = entry.checkpoint or (model_file(cls) if cls else None)
     return JobRecord(
         job_key=keys["job"],
         fit_key=keys["fit"],
@@ -114,7 +125,7 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         machine=machine,
         model_version=package_version(cls) if cls else "",
         model_source_sha256=source_hash(cls) if cls else "",
-        checkpoint_sha256=files_hash(entry.checkpoint) if entry.checkpoint else "",
+        checkpoint_sha256=files_hash(weights) if weights else "",
         samples_sha256=files_hash(entry.samples) if entry.samples else "",
     )
 
@@ -163,8 +174,9 @@ def fit_or_load(
     model = build_model(cls, data, dict(entry.options), device)
     record.nfe = str(getattr(model, "nfe", "unknown"))
     record.sample_options = json.dumps(getattr(model, "sample_options", {}))
-    if entry.checkpoint is not None:
-        load_checkpoint(model, entry.checkpoint, entry.ref)
+    if entry.checkpoint is not None or is_pretrained(cls):
+        if entry.checkpoint is not None:
+            load_checkpoint(model, entry.checkpoint, entry.ref)
         record.budget_spent_steps, record.budget_spent_seconds, record.fit_cached = 0, 0.0, True
         return model
     # Jobs that share a trained model (a sampling sweep) wait for its fit, then load it.
@@ -345,7 +357,8 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
             samples = hash_key(samples, "labels")
     else:
         cls = resolve_model(entry.ref)
-        ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
+        weights = entry.checkpoint or model_file(cls)
+        ckpt = files_hash(weights) if weights else None
         # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.
         sample_only = set(getattr(cls, "SAMPLE_OPTIONS", ()))
         fit_key = hash_key(

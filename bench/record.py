@@ -52,7 +52,7 @@ IDENTITY_TAGS = {
     # the user's own inputs: "" where the job has none
     "model_version": "genbench.model_version",  # dist==version of the plug-in's package
     "model_source_sha256": "genbench.model_source_sha256",  # of the model class's module
-    "checkpoint_sha256": "genbench.checkpoint_sha256",
+    "checkpoint_sha256": "genbench.checkpoint_sha256",  # or a pretrained model's file/folder
     "samples_sha256": "genbench.samples_sha256",  # of the file, or of a folder's files
 }
 RESULT_TAGS = {
@@ -82,7 +82,7 @@ class JobRecord:
     dataset_hash: str
     model: str  # the leaderboard label
     model_ref: str  # registry name, module:Class, or "samples-file"
-    source: str  # trained, checkpoint or samples-file
+    source: str  # trained, checkpoint, pretrained (an exported file or pipeline) or samples-file
     seed: int
     reference: bool = False  # a known-answer model: its own leaderboard table
     model_version: str = ""

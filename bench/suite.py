@@ -18,7 +18,7 @@ from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
 from bench.features import resolve_extractor
 from bench.metrics import check_rank_metric, parse_metric
-from bench.models import check_model
+from bench.models import check_model, model_prefix
 from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
@@ -300,6 +300,12 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
     models = []
     for m in suite.models:
         update = {}
+        prefixed = model_prefix(m.ref) if m.model else None
+        if prefixed is not None:  # a file or folder a model family reads (torchscript:G.pt)
+            p = _against(base, Path(prefixed[1]))
+            if not p.exists():
+                raise UserError(f"models[{m.name}].model: {p} not found")
+            update["model"] = f"{prefixed[0]}:{p}"
         for field in ("checkpoint", "samples"):
             p = getattr(m, field)
             if p is not None:

@@ -119,7 +119,11 @@ def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
 
 
-SOURCE_TEXT = {"checkpoint": "checkpoint", "samples-file": "samples file"}
+SOURCE_TEXT = {
+    "checkpoint": "checkpoint",
+    "samples-file": "samples file",
+    "pretrained": "pretrained",
+}
 
 
 def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> str:
