@@ -102,6 +102,8 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         ),
         **{f"option.{k}": v for k, v in entry.options.items()},
         **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
+        # what a pretrained model's files say of it (a pipeline's configs, its library version)
+        **{f"model.{k}": v for k, v in getattr(cls, "provenance", {}).items()},
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
     labels = label_source(job, data)
