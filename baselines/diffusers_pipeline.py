@@ -25,13 +25,17 @@ from __future__ import annotations
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.models import Budget, Progress, Spent, register_model_prefix
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.data import ImageDataset
 
 # pipeline -> (schedulers it samples correctly, default steps, class-conditional)
 PIPELINES = {
@@ -62,11 +66,16 @@ class DiffusersPipeline:
     SAMPLE_OPTIONS = ("scheduler", "steps", "eta", "guidance")
 
     @classmethod
+    def check(cls, arg: str) -> dict:
+        """The folder's model_index.json, the folder checked from its files alone (neither
+        torch nor diffusers imported)."""
+        return read_index(Path(arg), f"model diffusers:{arg}")
+
+    @classmethod
     def bind(cls, arg: str) -> type:
         """The class of one folder, checked from its files alone (nothing imported)."""
         path = Path(arg)
-        what = f"model diffusers:{arg}"
-        index = read_index(path, what)
+        index = cls.check(arg)
         pipeline = index["_class_name"]
         facts = {
             "source_path": str(path.resolve()),
@@ -112,7 +121,7 @@ class DiffusersPipeline:
         self.eta = float(eta)
         self.guidance = 4.0 if guidance is None else float(guidance)
         self.shape = tuple(shape)
-        self.device = torch.device(device)
+        self.device = device
         self.num_classes = 0 if not conditional else num_classes
         if conditional and not num_classes:
             raise UserError(
@@ -147,7 +156,6 @@ class DiffusersPipeline:
     def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
         return Spent(steps=0)
 
-    @torch.no_grad()
     def sample(
         self,
         n: int,
@@ -156,11 +164,14 @@ class DiffusersPipeline:
         batch_size: int = 256,
         labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        import torch
+
         out = []
-        for i in range(0, n, batch_size):
-            b = min(batch_size, n - i)
-            y = None if labels is None else labels[i : i + b]
-            out.append(self.call(b, generator, y))
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                b = min(batch_size, n - i)
+                y = None if labels is None else labels[i : i + b]
+                out.append(self.call(b, generator, y))
         return torch.cat(out)
 
     def call(self, b: int, generator: torch.Generator, labels: torch.Tensor | None):
@@ -184,6 +195,8 @@ class DiffusersPipeline:
 
 
 def to_uint8(images: np.ndarray, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    import torch
+
     x = torch.from_numpy(images).float()
     if x.dim() == 3:
         x = x.unsqueeze(-1)

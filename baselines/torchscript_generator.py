@@ -15,10 +15,8 @@ from the job's sampling seed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.exported import (
     conditional_classes,
@@ -29,6 +27,11 @@ from bench.exported import (
 )
 from bench.models import Budget, Progress, Spent, register_model_prefix
 
+if TYPE_CHECKING:
+    import torch
+
+    from bench.data import ImageDataset
+
 
 @register_model_prefix("torchscript")
 class TorchScriptGenerator:
@@ -38,14 +41,21 @@ class TorchScriptGenerator:
     source_path: str | None = None  # set by bind
 
     @classmethod
+    def check(cls, arg: str) -> None:
+        """Refuse a missing file or a pickle, without torch (nothing of the file is read but
+        its first byte or zip directory)."""
+        what = f"model torchscript:{arg}"
+        if not Path(arg).is_file():
+            raise UserError(f"{what}: no such file; give the path of a TorchScript .pt file")
+        refuse_pickle(Path(arg), what)
+
+    @classmethod
     def bind(cls, arg: str) -> type:
         """The class of one file: checked (not a pickle, a TorchScript archive), its forward's
         inputs counted (two: class-conditional)."""
         path = Path(arg)
         what = f"model torchscript:{arg}"
-        if not path.is_file():
-            raise UserError(f"{what}: no such file; give the path of a TorchScript .pt file")
-        refuse_pickle(path, what)
+        cls.check(arg)
         inputs = forward_inputs(load(path, "cpu", what))
         if inputs not in (1, 2):
             raise UserError(
@@ -69,7 +79,7 @@ class TorchScriptGenerator:
         self.what = f"model torchscript:{self.source_path}"
         self.spec = output_spec(self.what, z_dim, output_range, layout)
         self.shape = tuple(shape)
-        self.device = torch.device(device)
+        self.device = device
         # a conditional file (class attribute None) takes the dataset's classes
         self.num_classes = conditional_classes(self.what, type(self).num_classes, num_classes)
         self.net = load(Path(self.source_path), self.device, self.what)
@@ -78,7 +88,6 @@ class TorchScriptGenerator:
     def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
         return Spent(steps=0)
 
-    @torch.no_grad()
     def sample(
         self,
         n: int,
@@ -87,11 +96,14 @@ class TorchScriptGenerator:
         batch_size: int = 256,
         labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        import torch
+
         def call(z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
             args = (z.to(self.device),) if y is None else (z.to(self.device), y.to(self.device))
             return to_images(self.net(*args), self.spec, self.shape, self.what)
 
-        return torch.cat(sample_batches(n, batch_size, self.spec, generator, labels, call))
+        with torch.no_grad():
+            return torch.cat(sample_batches(n, batch_size, self.spec, generator, labels, call))
 
     def state_dict(self) -> dict:
         return {}
@@ -102,6 +114,8 @@ class TorchScriptGenerator:
 
 
 def load(path: Path, device: torch.device | str, what: str) -> torch.jit.ScriptModule:
+    import torch
+
     try:
         net = torch.jit.load(str(path), map_location=device)
     except Exception as e:

@@ -28,6 +28,7 @@ from bench.models import (
     Budget,
     GenerativeModel,
     build_model,
+    check_model_files,
     is_conditional,
     is_pretrained,
     is_reference,
@@ -286,6 +287,29 @@ def draw_samples(
             samples if labels is None else {"images": samples, "labels": labels},
         )
         return samples, labels
+
+
+def sample_pretrained(
+    ref: str, options: dict, data: ImageDataset, n: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`genbench eval --model`: n samples of a model that comes trained (an exported
+    generator, a pipeline folder), drawn as a suite's job of this seed draws them (balanced
+    labels for a class-conditional one); a model that must be trained is refused."""
+    check_model_files(ref)
+    cls = resolve_model(ref)
+    if not is_pretrained(cls):
+        raise UserError(
+            f"eval --model {ref!r}: it must be trained first; give a model that comes trained "
+            "(torchscript:G.pt, onnx:G.onnx, diffusers:FOLDER) or run a suite"
+        )
+    model = build_model(cls, data, options, device)
+    g = torch.Generator().manual_seed(sample_seed(seed))
+    labels = None
+    if is_conditional(model):
+        labels = asked_labels(n, "balanced", model.num_classes, data.train.y, g)
+    kwargs = {} if labels is None else {"labels": labels.clone()}
+    with torch.inference_mode():
+        return model.sample(n, generator=g, batch_size=256, **kwargs), labels
 
 
 def asked_labels(

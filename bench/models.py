@@ -9,7 +9,9 @@ folder `diffusers:PATH`: the class's `bind(ARG)` returns the class for that file
 it and refusing it with a UserError), or a `package.module:Class` reference (which imports
 and runs that module's code). A prefix wins over a module of the same name.
 A class with `pretrained = True` comes trained (its file holds the model): genbench never
-fits it, as for a checkpoint; its `source_path` is hashed into the job keys and recorded.
+fits it, as for a checkpoint; its `source_path` is hashed into the job keys and recorded, its
+`provenance` dict recorded as `model.KEY` params; a prefix class's optional `check(ARG)` runs
+when the suite is read, before torch loads.
 A class with `reference = True` is a known-answer model and gets its own leaderboard table.
 
 A model is class-conditional when its instance has an int attribute `num_classes` > 0: `fit`
@@ -184,6 +186,16 @@ def model_prefix(ref: str) -> tuple[str, str] | None:
     """(prefix, ARG) of a `prefix:ARG` reference to a registered family, else None."""
     prefix, colon, arg = ref.partition(":")
     return (prefix, arg) if colon and prefix in PREFIXES else None
+
+
+def check_model_files(ref: str) -> None:
+    """What a `prefix:ARG` family checks of its file before torch loads (its classmethod
+    `check(ARG)`, where it has one: a pickle refused unopened, a folder's allowlists)."""
+    prefixed = model_prefix(ref)
+    if prefixed is not None:
+        check = getattr(PREFIXES.load(prefixed[0]).obj, "check", None)
+        if check is not None:
+            check(prefixed[1])
 
 
 @functools.cache  # one class per file and process: its keys and checks read it once

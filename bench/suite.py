@@ -18,7 +18,7 @@ from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
 from bench.features import resolve_extractor
 from bench.metrics import check_rank_metric, parse_metric
-from bench.models import check_model, model_prefix
+from bench.models import check_model, check_model_files, model_prefix
 from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
@@ -306,6 +306,7 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
             if not p.exists():
                 raise UserError(f"models[{m.name}].model: {p} not found")
             update["model"] = f"{prefixed[0]}:{p}"
+            check_model_files(update["model"])
         for field in ("checkpoint", "samples"):
             p = getattr(m, field)
             if p is not None:

@@ -133,3 +133,55 @@ def test_a_refused_folder_is_one_line_exit_2_from_a_suite(ddpm_folder, tmp_path)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "pickle-format" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def dit_folder(tmp_path_factory):
+    """A tiny class-conditional DiT pipeline of stacked:digits' 1,000 classes (3x8x8)."""
+    torch.manual_seed(0)
+    transformer = diffusers.DiTTransformer2DModel(
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=8,
+        num_layers=1,
+        sample_size=4,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+        norm_num_groups=1,
+    )
+    vae = diffusers.AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        layers_per_block=1,
+        sample_size=8,
+    )
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=20)
+    folder = tmp_path_factory.mktemp("pipe") / "dit"
+    diffusers.DiTPipeline(transformer=transformer, vae=vae, scheduler=scheduler).save_pretrained(
+        folder
+    )
+    return folder
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_a_class_conditional_dit_sample_is_the_pipelines_own(dit_folder, guidance):
+    data = load_dataset("stacked:digits")
+    cls = resolve_model(f"diffusers:{dit_folder}")
+    model = build_model(cls, data, {"steps": 3, "guidance": guidance})
+    assert model.num_classes == 1000 and model.nfe == (3 if guidance == 1 else 6)
+    labels = torch.tensor([5, 17, 999, 0])
+    got = model.sample(4, labels=labels, generator=torch.Generator().manual_seed(1), batch_size=4)
+    want = diffusers.DiTPipeline.from_pretrained(dit_folder)(
+        class_labels=labels.tolist(),
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(1),
+        num_inference_steps=3,
+        output_type="np",
+    ).images
+    np.testing.assert_array_equal(got.numpy(), as_uint8(want))
+    with pytest.raises(UserError, match="1000 classes and the dataset 10"):
+        build_model(cls, load_dataset("digits"), {"steps": 3})

@@ -1,6 +1,8 @@
 """Exported generators (`model: torchscript:G.pt`, `model: onnx:G.onnx`) score what the module
 they were exported from scores, and a pickled nn.Module is refused unopened."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,18 @@ def test_a_pickled_module_is_refused_before_it_is_opened(tmp_path, monkeypatch):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "pickled nn.Module" in proc.stderr
+
+
+def test_eval_scores_an_exported_generator_as_the_modules_samples(tmp_path):
+    """`genbench eval --model onnx:G.onnx` samples as a suite's seed-0 job and scores what
+    `eval --samples` scores for the module's own samples."""
+    g = Generator().eval()
+    export(g, tmp_path, (torch.randn(4, Z),))
+    np.savez(tmp_path / "module.npz", images=own_samples(g))
+    common = ["--dataset", "digits", "--metrics", "fd_pixels", "--json"]
+    options = ["--options", '{"z_dim": 16, "output_range": "-1,1"}', "--n", str(N)]
+    got = run_cli("eval", "--model", f"onnx:{tmp_path / 'g.onnx'}", *options, *common)
+    want = run_cli("eval", "--samples", str(tmp_path / "module.npz"), *common)
+    assert got.returncode == 0 and want.returncode == 0, got.stderr + want.stderr
+    fd = [json.loads(p.stdout)["metrics"][FD] for p in (got, want)]
+    assert fd[0] == pytest.approx(fd[1], rel=1e-5)
