@@ -42,6 +42,7 @@ from bench.record import JobRecord
 from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
+from bench.training_eval import TrainingEval
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
 LOSS_HISTORY_POINTS = 200
@@ -110,6 +111,8 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
     labels = label_source(job, data)
     if labels is not None:
         params.update({"conditional": True, "labels": labels})
+    if suite.eval_every is not None and source == "trained":
+        params.update({"eval_every": suite.eval_every, "keep": suite.keep})
     weights = entry.checkpoint or (model_file(cls) if cls else None)
     return JobRecord(
         job_key=keys["job"],
@@ -186,7 +189,7 @@ def fit_or_load(
     with cache.lock("checkpoints", fit_key):
         cached = cache.load("checkpoints", fit_key)
         if cached is None:
-            info = fit(model, data, suite, job, entry.name)
+            info = fit(model, data, suite, job, entry.name, device)
             cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
     if cached is not None:
         load_checkpoint_dict(model, cached["state"], "the cached checkpoint", entry.ref)
@@ -196,14 +199,21 @@ def fit_or_load(
     record.steps_from = info.get("steps_from", "returned" if info["steps"] else "unknown")
     record.fit_cached = cached is not None
     record.loss_history = [tuple(p) for p in info["losses"]]
+    record.eval_history = [(step, dict(values)) for step, values in info.get("evals", [])]
+    if "eval_seconds" in info:
+        record.timings["eval_in_fit_s"] = info["eval_seconds"]
+        record.kept_step = info["kept_step"]
     return model
 
 
-def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str) -> dict:
+def fit(
+    model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str, device=None
+) -> dict:
     budget = Budget(suite.budget.steps, suite.budget.seconds)
     losses: list[tuple[int, float]] = []
     highest = 0
     bar = progress_bar(total=budget.steps, desc=f"  fit {label}", unit="step")
+    evaluator = TrainingEval(suite, data, model, device) if suite.eval_every else None
 
     def progress(step: int, values: dict[str, float]) -> None:
         nonlocal highest
@@ -212,21 +222,27 @@ def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str)
             losses.append((step, float(values["loss"])))
             bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
         bar.update(step - bar.n)
+        if evaluator is not None:
+            evaluator(int(step))
 
     t0 = time.perf_counter()
     try:
         spent = model.fit(data, budget, seed=job.seed, progress=progress)
     finally:
         bar.close()  # also when stopped: the next line starts on a line of its own
-    seconds = time.perf_counter() - t0
     steps, steps_from = steps_spent(spent, highest, job.entry.ref)
+    info = {"steps_from": steps_from}
+    if evaluator is not None:
+        kept = evaluator.finish(steps)
+        info |= {"evals": evaluator.history, "eval_seconds": evaluator.seconds, "kept_step": kept}
+    seconds = time.perf_counter() - t0
     if steps_from == "unknown":
         tqdm.write(
             f"  warning: {label}: fit returned no Spent(steps=...) and reported no step through "
             "progress; its steps are recorded as unknown (0)",
             file=sys.stderr,
         )
-    return {"steps": steps, "seconds": seconds, "losses": thin(losses), "steps_from": steps_from}
+    return {"steps": steps, "seconds": seconds, "losses": thin(losses), **info}
 
 
 def steps_spent(returned: object, reported: int, ref: str) -> tuple[int, str]:
@@ -396,6 +412,7 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
             suite.budget.model_dump(),
             job.seed,
             ckpt,
+            *eval_settings(suite),
         )
         samples = hash_key(
             "samples", fit_key, suite.n_samples, suite.sample_batch_size, entry.options
@@ -410,6 +427,23 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
         scoring += [suite.features, {k: str(v) for k, v in sorted(suite.weights.items())}]
     job_key = hash_key("job", samples, *scoring)
     return {"fit": fit_key, "samples": samples, "job": job_key}
+
+
+def eval_settings(suite) -> list:
+    """What in-training evaluation adds to a fit key (nothing without it: older keys stay)."""
+    if suite.eval_every is None:
+        return []
+    return [
+        "eval",
+        suite.eval_every,
+        sorted(suite.training_metrics),
+        suite.eval_n,
+        suite.keep,
+        suite.keep_split,
+        suite.features,
+        {k: str(v) for k, v in sorted(suite.weights.items())},
+        SCORING_VERSION,
+    ]
 
 
 def thin(points: list[tuple[int, float]], k: int = LOSS_HISTORY_POINTS) -> list:

@@ -87,6 +87,9 @@ class Runner:
                 self.suite.n_samples,
                 self.suite.weights,
             )
+            if self.suite.eval_every is not None:  # what training jobs score on the way
+                s = self.suite
+                planned += plan(s.training_metrics, data, s.features, s.eval_n, s.weights)
             feature_spaces |= {e for p in planned for e in p.extractors}
             conditional_metrics = needing_sample_labels(planned)
             if entry.samples is not None:

@@ -999,6 +999,16 @@ CASES = {
         [],
         "eval --model 'dcgan': it must be trained first",
     ),
+    "eval_metrics without eval_every": (
+        lambda t: suite_with(t, BASE + "eval_metrics: [fd_pixels]\n"),
+        [],
+        "eval_metrics applies with eval_every: set eval_every (steps)",
+    ),
+    "in-training metric that cannot run on eval_n samples": (
+        lambda t: suite_with(t, BASE + "eval_every: 1\neval_metrics: [fdinf_pixels]\neval_n: 20\n"),
+        [],
+        "fdinf",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -1054,6 +1064,8 @@ def test_bad_input(tmp_path, case):
 # after genbench's own plug-ins (which import torch) are loaded.
 NEED_TORCH = {
     "eval --model of a model that must be trained",  # a baseline's module imports torch
+    # a metric's own check of n (FD-infinity's 16·d) runs in preflight, with the metric loaded
+    "in-training metric that cannot run on eval_n samples",
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",

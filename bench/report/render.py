@@ -29,6 +29,7 @@ from bench.report.leaderboard import (
     build_leaderboards,
     by_trained_model,
 )
+from bench.report.training_curves import Curves, training_curves
 from bench.study.hype import (
     MIN_INF_JUDGEMENTS,
     MIN_RATERS,
@@ -292,11 +293,13 @@ class Assets:
     losses: dict[tuple, list] = field(default_factory=dict)
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
     per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
+    curves: dict[tuple, Curves] = field(default_factory=dict)  # (suite, dataset): during fit
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
     assets = Assets()
     for b in boards:
+        assets.curves[(b.suite, b.dataset)] = training_curves(store, b)
         for model in b.table.index:
             key = (b.suite, b.dataset, model)
             run_id = b.first_run(model)
@@ -462,6 +465,12 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
             losses[", ".join(models)] = assets.losses[key(fit)]
     if losses:
         out.append("<h3>Training loss</h3>" + _img(plots.loss_curves(losses), "loss curves"))
+    curves = assets.curves.get((board.suite, board.dataset), {})
+    if curves:
+        out.append("<h3>Metrics during training</h3>")
+        out += [
+            _img(plots.metric_vs_step(c, runs), f"{c} against step") for c, runs in curves.items()
+        ]
     return out
 
 
