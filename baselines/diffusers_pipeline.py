@@ -294,6 +294,8 @@ def load_pipeline(path: Path, pipeline: str, what: str):
         import diffusers
     except ImportError:
         raise UserError(f"{what} needs diffusers: pip install 'genbench[diffusers]'") from None
+    diffusers.utils.logging.set_verbosity_error()  # its loading chatter is not genbench's
+    diffusers.utils.logging.disable_progress_bar()
     try:
         return getattr(diffusers, pipeline).from_pretrained(
             str(path), local_files_only=True, use_safetensors=True
