@@ -112,9 +112,10 @@ def session(path: Path, device: str, what: str) -> Any:
         import onnxruntime as ort
     except ImportError:
         raise UserError(f"{what} needs onnxruntime: pip install 'genbench[onnx]'") from None
-    providers = ["CPUExecutionProvider"]
+    providers: list = ["CPUExecutionProvider"]
     if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+        index = str(device).partition(":")[2] or "0"
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(index)}))
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     try:

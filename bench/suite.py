@@ -184,7 +184,8 @@ class Suite(Strict):
 
     @model_validator(mode="after")
     def _eval_needs_eval_every(self) -> Suite:
-        asked = [k for k in ("eval_metrics", "keep") if k in self.model_fields_set]
+        keys = ("eval_metrics", "eval_n", "keep", "keep_split")
+        asked = [k for k in keys if k in self.model_fields_set]
         if self.eval_every is None and asked:
             raise ValueError(f"{asked[0]} applies with eval_every: set eval_every (steps)")
         return self
