@@ -164,14 +164,26 @@ class Mode(str, Enum):
 
 @app.command("eval")
 def eval_(
+    dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
     samples: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help=".npz of uint8 images (or an image folder); an .npz may hold `labels`, the "
             "class asked for each image, for conditional metrics"
         ),
-    ],
-    dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="instead of --samples, a model that comes trained, sampled here: "
+            "torchscript:G.pt, onnx:G.onnx or diffusers:FOLDER"
+        ),
+    ] = None,
+    options: Annotated[
+        str, typer.Option(help='--model\'s options as JSON, e.g. {"z_dim": 128, ...}')
+    ] = "{}",
+    n: Annotated[int, typer.Option(min=2, help="samples to draw from --model")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="--model's sampling seed, as a suite's")] = 0,
     features: Annotated[
         str,
         typer.Option(
@@ -194,14 +206,18 @@ def eval_(
         int, typer.Option(help="data-parallel processes (gloo on CPU, NCCL on GPUs); or torchrun")
     ] = 1,
 ) -> None:
-    """Score pre-generated samples against a dataset, every metric from one feature pass."""
+    """Score pre-generated samples (or samples drawn here from a model that comes trained)
+    against a dataset, every metric from one feature pass."""
     import json
 
     from bench.data import dataset_arrays
     from bench.samples import read_samples, sample_labels
 
+    if (samples is None) == (model is None):
+        raise UserError("give --samples FILE or --model PREFIX:PATH (one of them)")
     arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
-    samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
+    if samples is not None:
+        samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
     import torch
 
     from bench.data import load_dataset
@@ -211,15 +227,27 @@ def eval_(
     from bench.scoring import needing_sample_labels, plan, small_n_warnings
 
     data = load_dataset(dataset, data_root)
-    x = check_samples(samples_read, data)
-    labels = None if labels_read is None else torch.from_numpy(labels_read)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     paths = {extractor: weights.resolve()} if weights is not None else {}
     if weights is not None and not weights.is_file():
         raise UserError(f"--weights {weights}: no such file")
-    planned = plan(names, data, [extractor], len(x), paths)  # bad input: one line before work
+    count = n if model is not None else len(samples_read)
+    planned = plan(names, data, [extractor], count, paths)  # bad input: one line before work
+    if model is not None:
+        from bench.device import resolve_device
+        from bench.job import sample_pretrained
+
+        opts = json_options(options)
+        samples_read, labels = sample_pretrained(model, opts, data, n, seed, resolve_device(device))
+    else:
+        labels = None if labels_read is None else torch.from_numpy(labels_read)
+    x = check_samples(samples_read, data)
     conditional = needing_sample_labels(planned)
+    if conditional and labels is None and model is not None:
+        raise UserError(
+            f"metric {conditional[0]!r} needs a class-conditional model; {model} is not"
+        )
     if conditional and labels is None:
         raise UserError(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
@@ -394,6 +422,26 @@ def write_stats(
     )
 
 
+def json_options(options: str) -> dict:
+    """--options: a JSON object of plain values, checked as a suite's options are."""
+    import json
+
+    try:
+        opts = json.loads(options)
+    except ValueError as e:
+        raise UserError(f"bad --options: {e}") from None
+    if not isinstance(opts, dict):
+        raise UserError("--options must be a JSON object and --batch-sizes positive integers")
+    from bench.suite import check_option
+
+    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
+        try:
+            check_option(key, value)
+        except ValueError as e:
+            raise UserError(f"--options: {e}") from None
+    return opts
+
+
 @app.command()
 def throughput(
     model: Annotated[str, typer.Option(help="registry name, entry point or module:Class")],
@@ -414,19 +462,12 @@ def throughput(
     import json
 
     try:
-        opts = json.loads(options)
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError as e:
         raise UserError(f"bad --options or --batch-sizes: {e}") from None
-    if not isinstance(opts, dict) or not sizes or min(sizes) < 1:
+    if not sizes or min(sizes) < 1:
         raise UserError("--options must be a JSON object and --batch-sizes positive integers")
-    from bench.suite import check_option
-
-    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
-        try:
-            check_option(key, value)
-        except ValueError as e:
-            raise UserError(f"--options: {e}") from None
+    opts = json_options(options)
     from bench.data import load_dataset
     from bench.device import resolve_device
     from bench.job import load_checkpoint

@@ -89,6 +89,9 @@ class Runner:
                 self.suite.n_samples,
                 self.suite.weights,
             )
+            if self.suite.eval_every is not None:  # what training jobs score on the way
+                s = self.suite
+                planned += plan(s.training_metrics, data, s.features, s.eval_n, s.weights)
             feature_spaces |= {e for p in planned for e in p.extractors}
             for line in small_n_warnings(planned, data, self.suite.n_samples):
                 warnings.setdefault(f"warning: {job.dataset}: {line}")

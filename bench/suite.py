@@ -18,7 +18,7 @@ from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
 from bench.features import resolve_extractor
 from bench.metrics import check_rank_metric, parse_metric
-from bench.models import check_model
+from bench.models import check_model, check_model_files, model_prefix
 from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
@@ -102,6 +102,14 @@ class Suite(Strict):
     # metric columns that rank the learned models, later ones breaking ties (default: the
     # first FD/FID column); recorded on the MLflow experiment, so the report follows it
     rank_by: list[str] = Field(default_factory=list)
+    # metrics during training (bench.training_eval): every `eval_every` optimizer steps (and
+    # at the last) a trained model scores `eval_n` samples on `eval_metrics` (default: the
+    # suite's first metric); `keep: best` keeps the step of lowest FD against `keep_split`
+    eval_every: int | None = Field(default=None, ge=1, le=10**9)
+    eval_metrics: list[str] = Field(default_factory=list, max_length=100)
+    eval_n: int = Field(default=200, ge=2, le=MAX_IMAGES)
+    keep: Literal["last", "best"] = "last"
+    keep_split: Literal["train", "test"] = "test"
 
     @property
     def label_mode(self) -> str:
@@ -167,12 +175,25 @@ class Suite(Strict):
                 raise ValueError(f"unknown dataset {name!r}; choose one of: {names}")
         return v
 
-    @field_validator("metrics")
+    @field_validator("metrics", "eval_metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
         for name in v:
             parse_metric(name)  # a ValueError for an unknown metric
         return v
+
+    @model_validator(mode="after")
+    def _eval_needs_eval_every(self) -> Suite:
+        keys = ("eval_metrics", "eval_n", "keep", "keep_split")
+        asked = [k for k in keys if k in self.model_fields_set]
+        if self.eval_every is None and asked:
+            raise ValueError(f"{asked[0]} applies with eval_every: set eval_every (steps)")
+        return self
+
+    @property
+    def training_metrics(self) -> list[str]:
+        """What a training job scores on the way (eval_metrics, else the first metric)."""
+        return self.eval_metrics or self.metrics[:1]
 
     @field_validator("models")
     @classmethod
@@ -300,6 +321,13 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
     models = []
     for m in suite.models:
         update = {}
+        prefixed = model_prefix(m.ref) if m.model else None
+        if prefixed is not None:  # a file or folder a model family reads (torchscript:G.pt)
+            p = _against(base, Path(prefixed[1]))
+            if not p.exists():
+                raise UserError(f"models[{m.name}].model: {p} not found")
+            update["model"] = f"{prefixed[0]}:{p}"
+            check_model_files(update["model"])
         for field in ("checkpoint", "samples"):
             p = getattr(m, field)
             if p is not None:

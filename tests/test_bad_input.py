@@ -336,6 +336,34 @@ def study_of_samples(tmp_path, arg: str) -> list[str]:
     return ["study", "--out", out, "--samples", arg, "--dataset", "digits", "--score"]
 
 
+# -- real models in: exported generators and diffusers pipelines (#32) --------------------------
+EXPORTED_OPTIONS = '{z_dim: 4, output_range: "0,1"}'
+
+
+def pickled_generator(tmp_path):
+    """torch.save of a module is a pickle: this one creates a file if it is ever loaded."""
+    torch.save({"net": _Payload(tmp_path / "payload-ran")}, tmp_path / "g.pt")
+    entry = f"- name: g\n  model: torchscript:g.pt\n  options: {EXPORTED_OPTIONS}\n"
+    return model_entry(tmp_path, entry)
+
+
+def pipeline_folder(tmp_path, index: dict, files: dict[str, bytes]) -> str:
+    """A folder with this model_index.json and these files, as a diffusers: entry."""
+    folder = tmp_path / "pipe"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps(index))
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return model_entry(tmp_path, "- name: p\n  model: diffusers:pipe\n")
+
+
+DDPM_INDEX = {
+    "_class_name": "DDPMPipeline",
+    "unet": ["diffusers", "UNet2DModel"],
+    "scheduler": ["diffusers", "DDPMScheduler"],
+}
+
+
 CASES = {
     "malformed yaml": (lambda t: suite_with(t, "name: [bad\n"), [], "not valid YAML at line"),
     "unknown key": (lambda t: suite_with(t, BASE + "epochs: 3\n"), [], "epochs: unknown key"),
@@ -986,6 +1014,62 @@ CASES = {
         [],
         "metric 'mig' needs a dataset with known generating factors (e.g. shapes)",
     ),
+    # -- real models in (#32) ---------------------------------------------------------------------
+    "torchscript model that is a pickled nn.Module": (
+        pickled_generator,
+        [],
+        "g.pt is a pickled nn.Module (torch.save), and loading a pickle can run any code",
+    ),
+    "exported generator file that does not exist": (
+        lambda t: model_entry(
+            t, f"- name: g\n  model: onnx:g.onnx\n  options: {EXPORTED_OPTIONS}\n"
+        ),
+        [],
+        "models[g].model: {tmp}/g.onnx not found",
+    ),
+    "diffusers folder with pickle weights": (
+        lambda t: pipeline_folder(t, DDPM_INDEX, {"unet/diffusion_pytorch_model.bin": b"\x80"}),
+        [],
+        "unet/diffusion_pytorch_model.bin is a pickle-format weights file",
+    ),
+    "diffusers folder of an unknown pipeline class": (
+        lambda t: pipeline_folder(t, {**DDPM_INDEX, "_class_name": "StableDiffusionPipeline"}, {}),
+        [],
+        "pipeline class 'StableDiffusionPipeline' is not supported; supported: DDPMPipeline",
+    ),
+    "diffusers folder with a component of another library": (
+        lambda t: pipeline_folder(t, {**DDPM_INDEX, "unet": ["my_models", "Net"]}, {}),
+        [],
+        "component 'unet' is ['my_models', 'Net']; genbench loads only diffusers' own components",
+    ),
+    "diffusers model that is not a folder": (
+        lambda t: (
+            (t / "p.safetensors").write_bytes(b"{}")
+            and model_entry(t, "- name: p\n  model: diffusers:p.safetensors\n")
+        ),
+        [],
+        "p.safetensors: not a local folder; give a folder saved with pipeline.save_pretrained",
+    ),
+    "eval with both --samples and --model": (
+        lambda t: ["eval", "--dataset", "digits", "--samples", "s.npz", "--model", "onnx:g.onnx"],
+        [],
+        "give --samples FILE or --model PREFIX:PATH (one of them)",
+    ),
+    "eval --model of a model that must be trained": (
+        lambda t: ["eval", "--dataset", "digits", "--model", "dcgan"],
+        [],
+        "eval --model 'dcgan': it must be trained first",
+    ),
+    "eval_metrics without eval_every": (
+        lambda t: suite_with(t, BASE + "eval_metrics: [fd_pixels]\n"),
+        [],
+        "eval_metrics applies with eval_every: set eval_every (steps)",
+    ),
+    "in-training metric that cannot run on eval_n samples": (
+        lambda t: suite_with(t, BASE + "eval_every: 1\neval_metrics: [fdinf_pixels]\neval_n: 20\n"),
+        [],
+        "fdinf",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -1040,6 +1124,9 @@ def test_bad_input(tmp_path, case):
 # a plug-in model's own module imports torch, and a `module:Class` model is looked up only
 # after genbench's own plug-ins (which import torch) are loaded.
 NEED_TORCH = {
+    "eval --model of a model that must be trained",  # a baseline's module imports torch
+    # a metric's own check of n (FD-infinity's 16·d) runs in preflight, with the metric loaded
+    "in-training metric that cannot run on eval_n samples",
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",

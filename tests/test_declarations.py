@@ -29,9 +29,10 @@ from bench.metrics import (
     register_metric,
 )
 from bench.models import MODELS, check_model, describe_models, is_conditional, resolve_model
+from bench.models import PREFIXES as MODEL_PREFIXES
 from bench.registry import LAZY, Registry, declarations, package_modules, scan_file
 
-REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS, EXECUTORS)
+REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS, MODEL_PREFIXES, EXECUTORS)
 HEAVY = ("torch", "baselines", "mlflow", "sklearn", "pandas", "matplotlib")
 
 
@@ -58,6 +59,7 @@ def test_what_the_modules_register_is_what_their_source_declares():
     assert {"dinov2_vitg14", "pixels"} <= set(EXTRACTORS.names())
     assert {"digits", "ring8"} <= set(DATASETS.names()) and "stacked" in PREFIXES
     assert {"ddpm", "copier", "cddpm"} <= set(MODELS.names())
+    assert {"torchscript", "onnx"} <= set(MODEL_PREFIXES.names())
     assert EXECUTORS.names() == ["local", "ray", "slurm"]
 
 

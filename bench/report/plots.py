@@ -200,3 +200,31 @@ def option_sweep(
     if fd_name in best:
         fig.suptitle(f"best {symbol} for {fd_name}: {best[fd_name]:g}", fontsize=9)
     return _png(fig)
+
+
+def metric_vs_step(column: str, runs: dict[str, dict[int, list[tuple[int, float]]]]) -> bytes:
+    """One panel per model: a thin curve per seed, and with several seeds their mean with a
+    band of ± one standard deviation (at the steps every seed has)."""
+    n = len(runs)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, (model, seeds) in zip(axes.flat, runs.items(), strict=False):
+        for seed, points in sorted(seeds.items()):
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, lw=0.8, alpha=0.6, label=f"seed {seed}")
+        common = sorted(set.intersection(*(set(dict(p)) for p in seeds.values())))
+        if len(seeds) > 1 and common:
+            table = np.array([[dict(p)[s] for s in common] for p in seeds.values()])
+            mean, std = table.mean(0), table.std(0, ddof=1)
+            ax.plot(common, mean, c="k", lw=1.6, label="mean")
+            ax.fill_between(common, mean - std, mean + std, color="k", alpha=0.15, lw=0)
+        ax.set_title(textwrap.fill(model, 44), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        better = direction(column) or ("lower" if "fd_" in column else None)
+        ax.set_ylabel(column + (f" ({better} is better)" if better else ""), fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return _png(fig)

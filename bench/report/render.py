@@ -31,6 +31,7 @@ from bench.report.leaderboard import (
 )
 from bench.report.per_sample import html_section as per_sample_section
 from bench.report.small_n import small_n_lines
+from bench.report.training_curves import Curves, training_curves
 from bench.study.hype import (
     MIN_INF_JUDGEMENTS,
     MIN_RATERS,
@@ -121,7 +122,11 @@ def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
 
 
-SOURCE_TEXT = {"checkpoint": "checkpoint", "samples-file": "samples file"}
+SOURCE_TEXT = {
+    "checkpoint": "checkpoint",
+    "samples-file": "samples file",
+    "pretrained": "pretrained",
+}
 
 
 def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> str:
@@ -290,11 +295,13 @@ class Assets:
     per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
     small_n: dict[tuple, list] = field(default_factory=dict)  # bench.report.small_n
     per_sample: dict[tuple, bytes] = field(default_factory=dict)  # bench.report.per_sample
+    curves: dict[tuple, Curves] = field(default_factory=dict)  # (suite, dataset): during fit
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
     assets = Assets()
     for b in boards:
+        assets.curves[(b.suite, b.dataset)] = training_curves(store, b)
         for model in b.table.index:
             key = (b.suite, b.dataset, model)
             run_id = b.first_run(model)
@@ -485,6 +492,12 @@ def _figures(board: Leaderboard, assets: Assets) -> list[str]:
             losses[", ".join(models)] = assets.losses[key(fit)]
     if losses:
         out.append("<h3>Training loss</h3>" + _img(plots.loss_curves(losses), "loss curves"))
+    curves = assets.curves.get((board.suite, board.dataset), {})
+    if curves:
+        out.append("<h3>Metrics during training</h3>")
+        out += [
+            _img(plots.metric_vs_step(c, runs), f"{c} against step") for c, runs in curves.items()
+        ]
     return out
 
 
