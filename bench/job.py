@@ -39,6 +39,8 @@ from bench.record import JobRecord
 from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
+from bench.translation import is_translation
+from bench.translation.translate import translate_sources
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
 LOSS_HISTORY_POINTS = 200
@@ -251,6 +253,9 @@ def draw_samples(
                     f"n_samples={n}"
                 )
             labels = load_sample_labels(job.entry.samples, data, n)
+        elif is_translation(data):
+            g = torch.Generator().manual_seed(sample_seed(job.seed))
+            samples = translate_sources(model, data, n, g, job.suite.sample_batch_size)
         else:
             g = torch.Generator().manual_seed(sample_seed(job.seed))
             if is_conditional(model):
