@@ -152,11 +152,12 @@ def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
     from bench.data import load_dataset
     from bench.scoring import plan
 
-    digits = load_dataset("digits")
+    digits, edges = load_dataset("digits"), load_dataset("edges2mnist")
     # digits' own extractor, which plan adds when features is empty, needs no weights file
     default = set() if features else {"classifier"}
     for name in metric_names():
-        for planned in plan([name], digits, features):
+        data = edges if "translation" in parse_metric(name)[0].needs else digits
+        for planned in plan([name], data, features):
             chosen = set(metric_extractors(name, features))
             assert chosen <= set(planned.extractors), name
             assert set(planned.extractors) - chosen <= default, name

@@ -26,9 +26,7 @@ def paired_targets(ctx: ScoringContext) -> np.ndarray:
     return ctx.data.test.x[: ctx.n].numpy()
 
 
-@register_metric(
-    "psnr", columns={"psnr": ("higher", 30)}, needs={"images", "translation", "pairs"}
-)
+@register_metric("psnr", columns={"psnr": ("higher", 30)}, needs={"images", "translation", "pairs"})
 def score_psnr(ctx: ScoringContext) -> dict[str, float]:
     """Mean PSNR (dB, data range 255, capped at 100) of each translation to its true target."""
     return {"psnr": float(psnr_per_image(ctx.fake.numpy(), paired_targets(ctx)).mean())}
