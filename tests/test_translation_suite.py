@@ -69,3 +69,23 @@ def test_the_report_rebuilds_a_board_per_task_from_mlflow(ran):
     assert sorted(b.dataset for b in boards) == ["digits2mnist", "edges2mnist"]
     md = (tmp / "again" / "leaderboard.md").read_text()
     assert "## tr / edges2mnist" in md and "| ref | oracle |" in md
+
+
+def test_a_samples_file_is_scored_as_translations_of_the_sources_in_order(tmp_path):
+    import numpy as np
+
+    from bench.data import dataset_arrays
+
+    np.savez(tmp_path / "true.npz", images=dataset_arrays("edges2mnist").test.x[:40])
+    path = write_suite(
+        tmp_path,
+        "- name: file\n  samples: true.npz\n",
+        name="trfile",
+        datasets="[edges2mnist]",
+        n_samples=40,
+        metrics="[psnr]",
+    )
+    runner = Runner(load_suite(path), RunOptions(tmp_path / "out"))
+    [result] = runner.run()
+    [run] = job_runs(runner.store, "trfile")
+    assert result.status == "FINISHED" and run.data.metrics["psnr"] == 100
