@@ -337,11 +337,21 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
         if not p.is_file():
             raise UserError(f"weights.{name}: {p} not found")
         weights[name] = p
-    datasets = [
-        f"folder:{_against(base, Path(d.split(':', 1)[1]))}" if d.startswith("folder:") else d
-        for d in suite.datasets
+    datasets = [_dataset_against(base, d) for d in suite.datasets]
+    models = [
+        m
+        if m.datasets is None
+        else m.model_copy(update={"datasets": [_dataset_against(base, d) for d in m.datasets]})
+        for m in models
     ]
     return suite.model_copy(update={"models": models, "datasets": datasets, "weights": weights})
+
+
+def _dataset_against(base: Path, name: str) -> str:
+    """folder:PATH with PATH resolved against the suite file's folder."""
+    if not name.startswith("folder:"):
+        return name
+    return f"folder:{_against(base, Path(name.split(':', 1)[1]))}"
 
 
 def _against(base: Path, p: Path) -> Path:
