@@ -144,8 +144,9 @@ class CycleGAN:
         with seeded(seed):
             self.G_ab, self.G_ba = resnet_generator(c, w, blocks), resnet_generator(c, w, blocks)
             self.D_a, self.D_b = PatchDiscriminator(c, w), PatchDiscriminator(c, w)
+            for net in self._nets().values():
+                init_normal(net)  # draws from the seeded RNG too
         for net in self._nets().values():
-            init_normal(net)
             net.to(self.device)
 
     def _nets(self) -> dict[str, nn.Module]:

@@ -49,3 +49,15 @@ def test_cyclegan_image_pool_returns_stored_fakes_once_full():
     later = [pool.query(torch.ones(1, 1, 2, 2)) for _ in range(20)]
     assert any(float(x.max()) == 0 for x in later)  # some answers are stored older fakes
     assert any(float(x.min()) == 1 for x in later)  # and some the new one
+
+
+def test_cyclegan_weights_depend_on_the_seed_alone():
+    task = load_dataset("digits2mnist")
+    states = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        model = build_model(resolve_model("cyclegan"), task, {"width": 8})
+        states.append(model.state_dict())
+    for key in ("G_ab", "D_b"):
+        for name, value in states[0][key].items():
+            torch.testing.assert_close(value, states[1][key][name])
