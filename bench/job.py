@@ -43,6 +43,9 @@ from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_sa
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
 from bench.training_eval import TrainingEval
+from bench.translation import is_translation
+from bench.translation.grid import translation_grid
+from bench.translation.translate import translate_sources
 from bench.traversal import traversal_png
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
@@ -288,6 +291,9 @@ def draw_samples(
                     f"n_samples={n}"
                 )
             labels = load_sample_labels(job.entry.samples, data, n)
+        elif is_translation(data):
+            g = torch.Generator().manual_seed(sample_seed(job.seed))
+            samples = translate_sources(model, data, n, g, job.suite.sample_batch_size)
         else:
             g = torch.Generator().manual_seed(sample_seed(job.seed))
             if is_conditional(model):
@@ -366,7 +372,9 @@ def artifacts(
     """The files a job leaves for people and for the report."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if labels is not None and data.kind == "images":
+        if is_translation(data):  # rows of source | translation | target
+            translation_grid(data, samples).save(folder / "samples.png")
+        elif labels is not None and data.kind == "images":
             image_grid(class_rows(samples, labels)).save(folder / "samples.png")
         else:
             save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)

@@ -41,6 +41,8 @@ from bench.registry import (
     summary,
     target_of,
 )
+from bench.translation import TRANSLATION_METHODS, is_translation
+from bench.translation.checks import check_model_for
 
 if TYPE_CHECKING:
     import torch
@@ -301,16 +303,20 @@ def build_model(
 ) -> GenerativeModel:
     """Instantiate a family with model_arguments; a class-conditional model must have the
     dataset's number of classes."""
+    check_model_for(cls, cls.__name__, data)
     arguments = model_arguments(init_signature(cls), data, options, device)
     try:
         model = cls(**arguments)
     except TypeError as e:
         raise UserError(f"model {cls.__name__}: bad options {options}: {e}") from None
-    missing = [
-        m for m in ("fit", "sample", "state_dict", "load_state_dict") if not hasattr(model, m)
-    ]
+    methods, contract = (
+        (TRANSLATION_METHODS, "bench.translation")
+        if is_translation(data)
+        else (("fit", "sample", "state_dict", "load_state_dict"), "GenerativeModel")
+    )
+    missing = [m for m in methods if not hasattr(model, m)]
     if missing:
-        raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see GenerativeModel)")
+        raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see {contract})")
     if is_conditional(model):
         if not data.num_classes:
             raise UserError(unlabelled_dataset(cls.__name__, data.name))

@@ -33,6 +33,7 @@ from bench.record import Store, open_output_store
 from bench.samples import sample_labels
 from bench.scoring import needing_sample_labels, plan, small_n_warnings
 from bench.suite import Suite, expand_jobs
+from bench.translation.checks import check_model_for
 from bench.worker import JobSpec
 
 
@@ -104,6 +105,7 @@ class Runner:
                 continue
             # built untrained, cheaply: an unknown option is caught before anything trains
             cls = resolve_model(entry.ref)
+            check_model_for(cls, entry.ref, data)
             model = build_model(cls, data, dict(entry.options), self.device)
             check_declared_conditional(model, cls, data, entry.ref)
             conditional |= is_conditional(model)

@@ -51,6 +51,9 @@ class ModelEntry(Strict):
     options: dict[str, Any] = Field(default_factory=dict, max_length=MAX_OPTIONS)
     checkpoint: Path | None = Field(default=None, description="load these weights, skip training")
     samples: Path | None = Field(default=None, description="score these samples (.npz or folder)")
+    # run on these of the suite's datasets only (default: all), e.g. a paired-only
+    # translation model in a suite that also has unpaired tasks
+    datasets: list[str] | None = Field(default=None, min_length=1, max_length=100)
 
     @property
     def ref(self) -> str:
@@ -203,6 +206,17 @@ class Suite(Strict):
             raise ValueError(f"model names must be unique, got {labels}")
         return v
 
+    @model_validator(mode="after")
+    def _entry_datasets_in_suite(self) -> Suite:
+        for m in self.models:
+            other = [d for d in m.datasets or () if d not in self.datasets]
+            if other:
+                raise ValueError(
+                    f"models[{m.name}].datasets: {other[0]!r} is not one of the suite's "
+                    f"datasets ({', '.join(self.datasets)}); add it there or drop it here"
+                )
+        return self
+
 
 @dataclass(frozen=True)
 class Job:
@@ -351,11 +365,21 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
         if not p.is_file():
             raise UserError(f"weights.{name}: {p} not found")
         weights[name] = p
-    datasets = [
-        f"folder:{_against(base, Path(d.split(':', 1)[1]))}" if d.startswith("folder:") else d
-        for d in suite.datasets
+    datasets = [_dataset_against(base, d) for d in suite.datasets]
+    models = [
+        m
+        if m.datasets is None
+        else m.model_copy(update={"datasets": [_dataset_against(base, d) for d in m.datasets]})
+        for m in models
     ]
     return suite.model_copy(update={"models": models, "datasets": datasets, "weights": weights})
+
+
+def _dataset_against(base: Path, name: str) -> str:
+    """folder:PATH with PATH resolved against the suite file's folder."""
+    if not name.startswith("folder:"):
+        return name
+    return f"folder:{_against(base, Path(name.split(':', 1)[1]))}"
 
 
 def _against(base: Path, p: Path) -> Path:
@@ -368,5 +392,6 @@ def expand_jobs(suite: Suite) -> list[Job]:
         Job(suite, dataset, entry, seed)
         for dataset in suite.datasets
         for entry in suite.models
+        if entry.datasets is None or dataset in entry.datasets
         for seed in suite.seeds
     ]

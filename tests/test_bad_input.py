@@ -1070,6 +1070,43 @@ CASES = {
         [],
         "fdinf",
     ),
+    "generation model on a translation task": (
+        lambda t: suite_with(t, BASE.replace("[digits]", "[edges2mnist]")),
+        [],
+        "model 'copier' generates images and 'edges2mnist' is a translation task",
+    ),
+    "translation model on a generation dataset": (
+        lambda t: suite_with(t, BASE.replace("name: copier", "name: identity")),
+        [],
+        "model 'identity' translates images and 'digits' is not a translation task",
+    ),
+    "paired translation model on an unpaired task": (
+        lambda t: suite_with(
+            t, BASE.replace("[digits]", "[digits2mnist]").replace("name: copier", "name: oracle")
+        ),
+        [],
+        "model 'oracle' learns from paired images and 'digits2mnist' is unpaired",
+    ),
+    "translation metric on a generation dataset": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[psnr]")),
+        [],
+        "metric 'psnr' scores translations and 'digits' is not a translation task",
+    ),
+    "more translations than the source test split holds": (
+        lambda t: suite_with(
+            t,
+            BASE.replace("[digits]", "[digits2mnist]")
+            .replace("n_samples: 50", "n_samples: 400")
+            .replace("name: copier", "name: identity"),
+        ),
+        [],
+        "dataset 'digits2mnist': n_samples=400 and its source test split holds 359 images",
+    ),
+    "model entry on a dataset the suite lacks": (
+        lambda t: suite_with(t, BASE + "    datasets: [mnist5k]\n"),
+        [],
+        "models[copier].datasets: 'mnist5k' is not one of the suite's datasets (digits)",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.
@@ -1148,6 +1185,10 @@ NEED_TORCH = {
     "acgan aux_weight below 0",
     "stylegan truncation above 1",
     "stylegan noise mode it does not have",
+    # whether a model translates or generates is told by its class's methods
+    "generation model on a translation task",
+    "translation model on a generation dataset",
+    "paired translation model on an unpaired task",
 }
 
 

@@ -324,8 +324,11 @@ def load_classifier(
     data: ImageDataset, device: torch.device | str = "cpu"
 ) -> Classifier | StackedClassifier:
     """The dataset's shipped classifier, else the cached one trained here on first use (for
-    stacked:BASE, the base dataset's classifier on each channel)."""
+    stacked:BASE, the base dataset's classifier on each channel; for a translation task,
+    its target domain's)."""
     device = torch.device(device)
+    if "target" in data.meta:  # a translation task: its target domain's classifier
+        return load_classifier(data.meta["target"], device)
     if "stacked_base" in data.meta:
         base = data.meta["stacked_base"]
         return StackedClassifier(load_classifier(base, device), base.num_classes)

@@ -34,12 +34,13 @@ from bench.registry import (
     summary,
     target_of,
 )
+from bench.translation.checks import translation_metric_fits
 
 if TYPE_CHECKING:
     from bench.data import ImageDataset
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
-NEEDS = frozenset({"images", "labels", "model", "sample_labels", "factors"})
+NEEDS = frozenset({"images", "labels", "model", "sample_labels", "factors", "translation", "pairs"})
 # quality: a model's quality (default with a direction); speed: a sampling-speed figure;
 # flag: marks another column's value (e.g. measured on a busy machine); info: informational
 KINDS = ("quality", "speed", "flag", "info")
@@ -95,6 +96,7 @@ class MetricSpec:
     #                        model: the model itself (skipped for samples-file jobs);
     #                        sample_labels: class-conditional samples (ctx.fake_labels);
     #                        factors: a dataset with known factors (meta["factors_train"])
+    #                        translation: a translation task; pairs: a paired one
     per_extractor: bool = False
     # per_extractor: feature spaces always added to the default ones; else the feature
     # spaces it computes in (cmmd's CLIP), so that their weights are checked before training
@@ -296,6 +298,8 @@ def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None
     skip point data); a UserError when it cannot run on it with n samples. Takes declared
     needs too, so it is checked before torch loads."""
     if "images" in needs and data.kind != "images":
+        return False
+    if needs & {"translation", "pairs"} and not translation_metric_fits(name, needs, data):
         return False
     if "labels" in needs and (data.train.y is None or not data.num_classes):
         raise UserError(f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels")
