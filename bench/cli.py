@@ -253,12 +253,13 @@ def eval_(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
             "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
         )
-    small_n = small_n_warnings(planned, data, len(x))
-    for line in small_n:
-        typer.echo(f"warning: {line}", err=True)
     scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
+    # after scoring, so that a refusal made while scoring (a missing weights file) is one line
+    small_n = small_n_warnings(planned, data, len(x))
+    for line in small_n:
+        typer.echo(f"warning: {line}", err=True)
     ctx, results = scored
     if json_out:
         typer.echo(
