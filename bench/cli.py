@@ -63,9 +63,9 @@ def run(
 
     suite = load_suite(suite_file)  # first: a rejected suite file imports no torch
     out = out or Path("reports") / suite.name
-    from bench.precheck import check_inputs
+    from bench.plan import plan_suite
 
-    check_inputs(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
+    plan = plan_suite(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
     from bench.executors import executor_options, make_executor
 
     flags = {
@@ -83,7 +83,7 @@ def run(
     from bench.job import RunOptions
     from bench.runner import Runner
 
-    runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
+    runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device), plan)
     results = runner.run(jobs_executor)
     from bench.report.render import write_report  # after preflight, which may reject the run
 

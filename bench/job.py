@@ -72,10 +72,17 @@ class JobResult:
     fit: str = "none"
 
 
-def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobRecord:
-    """The record of a job before it runs: keys, labels, params."""
+def model_class(job: Job) -> type | None:
+    """The job's model class (resolved once per job and passed on), None for a samples file."""
+    return None if job.entry.samples is not None else resolve_model(job.entry.ref)
+
+
+def new_record(
+    job: Job, data: ImageDataset, machine: dict[str, str], cls: type | None
+) -> JobRecord:
+    """The record of a job before it runs: keys, labels, params. `cls`: model_class(job)."""
     suite, entry = job.suite, job.entry
-    keys = job_keys(job, data)
+    keys = job_keys(job, data, cls)
     source = "samples-file" if entry.samples else "checkpoint" if entry.checkpoint else "trained"
     params = {
         "dataset": job.dataset,
@@ -93,10 +100,9 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
-    labels = label_source(job, data)
+    labels = label_source(job, data, cls)
     if labels is not None:
         params.update({"conditional": True, "labels": labels})
-    cls = None if entry.samples else resolve_model(entry.ref)
     return JobRecord(
         job_key=keys["job"],
         fit_key=keys["fit"],
@@ -120,14 +126,19 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
 
 
 def compute(
-    job: Job, data: ImageDataset, record: JobRecord, cache: Cache, device: torch.device
+    job: Job,
+    data: ImageDataset,
+    record: JobRecord,
+    cache: Cache,
+    device: torch.device,
+    cls: type | None,
 ) -> JobRecord:
-    """Fit or load, sample and score; fills the record's results."""
-    suite, entry = job.suite, job.entry
+    """Fit or load, sample and score; fills the record's results. `cls`: model_class(job)."""
+    suite = job.suite
     model = None
     t0 = time.perf_counter()
-    if entry.samples is None:
-        model = fit_or_load(job, data, record.fit_key, cache, device, record)
+    if cls is not None:
+        model = fit_or_load(job, data, record.fit_key, cache, device, record, cls)
     record.timings["fit_or_load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -155,10 +166,9 @@ def compute(
 
 
 def fit_or_load(
-    job: Job, data: ImageDataset, fit_key: str, cache: Cache, device, record: JobRecord
+    job: Job, data: ImageDataset, fit_key: str, cache: Cache, device, record: JobRecord, cls: type
 ) -> GenerativeModel:
     entry, suite = job.entry, job.suite
-    cls = resolve_model(entry.ref)
     torch.manual_seed(job.seed)  # weight initialization draws from the global RNG
     model = build_model(cls, data, dict(entry.options), device)
     record.nfe = str(getattr(model, "nfe", "unknown"))
@@ -288,7 +298,7 @@ def asked_labels(
     raise ValueError(f"unknown label mode {mode!r}")
 
 
-def label_source(job: Job, data: ImageDataset) -> str | None:
+def label_source(job: Job, data: ImageDataset, cls: type | None) -> str | None:
     """Where a job's sample labels come from: the suite's label mode for a class-conditional
     model, "file" for a samples .npz that holds labels, None for unconditional jobs."""
     if not data.num_classes:
@@ -297,7 +307,7 @@ def label_source(job: Job, data: ImageDataset) -> str | None:
     if entry.samples is not None:
         path = Path(entry.samples)
         return "file" if not path.is_dir() and has_array(path, LABELS_KEY) else None
-    return job.suite.label_mode if is_conditional(resolve_model(entry.ref)) else None
+    return job.suite.label_mode if is_conditional(cls) else None
 
 
 def artifacts(
@@ -332,10 +342,11 @@ def sample_seed(seed: int) -> int:
     return 1_000_003 * seed + 17
 
 
-def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
-    """fit -> samples -> job: each key hashes everything that determines its result."""
+def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
+    """fit -> samples -> job: each key hashes everything that determines its result.
+    `cls`: model_class(job)."""
     suite, entry = job.suite, job.entry
-    labels = label_source(job, data)
+    labels = label_source(job, data, cls)
     if entry.samples is not None:
         fit_key = "none"
         samples = hash_key(
@@ -344,7 +355,6 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
         if labels is not None:  # cached with their labels: not the entry of an older run
             samples = hash_key(samples, "labels")
     else:
-        cls = resolve_model(entry.ref)
         ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
         # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.
         sample_only = set(getattr(cls, "SAMPLE_OPTIONS", ()))
