@@ -42,7 +42,7 @@ def run(
         str | None,
         typer.Option(
             help="where jobs run: local, ray, slurm (genbench list executors); wins over the "
-            "suite's executor: [default: the suite's, else local]"
+            "suite's executor: (default: the suite's, else local)"
         ),
     ] = None,
     executor_option: Annotated[
@@ -56,18 +56,18 @@ def run(
         str | None, typer.Option(help="join this Ray cluster (e.g. auto) [default: start one]")
     ] = None,
     cpus_per_job: Annotated[
-        float | None, typer.Option(help="CPUs per job (ray, slurm) [default: 1]")
+        float | None, typer.Option(help="CPUs per job (ray, slurm; default 1)")
     ] = None,
     gpus_per_job: Annotated[
-        float | None, typer.Option(help="GPUs per job (ray, slurm) [default: 0]")
+        float | None, typer.Option(help="GPUs per job (ray, slurm; default 0)")
     ] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition")] = None,
     slurm_time: Annotated[
-        int | None, typer.Option(help="SLURM time limit per job, minutes [default: 60]")
+        int | None, typer.Option(help="SLURM time limit per job, minutes (default 60)")
     ] = None,
     slurm_mem_gb: Annotated[float | None, typer.Option(help="SLURM memory per job, GB")] = None,
     max_retries: Annotated[
-        int | None, typer.Option(help="reruns of a job whose worker died (ray, slurm) [default: 1]")
+        int | None, typer.Option(help="reruns of a job whose worker died (ray, slurm; default 1)")
     ] = None,
 ) -> None:
     """Train or load every model of a suite, sample, score, track in MLflow, write the
