@@ -79,6 +79,7 @@ class CDDPM:
 
     # Options that change sampling only: one trained model serves them all.
     SAMPLE_OPTIONS = ("sampler", "steps", "eta", "guidance")
+    SWEEP_OPTIONS = {"guidance": "w"}  # the report's sweeps: rows that differ in w alone
 
     def __init__(
         self,

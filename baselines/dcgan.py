@@ -48,6 +48,7 @@ class DCGAN:
     device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
+    latent_interpolation = "slerp"  # perceptual path length's paths: great circles in Z
 
     def __init__(
         self,
@@ -149,6 +150,16 @@ class DCGAN:
         if self.scaler is not None:
             return self.scaler.inverse(x).float().cpu()
         return to_uint8(x)
+
+    def draw_latents(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """n latents z from `generator` (the latent interpolation of perceptual path length)."""
+        return randn((n, self.config["z_dim"]), generator, self.device)
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's float output for latents z, unquantized."""
+        self.G.eval()
+        return self._generate(z.to(self.device)).float()
 
     def state_dict(self) -> dict:
         return checkpoint(self.config, self._checkpointed())

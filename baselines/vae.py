@@ -8,6 +8,11 @@ images, so `bits_per_dim(x)` = -ELBO / (D ln 2) is an upper bound on the model's
 the discrete pixels; no dequantization is needed. The ELBO is estimated with `elbo_samples`
 latent draws per image (default 1). Training minimizes the same -ELBO.
 
+beta-VAE (Higgins et al. 2017): option `beta` weighs the KL term of the training loss
+(rec - beta KL; beta=1, the default, is the plain VAE, the same arithmetic bit for bit);
+bits per dimension stays the true (beta=1) ELBO bound. `encode(x)` returns the posterior
+means, the codes that disentanglement metrics (mig, dci) read.
+
 `sample` decodes z ~ N(0, I) and returns the decoder mean by default (sample_mode="mean",
 as VAEs are usually shown); sample_mode="sample" draws the pixels from the decoder.
 
@@ -108,7 +113,8 @@ class VAE:
 
     Options: z_dim=16 (points: 2), width=32 (channels of the first conv; doubled at each
     downsampling), hidden=128 and depth=2 (points), batch_size=None (64; points: 256), lr=1e-3,
-    sample_mode="mean"|"sample", elbo_samples=1, device=None (cuda if available).
+    sample_mode="mean"|"sample", elbo_samples=1, beta=1.0 (the KL weight in training:
+    beta-VAE), device=None (cuda if available).
     """
 
     nfe = 1  # one network evaluation per sample
@@ -128,13 +134,16 @@ class VAE:
         lr: float = 1e-3,
         sample_mode: str = "mean",
         elbo_samples: int = 1,
+        beta: float = 1.0,
         device: str | None = None,
     ):
         self.shape, self.kind = tuple(shape), kind
         self.device = resolve_device(device)
         if sample_mode not in ("mean", "sample"):
             raise UserError(f"vae: sample_mode must be 'mean' or 'sample', not {sample_mode!r}")
-        self.sample_mode, self.elbo_samples = sample_mode, elbo_samples
+        if not beta > 0:
+            raise UserError(f"vae: beta must be a positive number, not {beta!r}")
+        self.sample_mode, self.elbo_samples, self.beta = sample_mode, elbo_samples, beta
         self.batch_size = batch_size or (256 if kind == "points" else 64)
         self.lr = lr
         z_dim = z_dim or (2 if kind == "points" else 16)
@@ -181,6 +190,13 @@ class VAE:
 
     def _elbo(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """ELBO in nats per example for prepared x, with the reparameterization noise given."""
+        rec, kl = self._elbo_terms(x, noise)
+        return rec - kl
+
+    def _elbo_terms(
+        self, x: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction log-likelihood, KL to the prior) in nats per example."""
         mu, logvar = self._encode(x)
         z = mu + (0.5 * logvar).exp() * noise
         mean, log_scale = self._decode(z)
@@ -191,7 +207,7 @@ class VAE:
         else:
             rec = discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
         kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
-        return rec - kl
+        return rec, kl
 
     # -------------------------------------------------------------------- training
 
@@ -210,7 +226,9 @@ class VAE:
         def step() -> dict[str, float]:
             x = self._prepare(next(stream))
             noise = torch.randn((len(x), self.config["z_dim"]), generator=gen, device=self.device)
-            loss = -self._elbo(x, noise).mean() / (dims * math.log(2))  # -ELBO, bits per dim
+            rec, kl = self._elbo_terms(x, noise)
+            # -ELBO in bits per dim (beta=1); 1.0 * kl is kl exactly, so the plain VAE is unchanged
+            loss = -(rec - self.beta * kl).mean() / (dims * math.log(2))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -242,6 +260,31 @@ class VAE:
         if self.scaler is not None:
             return self.scaler.inverse(x).float().cpu()
         return to_uint8(x.clamp(-1, 1))
+
+    # -------------------------------------------------------------------- codes
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """Posterior means (n, z_dim) of uint8 NCHW images (points: float32 (n, D))."""
+        self.encoder.eval()
+        out = [
+            self._encode(self._prepare(x[i : i + batch_size]))[0].float().cpu()
+            for i in range(0, len(x), batch_size)
+        ]
+        return torch.cat(out)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config["z_dim"]
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder means of latents z (n, z_dim): uint8 images (points: float32)."""
+        self.decoder.eval()
+        mean, _ = self._decode(z.to(self.device, torch.float32))
+        if self.scaler is not None:
+            return self.scaler.inverse(mean).float().cpu()
+        return to_uint8(mean.clamp(-1, 1))
 
     # -------------------------------------------------------------------- likelihood
 

@@ -48,6 +48,7 @@ class WGANGP:
     n_critic=5, gp_weight=10, device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
+    latent_interpolation = "slerp"  # perceptual path length's paths: great circles in Z
 
     def __init__(
         self,
@@ -172,6 +173,18 @@ class WGANGP:
         if self.scaler is not None:
             return self.scaler.inverse(x).float().cpu()
         return to_uint8(x)
+
+    # Copied from baselines.dcgan.DCGAN.draw_latents
+    def draw_latents(self, n: int, *, generator: torch.Generator) -> torch.Tensor:
+        """n latents z from `generator` (the latent interpolation of perceptual path length)."""
+        return randn((n, self.config["z_dim"]), generator, self.device)
+
+    # Copied from baselines.dcgan.DCGAN.decode
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's float output for latents z, unquantized."""
+        self.G.eval()
+        return self._generate(z.to(self.device)).float()
 
     # Copied from baselines.dcgan.DCGAN.state_dict
     def state_dict(self) -> dict:

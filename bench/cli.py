@@ -183,14 +183,26 @@ class Mode(str, Enum):
 
 @app.command("eval")
 def eval_(
+    dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
     samples: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help=".npz of uint8 images (or an image folder); an .npz may hold `labels`, the "
             "class asked for each image, for conditional metrics"
         ),
-    ],
-    dataset: Annotated[str, typer.Option(help="dataset to score against, e.g. digits")],
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="instead of --samples, a model that comes trained, sampled here: "
+            "torchscript:G.pt, onnx:G.onnx or diffusers:FOLDER"
+        ),
+    ] = None,
+    options: Annotated[
+        str, typer.Option(help='--model\'s options as JSON, e.g. {"z_dim": 128, ...}')
+    ] = "{}",
+    n: Annotated[int, typer.Option(min=2, help="samples to draw from --model")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="--model's sampling seed, as a suite's")] = 0,
     features: Annotated[
         str,
         typer.Option(
@@ -213,37 +225,56 @@ def eval_(
         int, typer.Option(help="data-parallel processes (gloo on CPU, NCCL on GPUs); or torchrun")
     ] = 1,
 ) -> None:
-    """Score pre-generated samples against a dataset, every metric from one feature pass."""
+    """Score pre-generated samples (or samples drawn here from a model that comes trained)
+    against a dataset, every metric from one feature pass."""
     import json
 
     from bench.data import dataset_arrays
     from bench.samples import read_samples, sample_labels
 
+    if (samples is None) == (model is None):
+        raise UserError("give --samples FILE or --model PREFIX:PATH (one of them)")
     arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
-    samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
+    if samples is not None:
+        samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
     import torch
 
     from bench.data import load_dataset
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor
     from bench.samples import check_samples
-    from bench.scoring import needing_sample_labels, plan
+    from bench.scoring import needing_sample_labels, plan, small_n_warnings
 
     data = load_dataset(dataset, data_root)
-    x = check_samples(samples_read, data)
-    labels = None if labels_read is None else torch.from_numpy(labels_read)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     paths = {extractor: weights.resolve()} if weights is not None else {}
     if weights is not None and not weights.is_file():
         raise UserError(f"--weights {weights}: no such file")
-    planned = plan(names, data, [extractor], len(x), paths)  # bad input: one line before work
+    count = n if model is not None else len(samples_read)
+    planned = plan(names, data, [extractor], count, paths)  # bad input: one line before work
+    if model is not None:
+        from bench.device import resolve_device
+        from bench.job import sample_pretrained
+
+        opts = json_options(options)
+        samples_read, labels = sample_pretrained(model, opts, data, n, seed, resolve_device(device))
+    else:
+        labels = None if labels_read is None else torch.from_numpy(labels_read)
+    x = check_samples(samples_read, data)
     conditional = needing_sample_labels(planned)
+    if conditional and labels is None and model is not None:
+        raise UserError(
+            f"metric {conditional[0]!r} needs a class-conditional model; {model} is not"
+        )
     if conditional and labels is None:
         raise UserError(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
             "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
         )
+    small_n = small_n_warnings(planned, data, len(x))
+    for line in small_n:
+        typer.echo(f"warning: {line}", err=True)
     scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
@@ -256,6 +287,7 @@ def eval_(
                     "n": len(x),
                     "dataset": dataset,
                     "features": extractor,
+                    "warnings": small_n,
                     **ctx.provenance,
                 },
                 indent=2,
@@ -409,6 +441,26 @@ def write_stats(
     )
 
 
+def json_options(options: str) -> dict:
+    """--options: a JSON object of plain values, checked as a suite's options are."""
+    import json
+
+    try:
+        opts = json.loads(options)
+    except ValueError as e:
+        raise UserError(f"bad --options: {e}") from None
+    if not isinstance(opts, dict):
+        raise UserError("--options must be a JSON object and --batch-sizes positive integers")
+    from bench.suite import check_option
+
+    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
+        try:
+            check_option(key, value)
+        except ValueError as e:
+            raise UserError(f"--options: {e}") from None
+    return opts
+
+
 @app.command()
 def throughput(
     model: Annotated[str, typer.Option(help="registry name, entry point or module:Class")],
@@ -429,19 +481,12 @@ def throughput(
     import json
 
     try:
-        opts = json.loads(options)
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError as e:
         raise UserError(f"bad --options or --batch-sizes: {e}") from None
-    if not isinstance(opts, dict) or not sizes or min(sizes) < 1:
+    if not sizes or min(sizes) < 1:
         raise UserError("--options must be a JSON object and --batch-sizes positive integers")
-    from bench.suite import check_option
-
-    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
-        try:
-            check_option(key, value)
-        except ValueError as e:
-            raise UserError(f"--options: {e}") from None
+    opts = json_options(options)
     from bench.data import load_dataset
     from bench.device import resolve_device
     from bench.job import load_checkpoint
@@ -536,8 +581,13 @@ def list_(
     from bench.models import describe_models
 
     if what == ListWhat.metrics:
-        for name, columns, summary in describe():
-            typer.echo(f"{name}: {columns}\n    {summary}")
+        from bench.metrics.costs import cost_line, costs_header, read_costs
+
+        costs = read_costs()
+        typer.echo(costs_header(costs))
+        for name, columns, summary, suite_names in describe():
+            cost = f"\n    {cost_line(suite_names, costs)}" if suite_names else ""
+            typer.echo(f"{name}: {columns}\n    {summary}{cost}")
     elif what == ListWhat.executors:
         from bench.executors import describe_executors
 
@@ -587,6 +637,15 @@ def study(
     show_class: Annotated[
         bool, typer.Option("--show-class", help="show each image's class (conditional models)")
     ] = False,
+    attention: Annotated[
+        int, typer.Option(help="attention checks per rater (noise images, known to be fake)")
+    ] = 0,
+    max_missed: Annotated[
+        int, typer.Option(help="exclude a rater who misses more attention checks than this")
+    ] = 0,
+    min_rt_ms: Annotated[
+        int, typer.Option(help="exclude a rater whose median response time is under this")
+    ] = 0,
     host: Annotated[str, typer.Option(help="0.0.0.0 opens it to the LAN")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
     score: Annotated[bool, typer.Option("--score", help="score the answers, log, exit")] = False,
@@ -597,6 +656,7 @@ def study(
     from bench.study.config import StudyConfig, check_config, check_references
     from bench.study.hype import minimum_note
     from bench.study.names import samples_args
+    from bench.study.quality import exclusion_note
     from bench.study.results import check_study_name
 
     cfg = StudyConfig(
@@ -616,12 +676,23 @@ def study(
         block,
         seed,
         show_class,
+        attention,
+        max_missed,
+        min_rt_ms,
     )
     check_config(cfg)  # these checks run before the server's modules (torch among them) load
     check_study_name(name)
     check_references(references)
     samples_args(samples or [])
-    from bench.study.serve import StudyRequest, check_port_free, finish, links, open_study, serve
+    from bench.study.serve import (
+        StudyRequest,
+        check_port_free,
+        finish,
+        links,
+        open_study,
+        results_link,
+        serve,
+    )
 
     labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
     req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
@@ -632,6 +703,8 @@ def study(
         typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
         for link in links(the_study, host, port):
             typer.echo(f"  {link}")
+        typer.echo("Results so far, for you alone (never send this link to raters):")
+        typer.echo(f"  -> {results_link(the_study, host, port)}")
         typer.echo("Ctrl-C stops the server and writes the scores.")
         try:
             serve(the_study, host, port)
@@ -639,8 +712,8 @@ def study(
             pass  # the signal uvicorn passes on after its graceful stop: score the study
     for label, values in finish(req, the_study, run_ids).items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        note = minimum_note(values)
-        typer.echo(f"{label}: {shown}" + (f"\n  ! {note}" if note else ""))
+        notes = [n for n in (exclusion_note(values), minimum_note(values)) if n]
+        typer.echo("\n  ! ".join([f"{label}: {shown}", *notes]))
 
 
 def run_summary(results) -> str:

@@ -28,8 +28,11 @@ from bench.models import (
     Budget,
     GenerativeModel,
     build_model,
+    check_model_files,
     is_conditional,
+    is_pretrained,
     is_reference,
+    model_file,
     resolve_model,
 )
 from bench.npz import has_array
@@ -39,6 +42,11 @@ from bench.record import JobRecord
 from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
+from bench.training_eval import TrainingEval
+from bench.translation import is_translation
+from bench.translation.grid import translation_grid
+from bench.translation.translate import translate_sources
+from bench.traversal import traversal_png
 
 SCORING_VERSION = 1  # bump when metric code changes results, to re-score cached jobs
 LOSS_HISTORY_POINTS = 200
@@ -83,7 +91,15 @@ def new_record(
     """The record of a job before it runs: keys, labels, params. `cls`: model_class(job)."""
     suite, entry = job.suite, job.entry
     keys = job_keys(job, data, cls)
-    source = "samples-file" if entry.samples else "checkpoint" if entry.checkpoint else "trained"
+    source = (
+        "samples-file"
+        if entry.samples
+        else "checkpoint"
+        if entry.checkpoint
+        else "pretrained"
+        if is_pretrained(cls)
+        else "trained"
+    )
     params = {
         "dataset": job.dataset,
         "model": entry.ref,
@@ -98,11 +114,16 @@ def new_record(
         ),
         **{f"option.{k}": v for k, v in entry.options.items()},
         **({"checkpoint": entry.checkpoint} if entry.checkpoint else {}),
+        # what a pretrained model's files say of it (a pipeline's configs, its library version)
+        **{f"model.{k}": v for k, v in getattr(cls, "provenance", {}).items()},
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
     labels = label_source(job, data, cls)
     if labels is not None:
         params.update({"conditional": True, "labels": labels})
+    if suite.eval_every is not None and source == "trained":
+        params.update({"eval_every": suite.eval_every, "keep": suite.keep})
+    weights = entry.checkpoint or (model_file(cls) if cls else None)
     return JobRecord(
         job_key=keys["job"],
         fit_key=keys["fit"],
@@ -120,7 +141,7 @@ def new_record(
         machine=machine,
         model_version=package_version(cls) if cls else "",
         model_source_sha256=source_hash(cls) if cls else "",
-        checkpoint_sha256=files_hash(entry.checkpoint) if entry.checkpoint else "",
+        checkpoint_sha256=files_hash(weights) if weights else "",
         samples_sha256=files_hash(entry.samples) if entry.samples else "",
     )
 
@@ -161,6 +182,10 @@ def compute(
     record.timings["score_s"] = time.perf_counter() - t0
     record.features = dict(ctx.provenance)
     record.artifacts = artifacts(job, data, samples, labels, record.metrics, ctx.artifacts)
+    if model is not None and data.kind == "images":
+        traversal = traversal_png(model)
+        if traversal is not None:
+            record.artifacts["traversal.png"] = traversal
     tqdm.write("  " + ", ".join(f"{k}={v:.4g}" for k, v in record.metrics.items()))
     return record
 
@@ -173,15 +198,17 @@ def fit_or_load(
     model = build_model(cls, data, dict(entry.options), device)
     record.nfe = str(getattr(model, "nfe", "unknown"))
     record.sample_options = json.dumps(getattr(model, "sample_options", {}))
-    if entry.checkpoint is not None:
-        load_checkpoint(model, entry.checkpoint, entry.ref)
+    record.sweep_options = json.dumps(dict(getattr(model, "SWEEP_OPTIONS", {})))
+    if entry.checkpoint is not None or is_pretrained(cls):
+        if entry.checkpoint is not None:
+            load_checkpoint(model, entry.checkpoint, entry.ref)
         record.budget_spent_steps, record.budget_spent_seconds, record.fit_cached = 0, 0.0, True
         return model
     # Jobs that share a trained model (a sampling sweep) wait for its fit, then load it.
     with cache.lock("checkpoints", fit_key):
         cached = cache.load("checkpoints", fit_key)
         if cached is None:
-            info = fit(model, data, suite, job, entry.name)
+            info = fit(model, data, suite, job, entry.name, device)
             cache.save("checkpoints", fit_key, {"state": model.state_dict(), "info": info})
     if cached is not None:
         load_checkpoint_dict(model, cached["state"], "the cached checkpoint", entry.ref)
@@ -191,14 +218,21 @@ def fit_or_load(
     record.steps_from = info.get("steps_from", "returned" if info["steps"] else "unknown")
     record.fit_cached = cached is not None
     record.loss_history = [tuple(p) for p in info["losses"]]
+    record.eval_history = [(step, dict(values)) for step, values in info.get("evals", [])]
+    if "eval_seconds" in info:
+        record.timings["eval_in_fit_s"] = info["eval_seconds"]
+        record.kept_step = info["kept_step"]
     return model
 
 
-def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str) -> dict:
+def fit(
+    model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str, device=None
+) -> dict:
     budget = Budget(suite.budget.steps, suite.budget.seconds)
     losses: list[tuple[int, float]] = []
     highest = 0
     bar = progress_bar(total=budget.steps, desc=f"  fit {label}", unit="step")
+    evaluator = TrainingEval(suite, data, model, device) if suite.eval_every else None
 
     def progress(step: int, values: dict[str, float]) -> None:
         nonlocal highest
@@ -207,21 +241,27 @@ def fit(model: GenerativeModel, data: ImageDataset, suite, job: Job, label: str)
             losses.append((step, float(values["loss"])))
             bar.set_postfix(loss=f"{float(values['loss']):.4g}", refresh=False)
         bar.update(step - bar.n)
+        if evaluator is not None:
+            evaluator(int(step))
 
     t0 = time.perf_counter()
     try:
         spent = model.fit(data, budget, seed=job.seed, progress=progress)
     finally:
         bar.close()  # also when stopped: the next line starts on a line of its own
-    seconds = time.perf_counter() - t0
     steps, steps_from = steps_spent(spent, highest, job.entry.ref)
+    info = {"steps_from": steps_from}
+    if evaluator is not None:
+        kept = evaluator.finish(steps)
+        info |= {"evals": evaluator.history, "eval_seconds": evaluator.seconds, "kept_step": kept}
+    seconds = time.perf_counter() - t0
     if steps_from == "unknown":
         tqdm.write(
             f"  warning: {label}: fit returned no Spent(steps=...) and reported no step through "
             "progress; its steps are recorded as unknown (0)",
             file=sys.stderr,
         )
-    return {"steps": steps, "seconds": seconds, "losses": thin(losses), "steps_from": steps_from}
+    return {"steps": steps, "seconds": seconds, "losses": thin(losses), **info}
 
 
 def steps_spent(returned: object, reported: int, ref: str) -> tuple[int, str]:
@@ -261,6 +301,9 @@ def draw_samples(
                     f"n_samples={n}"
                 )
             labels = load_sample_labels(job.entry.samples, data, n)
+        elif is_translation(data):
+            g = torch.Generator().manual_seed(sample_seed(job.seed))
+            samples = translate_sources(model, data, n, g, job.suite.sample_batch_size)
         else:
             g = torch.Generator().manual_seed(sample_seed(job.seed))
             if is_conditional(model):
@@ -282,6 +325,29 @@ def draw_samples(
             samples if labels is None else {"images": samples, "labels": labels},
         )
         return samples, labels
+
+
+def sample_pretrained(
+    ref: str, options: dict, data: ImageDataset, n: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`genbench eval --model`: n samples of a model that comes trained (an exported
+    generator, a pipeline folder), drawn as a suite's job of this seed draws them (balanced
+    labels for a class-conditional one); a model that must be trained is refused."""
+    check_model_files(ref)
+    cls = resolve_model(ref)
+    if not is_pretrained(cls):
+        raise UserError(
+            f"eval --model {ref!r}: it must be trained first; give a model that comes trained "
+            "(torchscript:G.pt, onnx:G.onnx, diffusers:FOLDER) or run a suite"
+        )
+    model = build_model(cls, data, options, device)
+    g = torch.Generator().manual_seed(sample_seed(seed))
+    labels = None
+    if is_conditional(model):
+        labels = asked_labels(n, "balanced", model.num_classes, data.train.y, g)
+    kwargs = {} if labels is None else {"labels": labels.clone()}
+    with torch.inference_mode():
+        return model.sample(n, generator=g, batch_size=256, **kwargs), labels
 
 
 def asked_labels(
@@ -316,7 +382,9 @@ def artifacts(
     """The files a job leaves for people and for the report."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if labels is not None and data.kind == "images":
+        if is_translation(data):  # rows of source | translation | target
+            translation_grid(data, samples).save(folder / "samples.png")
+        elif labels is not None and data.kind == "images":
             image_grid(class_rows(samples, labels)).save(folder / "samples.png")
         else:
             save_sample_figure(samples, data.kind, folder / "samples.png", data.train.x)
@@ -325,6 +393,15 @@ def artifacts(
         if data.kind == "images" and "nearest_neighbours" in artifacts_of(job.suite.metrics):
             save_nn_grid(samples, data.train.x, folder / "nearest_neighbours.png")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        per_sample = report_data.get("per_sample")
+        if per_sample and data.kind == "images":
+            from bench.report.per_sample import draw_panel
+
+            (folder / "per_sample.json").write_text(json.dumps(per_sample))
+            draw_panel(samples, data.train.x, next(iter(per_sample.values()))).save(
+                folder / "per_sample.png"
+            )
+        report_data = {k: v for k, v in report_data.items() if k != "per_sample"}
         if report_data:
             (folder / "report_data.json").write_text(json.dumps(report_data, indent=2))
         config = {
@@ -355,7 +432,8 @@ def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
         if labels is not None:  # cached with their labels: not the entry of an older run
             samples = hash_key(samples, "labels")
     else:
-        ckpt = files_hash(entry.checkpoint) if entry.checkpoint else None
+        weights = entry.checkpoint or model_file(cls)
+        ckpt = files_hash(weights) if weights else None
         # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.
         sample_only = set(getattr(cls, "SAMPLE_OPTIONS", ()))
         fit_key = hash_key(
@@ -367,6 +445,7 @@ def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
             suite.budget.model_dump(),
             job.seed,
             ckpt,
+            *eval_settings(suite),
         )
         samples = hash_key(
             "samples", fit_key, suite.n_samples, suite.sample_batch_size, entry.options
@@ -381,6 +460,23 @@ def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
         scoring += [suite.features, {k: str(v) for k, v in sorted(suite.weights.items())}]
     job_key = hash_key("job", samples, *scoring)
     return {"fit": fit_key, "samples": samples, "job": job_key}
+
+
+def eval_settings(suite) -> list:
+    """What in-training evaluation adds to a fit key (nothing without it: older keys stay)."""
+    if suite.eval_every is None:
+        return []
+    return [
+        "eval",
+        suite.eval_every,
+        sorted(suite.training_metrics),
+        suite.eval_n,
+        suite.keep,
+        suite.keep_split,
+        suite.features,
+        {k: str(v) for k, v in sorted(suite.weights.items())},
+        SCORING_VERSION,
+    ]
 
 
 def thin(points: list[tuple[int, float]], k: int = LOSS_HISTORY_POINTS) -> list:

@@ -3,8 +3,15 @@
 A model is found, in order: the registry (`@register_model("name")` in any module that a
 `genbench.plugins` entry point names; genbench's own baselines declare themselves that way
 and are read from their source, bench.registry, until a job uses one), the entry-point
-group `genbench.models` of any installed package, or a `package.module:Class` reference
-(which imports and runs that module's code).
+group `genbench.models` of any installed package, a `prefix:ARG` family registered with
+`@register_model_prefix("prefix")` (an exported generator `torchscript:G.pt`, a pipeline
+folder `diffusers:PATH`: the class's `bind(ARG)` returns the class for that file, reading
+it and refusing it with a UserError), or a `package.module:Class` reference (which imports
+and runs that module's code). A prefix wins over a module of the same name.
+A class with `pretrained = True` comes trained (its file holds the model): genbench never
+fits it, as for a checkpoint; its `source_path` is hashed into the job keys and recorded, its
+`provenance` dict recorded as `model.KEY` params; a prefix class's optional `check(ARG)` runs
+when the suite is read, before torch loads.
 A class with `reference = True` is a known-answer model and gets its own leaderboard table.
 
 A model is class-conditional when its instance has an int attribute `num_classes` > 0: `fit`
@@ -15,6 +22,7 @@ learns from `data.train.y` and `sample` receives `labels`, the class asked for e
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 from collections.abc import Callable, Iterator
@@ -33,6 +41,8 @@ from bench.registry import (
     summary,
     target_of,
 )
+from bench.translation import TRANSLATION_METHODS, is_translation
+from bench.translation.checks import check_model_for
 
 if TYPE_CHECKING:
     import torch
@@ -127,10 +137,13 @@ def headline(doc: str | None) -> str:
     return text
 
 
-def _declared() -> Iterator[tuple[str, str, ModelSpec]]:
-    for d in declarations(_plugin_packages_of_genbench(), ("register_model",)):
-        cls_name = d.target.partition(":")[2]
-        yield d.args[0], d.target, model_spec(d.args[0], cls_name, d.cls, d.doc)
+def _declared(function: str) -> Callable[[], Iterator[tuple[str, str, ModelSpec]]]:
+    def declared() -> Iterator[tuple[str, str, ModelSpec]]:
+        for d in declarations(_plugin_packages_of_genbench(), (function,)):
+            cls_name = d.target.partition(":")[2]
+            yield d.args[0], d.target, model_spec(d.args[0], cls_name, d.cls, d.doc)
+
+    return declared
 
 
 def _plugin_packages_of_genbench() -> Iterator[tuple[str, Path]]:
@@ -148,7 +161,8 @@ def _plugin_packages_of_genbench() -> Iterator[tuple[str, Path]]:
             yield ep.value, Path(found.origin)
 
 
-MODELS: Registry[ModelSpec] = Registry("model", _declared)
+MODELS: Registry[ModelSpec] = Registry("model", _declared("register_model"))
+PREFIXES: Registry[ModelSpec] = Registry("model prefix", _declared("register_model_prefix"))
 
 
 def register_model(name: str) -> Callable[[type], type]:
@@ -157,6 +171,48 @@ def register_model(name: str) -> Callable[[type], type]:
         return cls
 
     return wrap
+
+
+def register_model_prefix(prefix: str) -> Callable[[type], type]:
+    """Register a `prefix:ARG` family on a class whose classmethod `bind(ARG)` returns the
+    model class for that ARG."""
+
+    def wrap(cls: type) -> type:
+        PREFIXES.add(prefix, target_of(cls), class_spec(prefix, cls), cls)
+        return cls
+
+    return wrap
+
+
+def model_prefix(ref: str) -> tuple[str, str] | None:
+    """(prefix, ARG) of a `prefix:ARG` reference to a registered family, else None."""
+    prefix, colon, arg = ref.partition(":")
+    return (prefix, arg) if colon and prefix in PREFIXES else None
+
+
+def check_model_files(ref: str) -> None:
+    """What a `prefix:ARG` family checks of its file before torch loads (its classmethod
+    `check(ARG)`, where it has one: a pickle refused unopened, a folder's allowlists)."""
+    prefixed = model_prefix(ref)
+    if prefixed is not None:
+        check = getattr(PREFIXES.load(prefixed[0]).obj, "check", None)
+        if check is not None:
+            check(prefixed[1])
+
+
+@functools.cache  # one class per file and process: its keys and checks read it once
+def _bound(prefix: str, arg: str) -> type:
+    return PREFIXES.load(prefix).obj.bind(arg)
+
+
+def is_pretrained(cls: type) -> bool:
+    return getattr(cls, "pretrained", False) is True
+
+
+def model_file(cls: type) -> Path | None:
+    """The file or folder a pretrained class's model comes from (hashed into its keys)."""
+    path = getattr(cls, "source_path", None)
+    return Path(path) if path is not None else None
 
 
 def class_spec(name: str, cls: type) -> ModelSpec:
@@ -188,7 +244,8 @@ def _entry_point_models() -> dict[str, Any]:
 
 def model_names() -> list[str]:
     load_plugins()
-    return sorted(set(MODELS.names()) | set(_entry_point_models()))
+    prefixed = {f"{p}:PATH" for p in PREFIXES.names()}
+    return sorted(set(MODELS.names()) | set(_entry_point_models()) | prefixed)
 
 
 def describe_models() -> list[tuple[str, str]]:
@@ -196,6 +253,10 @@ def describe_models() -> list[tuple[str, str]]:
     [class-conditional] and [reference]; entry points are named only (not imported)."""
     rows = []
     for name in model_names():
+        prefix = name.removesuffix(":PATH")
+        if prefix in PREFIXES:  # whether it is conditional depends on its file
+            rows.append((name, PREFIXES.meta(prefix).summary))
+            continue
         spec = MODELS.meta(name) if name in MODELS else ModelSpec(name, None)
         marks = [
             ("[class-conditional] " if spec.conditional else ""),
@@ -209,7 +270,7 @@ def check_model(ref: str) -> None:
     """A UserError unless `ref` names a model; a registered one is not imported (an entry
     point or module:Class is resolved)."""
     load_plugins()
-    if ref not in MODELS:
+    if ref not in MODELS and model_prefix(ref) is None:
         resolve_model(ref)
 
 
@@ -221,10 +282,14 @@ def model_signature(ref: str) -> InitSignature | None:
 
 
 def resolve_model(ref: str) -> type:
-    """Find the class for a registry name, an entry-point name or `module:Class`."""
+    """Find the class for a registry name, a `prefix:ARG`, an entry-point name or
+    `module:Class`."""
     load_plugins()
     if ref in MODELS:
         return MODELS.load(ref).obj
+    prefixed = model_prefix(ref)
+    if prefixed is not None:
+        return _bound(*prefixed)
     found = find_object("model", ref, ENTRY_POINT_GROUP)
     if found is not None:
         return found
@@ -238,16 +303,20 @@ def build_model(
 ) -> GenerativeModel:
     """Instantiate a family with model_arguments; a class-conditional model must have the
     dataset's number of classes."""
+    check_model_for(cls, cls.__name__, data)
     arguments = model_arguments(init_signature(cls), data, options, device)
     try:
         model = cls(**arguments)
     except TypeError as e:
         raise UserError(f"model {cls.__name__}: bad options {options}: {e}") from None
-    missing = [
-        m for m in ("fit", "sample", "state_dict", "load_state_dict") if not hasattr(model, m)
-    ]
+    methods, contract = (
+        (TRANSLATION_METHODS, "bench.translation")
+        if is_translation(data)
+        else (("fit", "sample", "state_dict", "load_state_dict"), "GenerativeModel")
+    )
+    missing = [m for m in methods if not hasattr(model, m)]
     if missing:
-        raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see GenerativeModel)")
+        raise UserError(f"model {cls.__name__} lacks {', '.join(missing)} (see {contract})")
     if is_conditional(model):
         if not data.num_classes:
             raise UserError(unlabelled_dataset(cls.__name__, data.name))

@@ -27,6 +27,8 @@ from bench.models import model_arguments, model_signature
 from bench.record import check_tracking_uri
 from bench.samples import check_samples_file, sample_labels
 from bench.suite import Job, ModelEntry, Suite, expand_jobs
+from bench.translation import is_translation
+from bench.translation.translate import check_task_size
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def plan_suite(
             continue
         checked.add((job.dataset, entry.name))
         data = dataset_arrays(job.dataset, data_root)
+        if is_translation(data):
+            check_task_size(data, suite.n_samples)
         label_metrics = tuple(
             m
             for m in suite.metrics

@@ -52,7 +52,7 @@ IDENTITY_TAGS = {
     # the user's own inputs: "" where the job has none
     "model_version": "genbench.model_version",  # dist==version of the plug-in's package
     "model_source_sha256": "genbench.model_source_sha256",  # of the model class's module
-    "checkpoint_sha256": "genbench.checkpoint_sha256",
+    "checkpoint_sha256": "genbench.checkpoint_sha256",  # or a pretrained model's file/folder
     "samples_sha256": "genbench.samples_sha256",  # of the file, or of a folder's files
 }
 RESULT_TAGS = {
@@ -62,12 +62,16 @@ RESULT_TAGS = {
     "fit_cached": "fit_cached",
     "nfe": "nfe",
     "sample_options": "sample_options",
+    "sweep_options": "sweep_options",
+    "kept_step": "kept_step",  # keep: best
 }
-BUDGET_PARAMS = ("n_samples", "budget_steps", "budget_seconds")  # the protocol, per job
+# the protocol, per job (eval_every and keep: a trained job that scored itself on the way)
+BUDGET_PARAMS = ("n_samples", "budget_steps", "budget_seconds", "eval_every", "keep")
 USER_INPUTS = ("model_version", "model_source_sha256", "checkpoint_sha256", "samples_sha256")
 MACHINE_PREFIXES = ("version.", "git_commit", "python", "torch_cuda", "device", "hostname")
 FEATURE_PREFIX = "feature."  # extractor provenance: weights sha256, classifier accuracy
 LOSS_KEY = "train_loss"
+EVAL_PREFIX = "during_fit."  # metric histories of in-training evaluation, by step
 
 
 @dataclass
@@ -82,7 +86,7 @@ class JobRecord:
     dataset_hash: str
     model: str  # the leaderboard label
     model_ref: str  # registry name, module:Class, or "samples-file"
-    source: str  # trained, checkpoint or samples-file
+    source: str  # trained, checkpoint, pretrained (an exported file or pipeline) or samples-file
     seed: int
     reference: bool = False  # a known-answer model: its own leaderboard table
     model_version: str = ""
@@ -100,8 +104,13 @@ class JobRecord:
     fit_cached: bool | None = None
     nfe: str | None = None
     sample_options: str | None = None  # JSON
+    sweep_options: str | None = None  # JSON: the model's SWEEP_OPTIONS (option -> symbol)
     timings: dict[str, float] = field(default_factory=dict)
     loss_history: list[tuple[int, float]] = field(default_factory=list)
+    # metrics during training (suite eval_every): (step, {column: value}), and the step whose
+    # model was kept by `keep: best` (None: the last)
+    eval_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    kept_step: int | None = None
     artifacts: dict[str, bytes] = field(default_factory=dict)  # file name -> content
     # where it lives in MLflow (set by Store)
     status: str = "RUNNING"
@@ -397,6 +406,13 @@ class Store:
             items = [Metric(LOSS_KEY, float(v), 0, step) for step, v in record.loss_history]
             for i in range(0, len(items), 1000):
                 self.client.log_batch(run_id, metrics=items[i : i + 1000])
+        evals = [
+            Metric(EVAL_PREFIX + k, float(v), 0, step)
+            for step, values in record.eval_history
+            for k, v in values.items()
+        ]
+        for i in range(0, len(evals), 1000):
+            self.client.log_batch(run_id, metrics=evals[i : i + 1000])
         self._log_metrics(run_id, record.metrics)
         self._set_tags(run_id, record.result_tags())
         folder = self._artifact_folder(run_id)
@@ -460,6 +476,16 @@ class Store:
     def loss_history(self, run_id: str) -> list[tuple[int, float]]:
         return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, LOSS_KEY))
 
+    def eval_history(self, run_id: str) -> dict[str, list[tuple[int, float]]]:
+        """A job's metrics during training: column -> [(step, value)], by step."""
+        keys = [k for k in self.client.get_run(run_id).data.metrics if k.startswith(EVAL_PREFIX)]
+        return {
+            k.removeprefix(EVAL_PREFIX): sorted(
+                (m.step, m.value) for m in self.client.get_metric_history(run_id, k)
+            )
+            for k in sorted(keys)
+        }
+
     # -- MLflow calls ------------------------------------------------------------------
 
     def _artifact_folder(self, run_id: str) -> Path | None:
@@ -517,7 +543,11 @@ def _from_run(run, suite: str, rank_by: list[str]) -> JobRecord:
         reference=tags.get("genbench.reference") == "true",
         params=dict(run.data.params),
         machine={k: v for k, v in tags.items() if k.startswith(MACHINE_PREFIXES)},
-        metrics={k: v for k, v in run.data.metrics.items() if k != LOSS_KEY},
+        metrics={
+            k: v
+            for k, v in run.data.metrics.items()
+            if k != LOSS_KEY and not k.startswith(EVAL_PREFIX)
+        },
         features=features,
         budget_spent_steps=_number(tags.get("budget_spent_steps")),
         budget_spent_seconds=_number(tags.get("budget_spent_seconds")),
@@ -525,6 +555,8 @@ def _from_run(run, suite: str, rank_by: list[str]) -> JobRecord:
         fit_cached=tags["fit_cached"] == "true" if "fit_cached" in tags else None,
         nfe=tags.get("nfe"),
         sample_options=tags.get("sample_options"),
+        sweep_options=tags.get("sweep_options"),
+        kept_step=int(tags["kept_step"]) if tags.get("kept_step", "").isdigit() else None,
         timings={
             k.removeprefix("time."): float(v) for k, v in tags.items() if k.startswith("time.")
         },

@@ -6,6 +6,7 @@ suite reuses every finished job and an interrupted one resumes where it stopped.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,8 +30,9 @@ from bench.plan import (
 )
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
-from bench.scoring import plan
+from bench.scoring import plan, small_n_warnings
 from bench.suite import Suite
+from bench.translation.checks import check_model_for
 from bench.worker import JobSpec
 
 
@@ -71,18 +73,26 @@ class Runner:
         model, what only a built model tells (a plug-in's classes) agrees with the
         conditional metrics and `labels:` asked for, and every weights file the metrics'
         feature spaces load holds their network (DINOv2, CLIP: names and shapes)."""
+        warnings: dict[str, None] = {}  # small-n warnings, in order, once each
         feature_spaces: set[str] = set()
         for dataset in dict.fromkeys(job.dataset for job in self.plan.jobs):
             data = load_dataset(dataset, self.opts.data_root)
             suite = self.suite
             planned = plan(suite.metrics, data, suite.features, suite.n_samples, suite.weights)
+            if suite.eval_every is not None:  # what training jobs score on the way
+                planned += plan(
+                    suite.training_metrics, data, suite.features, suite.eval_n, suite.weights
+                )
             feature_spaces |= {e for p in planned for e in p.extractors}
+            for line in small_n_warnings(planned, data, suite.n_samples):
+                warnings.setdefault(f"warning: {dataset}: {line}")
         conditional = bool(self.plan.conditional)
         for planned_entry in self.plan.entries:
             job, entry = planned_entry.job, planned_entry.job.entry
             data = load_dataset(job.dataset, self.opts.data_root)
             # built untrained, cheaply: an unknown option is caught before anything trains
             cls = resolve_model(entry.ref)
+            check_model_for(cls, entry.ref, data)
             model = build_model(cls, data, dict(entry.options), self.device)
             check_declared_conditional(model, cls, data, entry.ref)
             conditional |= is_conditional(model)
@@ -93,6 +103,8 @@ class Runner:
         if self.suite.labels is not None and not conditional:
             raise UserError(labels_without_conditional(self.suite))
         check_weights_files(feature_spaces, self.suite.weights)
+        for line in warnings:
+            print(line, file=sys.stderr, flush=True)
 
     def run(self, executor: Executor | None = None) -> list[JobResult]:
         self.preflight()

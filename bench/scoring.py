@@ -72,6 +72,24 @@ def plan(
     return out
 
 
+def small_n_warnings(planned: Sequence[Planned], data: ImageDataset, n: int) -> list[str]:
+    """One line per planned metric and feature space whose value n samples are too few to
+    trust, by the sample size the metric declares (`reliable`), with the reason."""
+    lines = []
+    for p in planned:
+        rel = p.spec.reliable
+        if rel is None:
+            continue
+        for e in p.extractors or (None,):
+            dim_of = resolve_extractor(e).dim if e is not None and rel.per_dim else None
+            dim = dim_of(data) if dim_of is not None else None
+            name = f"{p.spec.name}_{e}" if p.spec.per_extractor else p.spec.name
+            line = rel.warning(name, n, dim)
+            if line is not None and line not in lines:
+                lines.append(line)
+    return lines
+
+
 def needing_sample_labels(planned: Sequence[Planned]) -> list[str]:
     """The planned metrics that score samples against the classes they were asked for."""
     return [p.name for p in planned if "sample_labels" in p.spec.needs]
@@ -170,8 +188,14 @@ class ScoringContext:
 
 
 def score(ctx: ScoringContext, names: Sequence[str]) -> dict[str, float]:
+    """{column: value}; the small-n warnings (small_n_warnings) go to
+    ctx.artifacts["small_n_warnings"] for the leaderboard footer."""
     out: dict[str, float] = {}
-    for p in plan(names, ctx.data, ctx.features_for, weights=ctx.weights):
+    planned = plan(names, ctx.data, ctx.features_for, weights=ctx.weights)
+    warnings = small_n_warnings(planned, ctx.data, ctx.n)
+    if warnings:
+        ctx.artifacts["small_n_warnings"] = warnings
+    for p in planned:
         if "model" in p.spec.needs and ctx.model is None:
             continue
         if "sample_labels" in p.spec.needs and ctx.fake_labels is None:

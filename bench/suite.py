@@ -19,7 +19,7 @@ from bench.errors import UserError
 from bench.executors import suite_executor_options
 from bench.features import resolve_extractor
 from bench.metrics import check_rank_metric, parse_metric
-from bench.models import check_model
+from bench.models import check_model, check_model_files, model_prefix
 from bench.npz import MAX_IMAGES
 from bench.plugins import import_plugin
 from bench.safeyaml import YamlTooLarge, load_yaml
@@ -52,6 +52,9 @@ class ModelEntry(Strict):
     options: dict[str, Any] = Field(default_factory=dict, max_length=MAX_OPTIONS)
     checkpoint: Path | None = Field(default=None, description="load these weights, skip training")
     samples: Path | None = Field(default=None, description="score these samples (.npz or folder)")
+    # run on these of the suite's datasets only (default: all), e.g. a paired-only
+    # translation model in a suite that also has unpaired tasks
+    datasets: list[str] | None = Field(default=None, min_length=1, max_length=100)
 
     @property
     def ref(self) -> str:
@@ -117,6 +120,14 @@ class Suite(Strict):
     rank_by: list[str] = Field(default_factory=list)
     # where the jobs run: an executor and its options (genbench list executors)
     executor: ExecutorEntry | None = None
+    # metrics during training (bench.training_eval): every `eval_every` optimizer steps (and
+    # at the last) a trained model scores `eval_n` samples on `eval_metrics` (default: the
+    # suite's first metric); `keep: best` keeps the step of lowest FD against `keep_split`
+    eval_every: int | None = Field(default=None, ge=1, le=10**9)
+    eval_metrics: list[str] = Field(default_factory=list, max_length=100)
+    eval_n: int = Field(default=200, ge=2, le=MAX_IMAGES)
+    keep: Literal["last", "best"] = "last"
+    keep_split: Literal["train", "test"] = "test"
 
     @property
     def label_mode(self) -> str:
@@ -182,12 +193,25 @@ class Suite(Strict):
                 raise ValueError(f"unknown dataset {name!r}; choose one of: {names}")
         return v
 
-    @field_validator("metrics")
+    @field_validator("metrics", "eval_metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
         for name in v:
             parse_metric(name)  # a ValueError for an unknown metric
         return v
+
+    @model_validator(mode="after")
+    def _eval_needs_eval_every(self) -> Suite:
+        keys = ("eval_metrics", "eval_n", "keep", "keep_split")
+        asked = [k for k in keys if k in self.model_fields_set]
+        if self.eval_every is None and asked:
+            raise ValueError(f"{asked[0]} applies with eval_every: set eval_every (steps)")
+        return self
+
+    @property
+    def training_metrics(self) -> list[str]:
+        """What a training job scores on the way (eval_metrics, else the first metric)."""
+        return self.eval_metrics or self.metrics[:1]
 
     @field_validator("models")
     @classmethod
@@ -196,6 +220,17 @@ class Suite(Strict):
         if len(set(labels)) != len(labels):
             raise ValueError(f"model names must be unique, got {labels}")
         return v
+
+    @model_validator(mode="after")
+    def _entry_datasets_in_suite(self) -> Suite:
+        for m in self.models:
+            other = [d for d in m.datasets or () if d not in self.datasets]
+            if other:
+                raise ValueError(
+                    f"models[{m.name}].datasets: {other[0]!r} is not one of the suite's "
+                    f"datasets ({', '.join(self.datasets)}); add it there or drop it here"
+                )
+        return self
 
 
 @dataclass(frozen=True)
@@ -315,6 +350,13 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
     models = []
     for m in suite.models:
         update = {}
+        prefixed = model_prefix(m.ref) if m.model else None
+        if prefixed is not None:  # a file or folder a model family reads (torchscript:G.pt)
+            p = _against(base, Path(prefixed[1]))
+            if not p.exists():
+                raise UserError(f"models[{m.name}].model: {p} not found")
+            update["model"] = f"{prefixed[0]}:{p}"
+            check_model_files(update["model"])
         for field in ("checkpoint", "samples"):
             p = getattr(m, field)
             if p is not None:
@@ -338,11 +380,21 @@ def _resolve_paths(suite: Suite, base: Path) -> Suite:
         if not p.is_file():
             raise UserError(f"weights.{name}: {p} not found")
         weights[name] = p
-    datasets = [
-        f"folder:{_against(base, Path(d.split(':', 1)[1]))}" if d.startswith("folder:") else d
-        for d in suite.datasets
+    datasets = [_dataset_against(base, d) for d in suite.datasets]
+    models = [
+        m
+        if m.datasets is None
+        else m.model_copy(update={"datasets": [_dataset_against(base, d) for d in m.datasets]})
+        for m in models
     ]
     return suite.model_copy(update={"models": models, "datasets": datasets, "weights": weights})
+
+
+def _dataset_against(base: Path, name: str) -> str:
+    """folder:PATH with PATH resolved against the suite file's folder."""
+    if not name.startswith("folder:"):
+        return name
+    return f"folder:{_against(base, Path(name.split(':', 1)[1]))}"
 
 
 def _against(base: Path, p: Path) -> Path:
@@ -355,5 +407,6 @@ def expand_jobs(suite: Suite) -> list[Job]:
         Job(suite, dataset, entry, seed)
         for dataset in suite.datasets
         for entry in suite.models
+        if entry.datasets is None or dataset in entry.datasets
         for seed in suite.seeds
     ]

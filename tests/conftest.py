@@ -82,8 +82,9 @@ def free_port() -> int:
 class StudyServer:
     """A `genbench study` process: its base URL and the rater links it printed."""
 
-    def __init__(self, proc, url: str, links: list[str]):
+    def __init__(self, proc, url: str, links: list[str], head: list[str]):
         self.proc, self.url, self.links = proc, url, links
+        self.head = head  # every line it printed before serving
 
     @property
     def tokens(self) -> list[str]:
@@ -123,8 +124,9 @@ def study_server():
             text=True,
         )
         procs.append(proc)
-        links = []
+        links, head = [], []
         for line in proc.stdout:
+            head.append(line)
             if line.startswith("  http://"):
                 links.append(line.strip())
             if line.startswith("Ctrl-C"):
@@ -136,7 +138,7 @@ def study_server():
                 raise RuntimeError(f"genbench study exited: {proc.stderr.read()}")
             try:
                 urllib.request.urlopen(url + "/static/study.css", timeout=5).read()
-                return StudyServer(proc, url, links)
+                return StudyServer(proc, url, links, head)
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError("genbench study did not start serving")

@@ -164,3 +164,25 @@ class UndeclaredConditional(MeanModel):
     def __init__(self, shape):
         super().__init__(shape)
         self.num_classes = 10
+
+
+class PeakModel(MeanModel):
+    """Training images shifted in brightness by 40 per step away from step 4: the best model
+    is the one of step 4 (in-training evaluation, `keep: best`)."""
+
+    def fit(self, data, budget, *, seed, progress):
+        self.train = data.train.x[:500].float()
+        for step in range(1, budget.steps + 1):
+            self.shift = 40.0 * abs(step - 4)
+            progress(step, {"loss": self.shift})
+        return Spent(steps=budget.steps)
+
+    def sample(self, n, *, generator, batch_size):
+        idx = torch.randint(len(self.train), (n,), generator=generator)
+        return (self.train[idx] + self.shift).clamp(0, 255).round().to(torch.uint8)
+
+    def state_dict(self):
+        return {"train": self.train, "shift": torch.tensor(self.shift)}
+
+    def load_state_dict(self, sd):
+        self.train, self.shift = sd["train"], float(sd["shift"])

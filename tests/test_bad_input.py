@@ -70,6 +70,18 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def write_animal_mnist_payload(tmp_path):
+    import gzip
+    import zipfile
+
+    payload = gzip.compress(pickle.dumps(_Payload(tmp_path / "payload-ran")))
+    folder = "animal_mnist/data/Animal_MNIST"
+    with zipfile.ZipFile(tmp_path / "animal_mnist-0.4-py3-none-any.whl", "w") as z:
+        z.writestr(f"{folder}/animal_data_version_3.gz", payload)
+        z.writestr(f"{folder}/animal_label_version_3.gz", payload)
+    return suite_with(tmp_path, BASE.replace("[digits]", "[animal-mnist]"))
+
+
 def write_cifar_payload(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -322,6 +334,34 @@ def study_of_samples(tmp_path, arg: str) -> list[str]:
     np.savez(tmp_path / "s.npz", np.zeros((60, 1, 8, 8), np.uint8))
     out = str(tmp_path / "out")
     return ["study", "--out", out, "--samples", arg, "--dataset", "digits", "--score"]
+
+
+# -- real models in: exported generators and diffusers pipelines (#32) --------------------------
+EXPORTED_OPTIONS = '{z_dim: 4, output_range: "0,1"}'
+
+
+def pickled_generator(tmp_path):
+    """torch.save of a module is a pickle: this one creates a file if it is ever loaded."""
+    torch.save({"net": _Payload(tmp_path / "payload-ran")}, tmp_path / "g.pt")
+    entry = f"- name: g\n  model: torchscript:g.pt\n  options: {EXPORTED_OPTIONS}\n"
+    return model_entry(tmp_path, entry)
+
+
+def pipeline_folder(tmp_path, index: dict, files: dict[str, bytes]) -> str:
+    """A folder with this model_index.json and these files, as a diffusers: entry."""
+    folder = tmp_path / "pipe"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps(index))
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return model_entry(tmp_path, "- name: p\n  model: diffusers:pipe\n")
+
+
+DDPM_INDEX = {
+    "_class_name": "DDPMPipeline",
+    "unet": ["diffusers", "UNet2DModel"],
+    "scheduler": ["diffusers", "DDPMScheduler"],
+}
 
 
 CASES = {
@@ -925,6 +965,149 @@ CASES = {
         [],
         "--samples 'real=s.npz': the label 'real' names the study's real images",
     ),
+    "animal-mnist wheel whose pickle runs code": (
+        write_animal_mnist_payload,
+        ["--data-root", "{tmp}"],
+        "is not a pickled array (refused global",
+    ),
+    # -- the study's quality controls (#26) -----------------------------------------------------
+    "study with fewer than no attention checks": (
+        lambda t: ["study", "--out", str(t / "out"), "--attention", "-1", "--score"],
+        [],
+        "--attention must be at least 0, got -1",
+    ),
+    "study with a negative minimum response time": (
+        lambda t: ["study", "--out", str(t / "out"), "--min-rt-ms", "-5", "--score"],
+        [],
+        "--min-rt-ms must be at least 0, got -5",
+    ),
+    "study allowing as many missed checks as it has": (
+        lambda t: ["study", "--out", str(t / "out"), "--attention", "2", "--max-missed", "2"],
+        [],
+        "--max-missed 2 excludes nobody with --attention 2",
+    ),
+    # -- a baseline's own check of an option's value (#29) ---------------------------------
+    "glow temperature 0": (
+        lambda t: model_entry(t, "- name: g\n  model: glow\n  options: {temperature: 0}\n"),
+        [],
+        "glow: temperature must be a number > 0",
+    ),
+    "acgan aux_weight below 0": (
+        lambda t: cond_suite(t, "- name: a\n  model: acgan\n  options: {aux_weight: -1}\n", BASE),
+        [],
+        "acgan: aux_weight must be a number >= 0, not -1",
+    ),
+    # -- stylegan's sampling options (#29) -------------------------------------------------------
+    "stylegan truncation above 1": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {truncation: 1.5}\n"),
+        [],
+        "stylegan: truncation (psi) must be a number in [0, 1] (1: none), not 1.5",
+    ),
+    "stylegan noise mode it does not have": (
+        lambda t: model_entry(t, "- name: s\n  model: stylegan\n  options: {noise: none}\n"),
+        [],
+        "stylegan: noise must be 'random' or 'const', not 'none'",
+    ),
+    # -- disentanglement (#30) -------------------------------------------------------------------
+    "disentanglement metric on a dataset without known factors": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[mig]")),
+        [],
+        "metric 'mig' needs a dataset with known generating factors (e.g. shapes)",
+    ),
+    # -- real models in (#32) ---------------------------------------------------------------------
+    "torchscript model that is a pickled nn.Module": (
+        pickled_generator,
+        [],
+        "g.pt is a pickled nn.Module (torch.save), and loading a pickle can run any code",
+    ),
+    "exported generator file that does not exist": (
+        lambda t: model_entry(
+            t, f"- name: g\n  model: onnx:g.onnx\n  options: {EXPORTED_OPTIONS}\n"
+        ),
+        [],
+        "models[g].model: {tmp}/g.onnx not found",
+    ),
+    "diffusers folder with pickle weights": (
+        lambda t: pipeline_folder(t, DDPM_INDEX, {"unet/diffusion_pytorch_model.bin": b"\x80"}),
+        [],
+        "unet/diffusion_pytorch_model.bin is a pickle-format weights file",
+    ),
+    "diffusers folder of an unknown pipeline class": (
+        lambda t: pipeline_folder(t, {**DDPM_INDEX, "_class_name": "StableDiffusionPipeline"}, {}),
+        [],
+        "pipeline class 'StableDiffusionPipeline' is not supported; supported: DDPMPipeline",
+    ),
+    "diffusers folder with a component of another library": (
+        lambda t: pipeline_folder(t, {**DDPM_INDEX, "unet": ["my_models", "Net"]}, {}),
+        [],
+        "component 'unet' is ['my_models', 'Net']; genbench loads only diffusers' own components",
+    ),
+    "diffusers model that is not a folder": (
+        lambda t: (
+            (t / "p.safetensors").write_bytes(b"{}")
+            and model_entry(t, "- name: p\n  model: diffusers:p.safetensors\n")
+        ),
+        [],
+        "p.safetensors: not a local folder; give a folder saved with pipeline.save_pretrained",
+    ),
+    "eval with both --samples and --model": (
+        lambda t: ["eval", "--dataset", "digits", "--samples", "s.npz", "--model", "onnx:g.onnx"],
+        [],
+        "give --samples FILE or --model PREFIX:PATH (one of them)",
+    ),
+    "eval --model of a model that must be trained": (
+        lambda t: ["eval", "--dataset", "digits", "--model", "dcgan"],
+        [],
+        "eval --model 'dcgan': it must be trained first",
+    ),
+    "eval_metrics without eval_every": (
+        lambda t: suite_with(t, BASE + "eval_metrics: [fd_pixels]\n"),
+        [],
+        "eval_metrics applies with eval_every: set eval_every (steps)",
+    ),
+    "in-training metric that cannot run on eval_n samples": (
+        lambda t: suite_with(t, BASE + "eval_every: 1\neval_metrics: [fdinf_pixels]\neval_n: 20\n"),
+        [],
+        "fdinf",
+    ),
+    "generation model on a translation task": (
+        lambda t: suite_with(t, BASE.replace("[digits]", "[edges2mnist]")),
+        [],
+        "model 'copier' generates images and 'edges2mnist' is a translation task",
+    ),
+    "translation model on a generation dataset": (
+        lambda t: suite_with(t, BASE.replace("name: copier", "name: identity")),
+        [],
+        "model 'identity' translates images and 'digits' is not a translation task",
+    ),
+    "paired translation model on an unpaired task": (
+        lambda t: suite_with(
+            t, BASE.replace("[digits]", "[digits2mnist]").replace("name: copier", "name: oracle")
+        ),
+        [],
+        "model 'oracle' learns from paired images and 'digits2mnist' is unpaired",
+    ),
+    "translation metric on a generation dataset": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[psnr]")),
+        [],
+        "metric 'psnr' scores translations and 'digits' is not a translation task",
+    ),
+    "more translations than the source test split holds": (
+        lambda t: suite_with(
+            t,
+            BASE.replace("[digits]", "[digits2mnist]")
+            .replace("n_samples: 50", "n_samples: 400")
+            .replace("name: copier", "name: identity"),
+        ),
+        [],
+        "dataset 'digits2mnist': n_samples=400 and its source test split holds 359 images",
+    ),
+    "model entry on a dataset the suite lacks": (
+        lambda t: suite_with(t, BASE + "    datasets: [mnist5k]\n"),
+        [],
+        "models[copier].datasets: 'mnist5k' is not one of the suite's datasets (digits)",
+    ),
+    # -- suite files name their executor (#27) ---------------------------------------------------
     "suite executor that is not registered": (
         lambda t: suite_with(t, BASE + "executor: {name: dask}\n"),
         [],
@@ -994,6 +1177,9 @@ def test_bad_input(tmp_path, case):
 # a plug-in model's own module imports torch, and a `module:Class` model is looked up only
 # after genbench's own plug-ins (which import torch) are loaded.
 NEED_TORCH = {
+    "eval --model of a model that must be trained",  # a baseline's module imports torch
+    # a metric's own check of n (FD-infinity's 16·d) runs in preflight, with the metric loaded
+    "in-training metric that cannot run on eval_n samples",
     "checkpoint does not match",
     "truncated checkpoint",
     "model that sets num_classes without declaring it",
@@ -1010,6 +1196,15 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
+    # a baseline checks its options' values when it is built (by the runner, before training)
+    "glow temperature 0",
+    "acgan aux_weight below 0",
+    "stylegan truncation above 1",
+    "stylegan noise mode it does not have",
+    # whether a model translates or generates is told by its class's methods
+    "generation model on a translation task",
+    "translation model on a generation dataset",
+    "paired translation model on an unpaired task",
 }
 
 

@@ -20,10 +20,12 @@ TINY = {
     "wgan-gp": {"width": 8, "z_dim": 8, "batch_size": 16, "n_critic": 2},
     "pixelcnn": {"features": 6, "layers": 2, "levels": 16, "batch_size": 16},
     "realnvp": {"width": 8, "batch_size": 16},
+    "glow": {"width": 8, "depth": 2, "batch_size": 16},
     "ddpm": {"width": 8, "steps": 4, "batch_size": 16, "bpd_timesteps": 4},
+    "stylegan": {"width": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 16},
 }
 POINT_FAMILIES = ["vae", "dcgan", "wgan-gp", "ddpm"]
-LIKELIHOOD_FAMILIES = ["vae", "pixelcnn", "realnvp", "ddpm"]
+LIKELIHOOD_FAMILIES = ["vae", "pixelcnn", "realnvp", "glow", "ddpm"]
 CPU = {"device": "cpu"}
 
 
@@ -101,7 +103,7 @@ def test_fit_and_sample_images(name: str, shape: tuple[int, int, int]) -> None:
     assert x.device.type == "cpu"
 
 
-@pytest.mark.parametrize("name", ["vae", "dcgan", "ddpm", "realnvp"])
+@pytest.mark.parametrize("name", ["vae", "dcgan", "ddpm", "realnvp", "glow"])
 def test_28x28_is_padded_and_cropped(name: str) -> None:
     data = random_images((1, 28, 28), n=8)
     model = make(name, data)
@@ -119,7 +121,7 @@ def test_point_datasets(name: str) -> None:
     assert torch.isfinite(x).all()
 
 
-@pytest.mark.parametrize("name", ["pixelcnn", "realnvp"])
+@pytest.mark.parametrize("name", ["pixelcnn", "realnvp", "glow"])
 def test_image_only_families_reject_points(name: str) -> None:
     with pytest.raises(UserError):
         make(name, ring_points())
@@ -214,6 +216,7 @@ def trained(digits: ImageDataset) -> dict[str, tuple[object, list[float]]]:
         "vae": {"width": 16, "batch_size": 32},
         "pixelcnn": {"features": 12, "layers": 3, "batch_size": 32},
         "realnvp": {"width": 12, "batch_size": 32},
+        "glow": {"width": 16, "depth": 2, "batch_size": 32},
         "ddpm": {"width": 8, "batch_size": 32, "bpd_timesteps": 10},
     }
     out = {}
@@ -321,6 +324,8 @@ def test_ddpm_sampler_options_and_nfe() -> None:
         ("ddpm", {"sampler": "ancestral", "steps": 3, "eta": 0.5, "bpd_timesteps": 2}),
         ("vae", {"sample_mode": "sample", "elbo_samples": 2}),
         ("realnvp", {"temperature": 0.7}),
+        ("glow", {"temperature": 0.7}),
+        ("stylegan", {"truncation": 0.5, "noise": "const"}),
     ],
 )
 def test_sample_options_reuse_a_trained_model(name: str, options: dict) -> None:

@@ -1,4 +1,4 @@
-"""Class-conditional baselines (cdcgan, cddpm, cvae): the conditional plug-in contract,
+"""Class-conditional baselines (cdcgan, acgan, cddpm, cvae): the conditional plug-in contract,
 determinism, checkpoints, classifier-free guidance, and that samples follow their labels."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from bench.errors import UserError
 from bench.features.classifier import load_classifier
 from bench.models import Budget, build_model, model_names, resolve_model
 
-FAMILIES = ["cdcgan", "cddpm", "cvae"]
+FAMILIES = ["cdcgan", "acgan", "cddpm", "cvae"]
 TINY = {
     "cdcgan": {"width": 8, "z_dim": 8, "batch_size": 16},
+    "acgan": {"width": 8, "z_dim": 8, "batch_size": 16},
     "cddpm": {"width": 8, "steps": 4, "batch_size": 16},
     "cvae": {"width": 8, "z_dim": 4, "batch_size": 16},
 }
@@ -182,6 +183,37 @@ def test_projection_discriminator_is_psi_plus_projection() -> None:
         assert torch.allclose(D(x, y), expected.flatten(), atol=1e-5)
 
 
+def test_auxiliary_discriminator_has_a_source_and_a_class_head() -> None:
+    data = random_images()
+    model = make("acgan", data)
+    fit(model, data, steps=2)
+    D = model.D.eval()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        source, classes = D(x)
+        phi = D.phi(x).flatten(1)
+        assert torch.allclose(source, (phi @ D.source.weight.flatten(1).T + D.source.bias)[:, 0])
+        assert torch.allclose(classes, phi @ D.classes.weight.T + D.classes.bias, atol=1e-6)
+    assert classes.shape == (4, K)
+
+
+def test_acgan_class_head_learns_only_with_aux_weight() -> None:
+    data = random_images()
+    heads = {}
+    for weight in (0.0, 1.0):
+        model = make("acgan", data, aux_weight=weight)
+        start = model.D.classes.weight.detach().clone()
+        fit(model, data, steps=3)
+        heads[weight] = torch.equal(start, model.D.classes.weight.detach())
+    assert heads == {0.0: True, 1.0: False}
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), True, "big"])
+def test_acgan_bad_aux_weight(bad) -> None:
+    with pytest.raises(UserError, match=r"^acgan: aux_weight must be a number >= 0"):
+        make("acgan", random_images(), aux_weight=bad)
+
+
 # ---------------------------------------------------------------------------- cddpm
 
 
@@ -295,7 +327,7 @@ def test_cddpm_bad_options() -> None:
 
 # Steps per family for the label check: default architectures (cddpm sampled with 20 DDIM
 # steps, three times), each under a minute on one busy thread.
-QUALITY_STEPS = {"cdcgan": 300, "cddpm": 300, "cvae": 300}
+QUALITY_STEPS = {"cdcgan": 300, "acgan": 300, "cddpm": 300, "cvae": 300}
 QUALITY_OPTIONS = {"cddpm": {"steps": 20}}
 
 

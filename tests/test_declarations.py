@@ -29,9 +29,10 @@ from bench.metrics import (
     register_metric,
 )
 from bench.models import MODELS, check_model, describe_models, is_conditional, resolve_model
+from bench.models import PREFIXES as MODEL_PREFIXES
 from bench.registry import LAZY, Registry, declarations, package_modules, scan_file
 
-REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS, EXECUTORS)
+REGISTRIES = (METRICS, ALIASES, EXTRACTORS, DATASETS, PREFIXES, MODELS, MODEL_PREFIXES, EXECUTORS)
 HEAVY = ("torch", "baselines", "mlflow", "sklearn", "pandas", "matplotlib")
 
 
@@ -58,6 +59,7 @@ def test_what_the_modules_register_is_what_their_source_declares():
     assert {"dinov2_vitg14", "pixels"} <= set(EXTRACTORS.names())
     assert {"digits", "ring8"} <= set(DATASETS.names()) and "stacked" in PREFIXES
     assert {"ddpm", "copier", "cddpm"} <= set(MODELS.names())
+    assert {"torchscript", "onnx"} <= set(MODEL_PREFIXES.names())
     assert EXECUTORS.names() == ["local", "ray", "slurm"]
 
 
@@ -121,7 +123,8 @@ def test_a_registration_that_is_not_literal_is_refused(tmp_path):
     [d] = scan_file(tmp_path / "m.py", "m")
     assert d.kwargs["columns"] is LAZY
     with pytest.raises(
-        ValueError, match="declare columns, needs, per_extractor, also and artifacts as literals"
+        ValueError,
+        match="declare columns, needs, per_extractor, also, artifacts and reliable as literals",
     ):
         metric_spec(*d.args, **d.kwargs)
 
@@ -152,11 +155,13 @@ def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
     from bench.data import load_dataset
     from bench.scoring import plan
 
-    digits = load_dataset("digits")
-    # digits' own extractor, which plan adds when features is empty, needs no weights file
+    # shapes has labels and known factors, so every metric but translation's plans on it
+    shapes, edges = load_dataset("shapes"), load_dataset("edges2mnist")
+    # its own extractor, which plan adds when features is empty, needs no weights file
     default = set() if features else {"classifier"}
     for name in metric_names():
-        for planned in plan([name], digits, features):
+        data = edges if "translation" in parse_metric(name)[0].needs else shapes
+        for planned in plan([name], data, features):
             chosen = set(metric_extractors(name, features))
             assert chosen <= set(planned.extractors), name
             assert set(planned.extractors) - chosen <= default, name
@@ -164,7 +169,7 @@ def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
 
 
 def test_unknown_names_are_refused_with_the_choices():
-    with pytest.raises(UserError, match="unknown model 'gpt'; choose one of: cdcgan, cddpm,"):
+    with pytest.raises(UserError, match="unknown model 'gpt'; choose one of: acgan, cdcgan,"):
         check_model("gpt")
     with pytest.raises(UserError, match="unknown extractor 'resnet'; choose one of: classifier,"):
         resolve_extractor("resnet")

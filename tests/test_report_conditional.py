@@ -1,5 +1,6 @@
-"""The report's class-conditional sections, from records written by hand: the guidance sweep
-(figure and table, best w per metric) and the per-class breakdown (worst class marked)."""
+"""The report's sweep and class-conditional sections, from records written by hand: the
+guidance sweep (figure and table, best w per metric), a truncation sweep on an unconditional
+board, and the per-class breakdown (worst class marked)."""
 
 import base64
 import html
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.record import JobRecord, open_output_store
-from bench.report.conditional import best_guidance, guidance_sweeps, worst_class
+from bench.report.conditional import best_value, option_sweeps, worst_class
 from bench.report.leaderboard import build_leaderboards
 from bench.report.render import write_report
 
@@ -30,6 +31,8 @@ SWEEP = {
     3.0: {FD: 9.0, INTRA: 25.0, WORST: 55.0, ACC: 0.95, PREC: 0.85, REC: 0.40},
 }
 BEST = {FD: 1.0, INTRA: 1.0, ACC: 3.0, PREC: 3.0, REC: 0.0}
+# One trained StyleGAN at three truncations psi: (FD, precision, recall).
+TRUNCATION = {1.0: (4.0, 0.6, 0.7), 0.7: (6.0, 0.8, 0.5), 0.5: (9.0, 0.9, 0.3)}
 
 
 def per_class(worst: int, rng: np.random.Generator) -> dict:
@@ -41,7 +44,7 @@ def per_class(worst: int, rng: np.random.Generator) -> dict:
 
 
 def add(store, exp, suite, model, metrics, fit, options=None, report_data=None, ref=False,
-        sample_options=None):  # fmt: skip
+        sample_options=None, sweep_options=None):  # fmt: skip
     record = JobRecord(
         job_key=f"{suite}-{model}", fit_key=fit, samples_key=f"s-{model}", suite=suite,
         suite_version="1", dataset="digits", dataset_hash="h", model=model, model_ref=model,
@@ -49,6 +52,7 @@ def add(store, exp, suite, model, metrics, fit, options=None, report_data=None, 
         params={f"option.{k}": v for k, v in (options or {}).items()},
         artifacts={"report_data.json": json.dumps(report_data).encode()} if report_data else {},
         sample_options=json.dumps(sample_options) if sample_options else None,
+        sweep_options=json.dumps(sweep_options) if sweep_options is not None else None,
     )  # fmt: skip
     store.start_job(exp, record, None)
     store.finish_job(record)
@@ -77,21 +81,28 @@ def report(tmp_path_factory):
     uexp = store.experiment("uncond", out / "mlruns" / "artifacts")
     for steps, fd in ((10, 5.0), (50, 4.0)):
         add(store, uexp, "uncond", f"ddpm-ddim{steps}", {FD: fd, PREC: 0.5, REC: 0.5},
-            "fit-ddpm", {"steps": steps}, {"class_histogram": None})  # fmt: skip
+            "fit-ddpm", {"steps": steps}, {"class_histogram": None},
+            sample_options={"steps": steps}, sweep_options={})  # fmt: skip
+    # a truncation sweep its model declares (psi = 1 is its default: no entry option)
+    for psi, (fd, prec, rec) in TRUNCATION.items():
+        add(store, uexp, "uncond", f"stylegan-psi{psi:g}", {FD: fd, PREC: prec, REC: rec},
+            "fit-stylegan", {} if psi == 1.0 else {"truncation": psi},
+            sample_options={"truncation": psi, "noise": "random"},
+            sweep_options={"truncation": "psi"})  # fmt: skip
     write_report(store, out / "cond", "cond")
     write_report(store, out / "uncond", "uncond")
     return store, out
 
 
-def test_best_guidance_follows_each_metric_direction():
+def test_best_value_follows_each_metric_direction():
     ws = [0.0, 1.0, 3.0]
-    assert best_guidance(ws, [6.0, 4.0, 9.0], FD) == 1.0  # lower
-    assert best_guidance(ws, [0.55, 0.8, 0.95], PREC) == 3.0  # higher
-    assert best_guidance(ws, [0.9, 0.9, 0.2], PREC) == 0.0  # a tie: the smaller w
-    assert best_guidance(ws, [math.nan, 4.0, 9.0], FD) == 1.0
-    assert best_guidance(ws, [3.0, 1.0, 2.0], FD) == 1.0
-    assert best_guidance(ws, [math.nan] * 3, FD) is None
-    assert best_guidance(ws, [1.0, 2.0, 3.0], "cond_accuracy_real_ceiling") is None
+    assert best_value(ws, [6.0, 4.0, 9.0], FD) == 1.0  # lower
+    assert best_value(ws, [0.55, 0.8, 0.95], PREC) == 3.0  # higher
+    assert best_value(ws, [0.9, 0.9, 0.2], PREC) == 0.0  # a tie: the smaller w
+    assert best_value(ws, [math.nan, 4.0, 9.0], FD) == 1.0
+    assert best_value(ws, [3.0, 1.0, 2.0], FD) == 1.0
+    assert best_value(ws, [math.nan] * 3, FD) is None
+    assert best_value(ws, [1.0, 2.0, 3.0], "cond_accuracy_real_ceiling") is None
 
 
 def test_worst_class_follows_each_metric_direction():
@@ -105,9 +116,9 @@ def test_worst_class_follows_each_metric_direction():
 def test_the_sweep_is_the_guided_rows_of_one_trained_model(report):
     store, _ = report
     [board] = build_leaderboards(store.records("cond"))
-    [sweep] = guidance_sweeps(board)
+    [sweep] = option_sweeps(board)  # older records (no declaration): guidance
     assert sweep.models == ["cddpm-w0", "cddpm-w1", "cddpm-w3"]  # not the ddim5 row
-    assert sweep.guidance == [0.0, 1.0, 3.0]
+    assert (sweep.option, sweep.symbol, sweep.values) == ("guidance", "w", [0.0, 1.0, 3.0])
     assert sweep.fd == FD and sweep.against == [ACC, PREC, REC]
     assert sweep.metrics == [FD, INTRA, ACC, PREC, REC]
     assert sweep.best == BEST
@@ -171,14 +182,26 @@ def test_the_markdown_report_has_the_sweep_and_per_class_tables(report):
     assert "### Per class: cond_accuracy ↑" in md
 
 
-def test_an_unconditional_suite_shows_neither(report):
+def test_an_unconditional_suite_shows_only_the_declared_truncation_sweep(report):
     store, out = report
     [board] = build_leaderboards(store.records("uncond"))
-    assert guidance_sweeps(board) == []  # a DDIM step sweep is no guidance sweep
+    [sweep] = option_sweeps(board)  # the DDIM step rows: steps is not declared a sweep
+    assert (sweep.option, sweep.symbol, sweep.values) == ("truncation", "psi", [0.5, 0.7, 1.0])
+    assert sweep.models == ["stylegan-psi0.5", "stylegan-psi0.7", "stylegan-psi1"]
+    assert sweep.fd == FD and sweep.against == [PREC, REC]
+    assert sweep.best == {FD: 1.0, PREC: 0.5, REC: 1.0}
     for name in ("leaderboard.html", "leaderboard.md"):
         text = (out / "uncond" / name).read_text()
         assert "Guidance sweep" not in text and "Per-class" not in text
         assert "Per class" not in text
+        assert "Truncation sweep: stylegan-psi0.5, stylegan-psi0.7, stylegan-psi1" in text
+    html = (out / "uncond" / "leaderboard.html").read_text()
+    [png] = re.findall(r'src="data:image/png;base64,([^"]+)" alt="truncation sweep"', html)
+    assert base64.b64decode(png).startswith(b"\x89PNG")
+    md = (out / "uncond" / "leaderboard.md").read_text()
+    lines = md.split("### Truncation sweep: ", 1)[1].strip().splitlines()
+    assert lines[2].startswith("| psi | model | fd_classifier_n1000_train ↓ |")
+    assert lines[4].startswith("| 0.5 | stylegan-psi0.5 | 9 | **0.9** | 0.3 |")
 
 
 def test_the_sweep_figure_stars_the_best_w_of_each_panel(monkeypatch):
@@ -190,7 +213,7 @@ def test_the_sweep_figure_stars_the_best_w_of_each_panel(monkeypatch):
     monkeypatch.setattr(plots, "_png", lambda fig: figures.append(fig) or b"")
     ws = list(SWEEP)
     col = lambda m: np.array([SWEEP[w][m] for w in ws])  # noqa: E731
-    plots.guidance_sweep(ws, col(FD), FD, {m: col(m) for m in (ACC, PREC, REC)}, BEST)
+    plots.option_sweep(ws, col(FD), FD, {m: col(m) for m in (ACC, PREC, REC)}, BEST, "w")
     [fig] = figures
     assert len(fig.axes) == 3
     for ax, metric in zip(fig.axes, (ACC, PREC, REC), strict=True):

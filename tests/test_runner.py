@@ -380,11 +380,26 @@ def test_fit_returning_something_other_than_spent_fails_its_job_with_one_line(tm
     assert "fit returned int; return bench.models.Spent(steps=...)" in r.error
 
 
-def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypatch):
+@pytest.fixture
+def rescanned_distributions():
+    """bench.origin scans installed distributions once per process: a test that installs
+    one scans them again, and again after it (its distribution is gone then)."""
+    origin._distributions.cache_clear()
+    origin._owned.cache_clear()
+    yield
+    origin._distributions.cache_clear()
+    origin._owned.cache_clear()
+
+
+def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(
+    tmp_path, monkeypatch, rescanned_distributions
+):
     import hashlib
 
     install_test_package(tmp_path, monkeypatch, "top_level.txt", "plugin_models\n")
-    origin._distributions.cache_clear()  # scanned once per process: this one installed now
+    record = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info" / "RECORD"
+    module = os.path.relpath(ROOT / "tests" / "plugin_models.py", tmp_path / "site")
+    record.write_text(f"{module},,\n")  # the distribution holds the plug-in's module
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
     rng = np.random.default_rng(0)

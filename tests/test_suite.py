@@ -274,3 +274,15 @@ def test_samples_folder_is_counted_by_its_image_names(tmp_path):
         load_suite(write(tmp_path, text))
     (tmp_path / "imgs" / "last.PNG").write_bytes(b"")
     assert load_suite(write(tmp_path, text)).models[2].samples == (tmp_path / "imgs").resolve()
+
+
+def test_a_model_entry_runs_on_its_datasets_only_folder_paths_included(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ndatasets: [digits, 'folder:imgs']\nbudget: {steps: 1}\nmetrics: [fd_pixels]\n"
+        "models:\n  - name: copier\n    datasets: ['folder:imgs']\n  - name: pixel-gaussian\n"
+    )
+    jobs = [(j.dataset, j.entry.name) for j in expand_jobs(load_suite(path))]
+    folder = f"folder:{(tmp_path / 'imgs').resolve()}"
+    assert jobs == [("digits", "pixel-gaussian"), (folder, "copier"), (folder, "pixel-gaussian")]

@@ -151,6 +151,8 @@ def finalize(ds: ImageDataset) -> ImageDataset:
         if a is not None:
             h.update(str(tuple(a.shape)).encode())
             h.update(np.ascontiguousarray(a).tobytes())
+    if "source" in ds.meta:  # a translation task is its target splits and its source domain
+        h.update(ds.meta["source"].content_hash.encode())
     return ImageDataset(**{**ds.__dict__, "content_hash": h.hexdigest()[:16]})
 
 

@@ -260,7 +260,7 @@ def dispatch_order(
     a group's cost is TRAIN_COST if it trains a model that is no reference, plus
     SCORE_COST per job. Groups go by cost, most first (a sweep's model before a single
     family's, families before references and samples files), ties in suite order."""
-    from bench.models import is_reference, resolve_model
+    from bench.models import is_pretrained, is_reference, resolve_model
 
     groups: dict[str | int, list[int]] = {}
     for i in indices:
@@ -268,7 +268,8 @@ def dispatch_order(
 
     def cost(members: list[int]) -> int:
         entry = specs[members[0]].job.entry
-        trains = fit_keys[members[0]] is not None and not is_reference(resolve_model(entry.ref))
+        cls = fit_keys[members[0]] is not None and resolve_model(entry.ref)
+        trains = bool(cls) and not is_reference(cls) and not is_pretrained(cls)
         return TRAIN_COST * trains + SCORE_COST * len(members)
 
     ranked = sorted(groups.values(), key=lambda members: (-cost(members), members[0]))

@@ -36,7 +36,7 @@ from bench.progress import progress_bar
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED_MANIFEST = SHIPPED_DIR / "classifiers.json"
 # The protocol's floor on each shipped classifier's test accuracy (PROTOCOLS.md).
-ACCURACY_FLOOR = {"digits": 0.97, "mnist5k": 0.95, "fashion-mnist": 0.90}
+ACCURACY_FLOOR = {"digits": 0.97, "mnist5k": 0.95, "fashion-mnist": 0.90, "shapes": 0.95}
 
 # Inference runs in float64 and rounds the result to float32. float32 convolutions take
 # ISA-specific kernels (AVX-512, AVX2, none): measured on the shipped digits classifier,
@@ -114,6 +114,12 @@ class Classifier:
     def logits(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         return self._run(images, batch_size, head=True)
 
+    @torch.inference_mode()
+    def embed_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (INFERENCE_DTYPE) of float NCHW images in [-1, 1], not
+        quantized to uint8 first: a latent path's images 1e-4 apart (perceptual path length)."""
+        return self._inference_net.embed(x.to(self.device, INFERENCE_DTYPE))
+
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         return self.logits(images, batch_size).argmax(1)
 
@@ -146,6 +152,9 @@ class StackedClassifier:
         return np.concatenate(
             [self.base.features(c, batch_size) for c in self._channels(images)], 1
         )
+
+    def embed_float(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.base.embed_float(x[:, c : c + 1]) for c in range(3)], 1)
 
     def channel_labels(self, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
         """(n, 3): the base class of each channel."""
@@ -315,8 +324,11 @@ def load_classifier(
     data: ImageDataset, device: torch.device | str = "cpu"
 ) -> Classifier | StackedClassifier:
     """The dataset's shipped classifier, else the cached one trained here on first use (for
-    stacked:BASE, the base dataset's classifier on each channel)."""
+    stacked:BASE, the base dataset's classifier on each channel; for a translation task,
+    its target domain's)."""
     device = torch.device(device)
+    if "target" in data.meta:  # a translation task: its target domain's classifier
+        return load_classifier(data.meta["target"], device)
     if "stacked_base" in data.meta:
         base = data.meta["stacked_base"]
         return StackedClassifier(load_classifier(base, device), base.num_classes)

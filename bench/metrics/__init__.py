@@ -34,16 +34,38 @@ from bench.registry import (
     summary,
     target_of,
 )
+from bench.translation.checks import translation_metric_fits
 
 if TYPE_CHECKING:
     from bench.data import ImageDataset
 
 DIRECTIONS = ("lower", "higher", "closer to 0", "closer to 1")
-NEEDS = frozenset({"images", "labels", "model", "sample_labels"})
+NEEDS = frozenset({"images", "labels", "model", "sample_labels", "factors", "translation", "pairs"})
 # quality: a model's quality (default with a direction); speed: a sampling-speed figure;
 # flag: marks another column's value (e.g. measured on a busy machine); info: informational
 KINDS = ("quality", "speed", "flag", "info")
-ARTIFACTS = frozenset({"nearest_neighbours"})  # files a job draws for a metric
+ARTIFACTS = frozenset({"nearest_neighbours", "per_sample"})  # files a job draws for a metric
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """The sample size below which a metric's documented authors do not vouch for its value:
+    fewer than `min_n` samples, or fewer than `per_dim` x the feature dimension."""
+
+    why: str  # the reason, one clause
+    min_n: int = 0
+    per_dim: float = 0
+
+    def threshold(self, dim: int | None) -> int:
+        by_dim = int(self.per_dim * dim) if self.per_dim and dim is not None else 0
+        return max(self.min_n, by_dim)
+
+    def warning(self, name: str, n: int, dim: int | None) -> str | None:
+        """One line when n samples are too few for metric `name`, else None."""
+        need = self.threshold(dim)
+        if n >= need:
+            return None
+        return f"small n: {name} with n = {n} < {need}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +95,9 @@ class MetricSpec:
     columns: tuple[Column, ...]
     needs: frozenset[str]  # images: skipped on point data; labels: a dataset with labels;
     #                        model: the model itself (skipped for samples-file jobs);
-    #                        sample_labels: class-conditional samples (ctx.fake_labels)
+    #                        sample_labels: class-conditional samples (ctx.fake_labels);
+    #                        factors: a dataset with known factors (meta["factors_train"])
+    #                        translation: a translation task; pairs: a paired one
     per_extractor: bool = False
     # per_extractor: feature spaces always added to the default ones; else the feature
     # spaces it computes in (cmmd's CLIP), so that their weights are checked before training
@@ -81,6 +105,7 @@ class MetricSpec:
     summary: str = ""
     in_suites: bool = True  # False: columns written by something else (a human study)
     artifacts: frozenset[str] = frozenset()  # of ARTIFACTS: files a job draws for it
+    reliable: Reliability | None = None  # below what sample size to warn, and why
 
     @property
     def compute(self) -> Callable[..., dict[str, float]]:
@@ -123,14 +148,15 @@ def metric_spec(
     per_extractor: bool = False,
     also: Iterable[str] = (),
     artifacts: Iterable[str] = (),
+    reliable: dict | None = None,
     doc: str | None = None,
     in_suites: bool = True,
 ) -> MetricSpec:
     """The spec a registration's literal arguments declare."""
-    if LAZY in (columns, needs, per_extractor, also, artifacts):
+    if LAZY in (columns, needs, per_extractor, also, artifacts, reliable):
         raise ValueError(
-            f"metric {name!r}: declare columns, needs, per_extractor, also and artifacts as "
-            "literals"
+            f"metric {name!r}: declare columns, needs, per_extractor, also, artifacts and "
+            "reliable as literals"
         )
     needs, artifacts = frozenset(needs), frozenset(artifacts)
     if needs - NEEDS:
@@ -138,8 +164,20 @@ def metric_spec(
     if artifacts - ARTIFACTS:
         raise ValueError(f"metric {name!r}: unknown artifacts {sorted(artifacts - ARTIFACTS)}")
     cols = tuple(_declared_column(name, prefix, how) for prefix, how in columns.items())
+    try:
+        reliability = Reliability(**reliable) if reliable is not None else None
+    except TypeError as e:
+        raise ValueError(f"metric {name!r}: reliable: {e}") from None
     return MetricSpec(
-        name, cols, needs, per_extractor, tuple(also), summary(doc), in_suites, artifacts
+        name,
+        cols,
+        needs,
+        per_extractor,
+        tuple(also),
+        summary(doc),
+        in_suites,
+        artifacts,
+        reliability,
     )
 
 
@@ -171,14 +209,16 @@ def register_metric(
     per_extractor: bool = False,
     also: Iterable[str] = (),
     artifacts: Iterable[str] = (),
+    reliable: dict | None = None,
     check: Callable[[int, int], None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins), or to
     (direction, order, False) for a column recorded but not shown, or to a dict of Column's
     fields (`kind`: speed, flag or info columns never rank; `headline`: shown in the report's
-    headline table). Its docstring's first paragraph is its summary in `genbench list
-    metrics`."""
+    headline table). `reliable` (Reliability's fields: why, min_n, per_dim) is the sample size
+    below which `genbench run`, `eval` and the leaderboard footer warn. Its docstring's first
+    paragraph is its summary in `genbench list metrics`."""
     spec = metric_spec(
         name,
         columns=columns,
@@ -186,6 +226,7 @@ def register_metric(
         per_extractor=per_extractor,
         also=also,
         artifacts=artifacts,
+        reliable=reliable,
     )
 
     def wrap(fn: Callable) -> Callable:
@@ -259,8 +300,15 @@ def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None
     needs too, so it is checked before torch loads."""
     if "images" in needs and data.kind != "images":
         return False
+    if needs & {"translation", "pairs"} and not translation_metric_fits(name, needs, data):
+        return False
     if "labels" in needs and (data.train.y is None or not data.num_classes):
         raise UserError(f"metric {name!r} needs a labelled dataset and {data.name!r} has no labels")
+    if "factors" in needs and "factors_train" not in data.meta:
+        raise UserError(
+            f"metric {name!r} needs a dataset with known generating factors (e.g. shapes) and "
+            f"{data.name!r} has none"
+        )
     if "sample_labels" in needs and n is not None and n < 2 * data.num_classes:
         raise UserError(
             f"metric {name!r} scores each class apart and needs at least 2 samples of each "
@@ -354,12 +402,22 @@ def check_rank_metric(metric: str) -> None:
         )
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(suite name, columns with directions, summary) for `genbench list metrics`."""
+def describe() -> list[tuple[str, str, str, list[str]]]:
+    """(group name, columns with directions, summary, the suite names it runs under) for
+    `genbench list metrics`; no suite names for columns a suite does not compute."""
     arrows = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1", None: ""}
     rows = []
     for name, spec in sorted(specs().items()):
         cols = ", ".join(f"{c.prefix}* {arrows[c.direction]}".strip() for c in spec.columns)
         where = " (per feature space: NAME or NAME_EXTRACTOR)" if spec.per_extractor else ""
-        rows.append((name, cols, spec.summary + where))
+        rows.append((name, cols, spec.summary + where, suite_names_of(name)))
     return rows
+
+
+def suite_names_of(group: str) -> list[str]:
+    """The names a suite's `metrics:` runs group `group` under, one per feature space
+    (`fd_pixels`, ...) for a per-extractor group, and its aliases (`fid_inception`)."""
+    if group not in _suite_specs():
+        return []
+    names = [n for n in metric_names() if n != group and parse_metric(n)[0].name == group]
+    return names if _suite_specs()[group].per_extractor else [group, *names]

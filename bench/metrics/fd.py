@@ -260,6 +260,11 @@ def fd_infinity(
         "fd_": {"direction": "lower", "order": 1, "sweep": 1, "headline": True},
     },
     per_extractor=True,
+    reliable={
+        "per_dim": 2,
+        "why": "below 2 x the feature dimension the covariance estimates are so rank-poor "
+        "that FD is mostly its 1/n bias; compare only at equal n",
+    },
 )
 def score_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """Fréchet distance of the samples to the training split (FID in Inception features)."""

@@ -22,6 +22,11 @@ register_columns(
         "hype_raters": (None, 18.5, False),
         "hype_judgements": (None, 18.5, False),
         "hype_time_excluded": (None, 18.5, False),
+        # raters the study's quality controls left out (bench.study.quality)
+        "hype_excluded_raters": (None, 18.5, False),
+        "hype_excluded_attention": (None, 18.5, False),
+        "hype_excluded_fast": (None, 18.5, False),
+        "hype_excluded_judgements": (None, 18.5, False),
     },
     summary="Human eye perceptual evaluation (HYPE, Zhou et al. 2019) from `genbench study`: "
     "hype_inf, the share of images raters misjudged (0.5: indistinguishable from real), and "

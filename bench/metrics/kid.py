@@ -196,7 +196,16 @@ def kid(
     return kid_from_subsets(a, b, idx_a, idx_b)
 
 
-@register_metric("kid", columns={"kid_": ("lower", 4)}, per_extractor=True)
+@register_metric(
+    "kid",
+    columns={"kid_": ("lower", 4)},
+    per_extractor=True,
+    reliable={
+        "min_n": 1000,
+        "why": "the subsets shrink below the 1000 samples of Binkowski et al. and "
+        "torch-fidelity, so KID is noisier and not comparable to published values",
+    },
+)
 def score_kid(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """KID: unbiased MMD² with the cubic kernel, 100 subsets of min(1000, n), and its std."""
     mean, std = kid(ctx.features(extractor, "fake"), ctx.features(extractor, "train"))

@@ -85,6 +85,12 @@ def prdc_metrics(
         "coverage_": ("higher", 8),
     },
     per_extractor=True,
+    reliable={
+        "min_n": 10000,
+        "why": "Naeem et al. evaluate with 10,000 real and 10,000 fake samples (the prdc "
+        "package's example); with fewer, the k-NN balls are larger and the values vary more "
+        "between draws",
+    },
 )
 def score_prdc(ctx: ScoringContext, extractor: str) -> dict[str, float]:
     """Precision/recall (k=3), density/coverage (k=5) against an equally sized training

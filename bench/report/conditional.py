@@ -1,6 +1,7 @@
-"""What the report shows of class-conditional jobs, as plain data: guidance sweeps (rows of
-one trained model that differ only in the guidance scale w) with the best w per metric, and
-the worst class of each per-class breakdown."""
+"""What the report shows of sampling sweeps and class-conditional jobs, as plain data:
+option sweeps (rows of one trained model that differ only in a numeric sampling option its
+model declares in SWEEP_OPTIONS: the guidance scale w, the truncation psi) with the best
+value per metric, and the worst class of each per-class breakdown."""
 
 from __future__ import annotations
 
@@ -14,37 +15,61 @@ import pandas as pd
 from bench.metrics import column, direction
 from bench.report.leaderboard import OPTION, Leaderboard, by_trained_model
 
-GUIDANCE = f"{OPTION}guidance"
+# Records written before models declared their sweeps (SWEEP_OPTIONS): cddpm's guidance.
+OLDER_SWEEPS = {"guidance": "w"}
 
 
 @dataclass
-class GuidanceSweep:
-    models: list[str]  # the board rows, in increasing w
-    guidance: list[float]  # their w
+class OptionSweep:
+    option: str  # the sampling option swept (guidance, truncation, ...)
+    symbol: str  # how the table and figure name its value (w, psi)
+    models: list[str]  # the board rows, in increasing value
+    values: list[float]  # their value of the option
     fd: str | None  # the y axis: the board's first FD column
     against: list[str]  # the x axes: conditional accuracy, precision, recall (those present)
     metrics: list[str]  # the sweep table's columns: fd, intra-class FD, then `against`
-    best: dict[str, float]  # metric -> the w with the best mean
+    best: dict[str, float]  # metric -> the value with the best mean
+
+    @property
+    def title(self) -> str:
+        return f"{self.option.capitalize()} sweep"
+
+    @property
+    def legend(self) -> str:
+        s = self.symbol
+        return (
+            f"One trained model sampled at several values {s} of its sampling option "
+            f"{self.option!r}. Bold: the best {s} per column."
+        )
 
 
-def guidance_of(run: pd.Series) -> float | None:
-    """A run's guidance scale: its `guidance` option, else the one its model reported in
-    `sample_options` (a row that left w at the model's default)."""
-    value = run.get(GUIDANCE)
+def declared_sweeps(run: pd.Series) -> dict[str, str]:
+    """The sampling options a run's model declares sweepable (option -> symbol)."""
+    text = run.get("sweep_options")
+    if not isinstance(text, str):
+        return OLDER_SWEEPS
+    declared = json.loads(text)
+    return {str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else {}
+
+
+def option_value(run: pd.Series, option: str) -> float | None:
+    """A run's value of a sampling option: the entry's option, else the one its model
+    reported in `sample_options` (a row that left it at the model's default)."""
+    value = run.get(f"{OPTION}{option}")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         options = run.get("sample_options")
-        value = json.loads(options).get("guidance") if isinstance(options, str) else None
+        value = json.loads(options).get(option) if isinstance(options, str) else None
     try:
         return float(value)
     except (TypeError, ValueError):
         return None
 
 
-def best_guidance(guidance: Sequence[float], values: Sequence[float], metric: str) -> float | None:
-    """The w whose value of `metric` is best in its direction (the smallest w among ties);
-    None when the metric has no direction or no value."""
+def best_value(options: Sequence[float], values: Sequence[float], metric: str) -> float | None:
+    """The option value (w, psi) whose value of `metric` is best in its direction (the
+    smallest among ties); None when the metric has no direction or no value."""
     d = direction(metric)
-    scored = [(v, w) for w, v in zip(guidance, values, strict=True) if not math.isnan(v)]
+    scored = [(v, w) for w, v in zip(options, values, strict=True) if not math.isnan(v)]
     if d is None or not scored:
         return None
     if d == "lower":
@@ -75,32 +100,47 @@ def sweep_columns(metrics: Sequence[str]) -> tuple[str | None, list[str], list[s
     return fd, against, table
 
 
-def guidance_sweeps(board: Leaderboard) -> list[GuidanceSweep]:
-    """Per trained model, the rows whose options differ only in w, when 2+ distinct w."""
+def option_sweeps(board: Leaderboard) -> list[OptionSweep]:
+    """Per trained model and declared sweep option, the rows whose options differ only in
+    that option's value, when 2+ distinct values."""
     runs = board.runs.set_index("run_id")
-    others = [c for c in runs.columns if c.startswith(OPTION) and c != GUIDANCE]
     fd, against, table = sweep_columns(board.metrics)
     sweeps = []
     for models in by_trained_model(board):
-        groups: dict[tuple, dict[str, float]] = {}
-        for model in models:
-            run = runs.loc[board.first_run(model)]
-            w = guidance_of(run)
-            if w is not None:
-                rest = tuple(str(run[c]) for c in others)  # e.g. the DDIM steps
-                groups.setdefault(rest, {})[model] = w
-        for rows in groups.values():
-            if len(set(rows.values())) < 2:
-                continue
-            names = sorted(rows, key=lambda m: (rows[m], m))
-            ws = [rows[m] for m in names]
-            best = {}
-            for m in table:
-                w = best_guidance(ws, [board.table.loc[n, (m, "mean")] for n in names], m)
-                if w is not None:
-                    best[m] = w
-            sweeps.append(GuidanceSweep(names, ws, fd, against, table, best))
+        first = runs.loc[board.first_run(models[0])]
+        for option, symbol in declared_sweeps(first).items():
+            others = [c for c in runs.columns if c.startswith(OPTION) and c != OPTION + option]
+            groups: dict[tuple, dict[str, float]] = {}
+            for model in models:
+                run = runs.loc[board.first_run(model)]
+                value = option_value(run, option)
+                if value is not None:
+                    rest = tuple(str(run[c]) for c in others)  # e.g. the DDIM steps
+                    groups.setdefault(rest, {})[model] = value
+            for rows in groups.values():
+                if len(set(rows.values())) >= 2:
+                    sweeps.append(option_sweep(board, option, symbol, rows, fd, against, table))
     return sweeps
+
+
+def option_sweep(
+    board: Leaderboard,
+    option: str,
+    symbol: str,
+    rows: dict[str, float],
+    fd: str | None,
+    against: list[str],
+    table: list[str],
+) -> OptionSweep:
+    """The sweep of `rows` (board row -> option value), best value per table column."""
+    names = sorted(rows, key=lambda m: (rows[m], m))
+    values = [rows[m] for m in names]
+    best = {}
+    for m in table:
+        v = best_value(values, [board.table.loc[n, (m, "mean")] for n in names], m)
+        if v is not None:
+            best[m] = v
+    return OptionSweep(option, symbol, names, values, fd, against, table, best)
 
 
 def per_class_metrics(per_class: dict) -> list[str]:

@@ -19,7 +19,7 @@ from bench.study.hype import below_minimum, cell_parts, split_study
 RUN_COLUMNS = [
     "run_id", "status", "suite", "rank_by", "start_time", "dataset", "model", "seed",
     "reference", "source", "fit_key", "budget_spent_steps", "budget_spent_seconds",
-    "steps_from", "error", "sample_options",
+    "steps_from", "error", "sample_options", "sweep_options",
 ]  # fmt: skip
 PROVENANCE = "prov."
 OPTION = "option."  # the suite entry's model options, as its params record them (strings)

@@ -13,15 +13,16 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.metrics import column, column_group, column_kind
 from bench.report import plots
-from bench.report.conditional import guidance_sweeps
+from bench.report.conditional import option_sweeps
 from bench.report.leaderboard import Leaderboard, by_trained_model
+from bench.report.per_sample import section as per_sample
 from bench.report.render import (
     PER_CLASS_LEGEND,
     REFERENCES_LEGEND,
-    SWEEP_LEGEND,
     Assets,
     header,
     legends,
@@ -30,6 +31,10 @@ from bench.report.render import (
     sweep_rows,
     table_rows,
 )
+from bench.report.small_n import small_n_lines
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).parent / "templates"
 HEADLINE_MAX = 6  # columns of the headline table, the ranking ones first
@@ -123,6 +128,11 @@ def legend(board: Leaderboard, assets: Assets) -> dict | None:
     return {"texts": legends(board), "failures": board.failures}
 
 
+def small_n(board: Leaderboard, assets: Assets) -> dict | None:
+    lines = small_n_lines(board, assets)
+    return {"lines": lines} if lines else None
+
+
 def groups(board: Leaderboard, assets: Assets) -> dict | None:
     tables = {
         group: board_table(board, metrics, learned=True, references=True, info=False)
@@ -138,23 +148,34 @@ def _marked(rows: list[list[tuple[str, bool]]], mark: str) -> list[list[tuple[st
     return [[(text, mark if marked else "") for text, marked in row] for row in rows]
 
 
-def guidance(board: Leaderboard, assets: Assets) -> dict | None:
-    sweeps = []
-    for sweep in guidance_sweeps(board):
+def sweeps(board: Leaderboard, assets: Assets) -> dict | None:
+    """The option sweeps (guidance w, truncation psi, ...): figure and table each."""
+    shown = []
+    for sweep in option_sweeps(board):
         png = None
         if sweep.fd and sweep.against:
             means = board.table.loc[sweep.models]
-            png = plots.guidance_sweep(
-                sweep.guidance,
+            png = plots.option_sweep(
+                sweep.values,
                 means[(sweep.fd, "mean")].to_numpy(float),
                 sweep.fd,
                 {m: means[(m, "mean")].to_numpy(float) for m in sweep.against},
                 sweep.best,
+                sweep.symbol,
             )
         heads, rows = sweep_rows(board, sweep)
         table = Table(heads, _marked(rows, "best"))
-        sweeps.append({"models": sweep.models, "png": png, "table": table})
-    return {"sweeps": sweeps, "legend": SWEEP_LEGEND} if sweeps else None
+        shown.append(
+            {
+                "title": sweep.title,
+                "option": sweep.option,
+                "models": sweep.models,
+                "png": png,
+                "table": table,
+                "legend": sweep.legend,
+            }
+        )
+    return {"sweeps": shown} if shown else None
 
 
 def per_class(board: Leaderboard, assets: Assets) -> dict | None:
@@ -201,6 +222,11 @@ def samples(board: Leaderboard, assets: Assets) -> dict | None:
     return _grids(board, assets.samples)
 
 
+def traversals(board: Leaderboard, assets: Assets) -> dict | None:
+    """The latent traversal grids (bench.traversal) of the models that have codes."""
+    return _grids(board, assets.traversals)
+
+
 def neighbours(board: Leaderboard, assets: Assets) -> dict | None:
     return _grids(board, assets.neighbours)
 
@@ -222,6 +248,13 @@ def losses(board: Leaderboard, assets: Assets) -> dict | None:
     return {"png": plots.loss_curves(curves)} if curves else None
 
 
+def training_curves(board: Leaderboard, assets: Assets) -> dict | None:
+    """A metric-against-step plot per column the trained jobs scored during training."""
+    curves = assets.curves.get((board.suite, board.dataset), {})
+    figures = [(c, plots.metric_vs_step(c, runs)) for c, runs in curves.items()]
+    return {"figures": figures} if figures else None
+
+
 def provenance_section(board: Leaderboard, assets: Assets) -> dict | None:
     return {"rows": provenance(board)}
 
@@ -230,15 +263,19 @@ SECTIONS: list[Section] = [
     Section("headline", headline),
     Section("references", references),
     Section("legend", legend),
+    Section("small_n", small_n),
     Section("groups", groups),
-    Section("guidance", guidance),
+    Section("sweeps", sweeps),
     Section("per_class", per_class),
     Section("quality_vs_speed", quality_vs_speed),
     Section("throughput", throughput),
     Section("samples", samples),
+    Section("traversals", traversals),
     Section("neighbours", neighbours),
     Section("class_histograms", class_histograms),
     Section("losses", losses),
+    Section("training_curves", training_curves),
+    Section("per_sample", per_sample),
     Section("provenance", provenance_section),
 ]
 
@@ -249,7 +286,8 @@ def board_sections(board: Leaderboard, assets: Assets) -> list[tuple[str, dict]]
     return [(f"sections/{name}.html", data) for name, data in shown if data is not None]
 
 
-def to_html(boards: list[Leaderboard], assets: Assets) -> str:
+def environment() -> Environment:
+    """The templates' environment: autoescaped, an undefined name an error."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -261,7 +299,11 @@ def to_html(boards: list[Leaderboard], assets: Assets) -> str:
         undefined=StrictUndefined,
     )
     env.filters["data_uri"] = data_uri
+    return env
+
+
+def to_html(boards: list[Leaderboard], assets: Assets) -> str:
     pages = [
         {"title": f"{b.suite} / {b.dataset}", "sections": board_sections(b, assets)} for b in boards
     ]
-    return env.get_template("leaderboard.html").render(boards=pages)
+    return environment().get_template("leaderboard.html").render(boards=pages)

@@ -162,19 +162,22 @@ def class_histograms(hists: dict[str, dict[str, list[int]]]) -> bytes:
     return _png(fig)
 
 
-def guidance_sweep(
-    guidance: list[float],
+def option_sweep(
+    options: list[float],
     fd: np.ndarray,
     fd_name: str,
     against: dict[str, np.ndarray],
     best: dict[str, float],
+    symbol: str,
 ) -> bytes:
-    """FD against each of `against` (conditional accuracy, precision, recall) across the
-    guidance scale w, one panel per metric (the FID-against-IS curves of Ho & Salimans 2022):
-    each point labelled with its w, the best w on the panel's metric starred."""
+    """FD against each of `against` (conditional accuracy, precision, recall) across a
+    sampling option's values (`symbol`: the guidance scale w, the truncation psi), one panel
+    per metric (the FID-against-IS curves of Ho & Salimans 2022, the quality-diversity
+    curves of Brock et al. 2019): each point labelled with its value, the best value on the
+    panel's metric starred."""
     n = len(against)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
-    w = np.asarray(guidance, float)
+    w = np.asarray(options, float)
     y = np.asarray(fd, float)
     for ax, (metric, values) in zip(axes.flat, against.items(), strict=True):
         x = np.asarray(values, float)
@@ -183,7 +186,7 @@ def guidance_sweep(
         if metric in best:
             star = ok & (w == best[metric])
             ax.scatter(x[star], y[star], marker="*", s=260, c="#f2b01e", edgecolors="k",
-                       zorder=3, label=f"best w for {metric}: {best[metric]:g}")  # fmt: skip
+                       zorder=3, label=f"best {symbol} for {metric}: {best[metric]:g}")  # fmt: skip
             ax.legend(fontsize=7, loc="best")
         ax.set_xlabel(f"{metric} ({direction(metric)} is better)", fontsize=8)
         ax.set_ylabel(f"{fd_name} ({direction(fd_name)} is better)", fontsize=8)
@@ -193,7 +196,35 @@ def guidance_sweep(
     for ax, values in zip(axes.flat, against.values(), strict=True):  # once laid out
         x = np.asarray(values, float)
         ok = ~(np.isnan(x) | np.isnan(y))
-        _label_points(ax, x[ok], y[ok], [f"w={v:g}" for v in w[ok]])
+        _label_points(ax, x[ok], y[ok], [f"{symbol}={v:g}" for v in w[ok]])
     if fd_name in best:
-        fig.suptitle(f"best w for {fd_name}: {best[fd_name]:g}", fontsize=9)
+        fig.suptitle(f"best {symbol} for {fd_name}: {best[fd_name]:g}", fontsize=9)
+    return _png(fig)
+
+
+def metric_vs_step(column: str, runs: dict[str, dict[int, list[tuple[int, float]]]]) -> bytes:
+    """One panel per model: a thin curve per seed, and with several seeds their mean with a
+    band of ± one standard deviation (at the steps every seed has)."""
+    n = len(runs)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, (model, seeds) in zip(axes.flat, runs.items(), strict=False):
+        for seed, points in sorted(seeds.items()):
+            steps, values = zip(*points, strict=True)
+            ax.plot(steps, values, lw=0.8, alpha=0.6, label=f"seed {seed}")
+        common = sorted(set.intersection(*(set(dict(p)) for p in seeds.values())))
+        if len(seeds) > 1 and common:
+            table = np.array([[dict(p)[s] for s in common] for p in seeds.values()])
+            mean, std = table.mean(0), table.std(0, ddof=1)
+            ax.plot(common, mean, c="k", lw=1.6, label="mean")
+            ax.fill_between(common, mean - std, mean + std, color="k", alpha=0.15, lw=0)
+        ax.set_title(textwrap.fill(model, 44), fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        better = direction(column) or ("lower" if "fd_" in column else None)
+        ax.set_ylabel(column + (f" ({better} is better)" if better else ""), fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
     return _png(fig)

@@ -16,8 +16,8 @@ from bench.cache import atomic_write_bytes
 from bench.metrics import column_kind, direction
 from bench.record import USER_INPUTS, Store
 from bench.report.conditional import (
-    GuidanceSweep,
-    guidance_sweeps,
+    OptionSweep,
+    option_sweeps,
     per_class_metrics,
     worst_class,
 )
@@ -26,6 +26,8 @@ from bench.report.leaderboard import (
     Leaderboard,
     build_leaderboards,
 )
+from bench.report.small_n import small_n_lines
+from bench.report.training_curves import Curves, training_curves
 from bench.study.hype import (
     MIN_INF_JUDGEMENTS,
     MIN_RATERS,
@@ -122,7 +124,11 @@ def header(metric: str, rank_by: Sequence[str] = ()) -> str:
     return text + (" (primary)" if metric == rank_by[0] else " (tie-break)")
 
 
-SOURCE_TEXT = {"checkpoint": "checkpoint", "samples-file": "samples file"}
+SOURCE_TEXT = {
+    "checkpoint": "checkpoint",
+    "samples-file": "samples file",
+    "pretrained": "pretrained",
+}
 
 
 def steps_text(steps: float, source: str = "trained", unknown: bool = False) -> str:
@@ -190,14 +196,14 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
             parts += ["", "References (floor and ceiling):", ""]
             parts += _md_table(b, b.references, ranked=False)
             parts += ["", REFERENCES_LEGEND]
-        for text in legends(b):
+        for text in [*legends(b), *small_n_lines(b, assets)]:
             parts += ["", text]
         for f in b.failures:
             parts.append(f"\n- FAILED: {f['model']} seed {f['seed']}: {f['error']}")
-        for sweep in guidance_sweeps(b):
-            parts += ["", f"### Guidance sweep: {', '.join(sweep.models)}", ""]
+        for sweep in option_sweeps(b):
+            parts += ["", f"### {sweep.title}: {', '.join(sweep.models)}", ""]
             parts += _md_rows(*sweep_rows(b, sweep))
-            parts += ["", SWEEP_LEGEND]
+            parts += ["", sweep.legend]
         tables = per_class_tables(b, assets.per_class) if assets else []
         for metric, heads, rows in tables:
             parts += ["", f"### Per class: {header(metric)}", ""]
@@ -231,21 +237,18 @@ def to_csv(boards: list[Leaderboard]) -> pd.DataFrame:
 
 # -- class-conditional sections ----------------------------------------------------------
 
-SWEEP_LEGEND = (
-    "One trained model sampled at several guidance scales w (classifier-free guidance). "
-    "Bold: the best w per column."
-)
 PER_CLASS_LEGEND = (
     "Per class, from each model's first seed: a row per class asked for, a column per "
     "model. Marked ({mark}): each model's worst class."
 )
 
 
-def sweep_rows(board: Leaderboard, sweep: GuidanceSweep) -> tuple[list[str], list[list]]:
-    """The guidance sweep table: w, model and the sweep metrics, best w per column marked."""
-    heads = ["w", "model", *(header(m) for m in sweep.metrics)]
+def sweep_rows(board: Leaderboard, sweep: OptionSweep) -> tuple[list[str], list[list]]:
+    """An option sweep's table: the value (w, psi), model and the sweep metrics, the best
+    value per column marked."""
+    heads = [sweep.symbol, "model", *(header(m) for m in sweep.metrics)]
     rows = []
-    for w, model in zip(sweep.guidance, sweep.models, strict=True):
+    for w, model in zip(sweep.values, sweep.models, strict=True):
         marked = [(cell(board, model, m), sweep.best.get(m) == w) for m in sweep.metrics]
         rows.append([(f"{w:g}", False), (model, False), *marked])
     return heads, rows
@@ -288,21 +291,28 @@ class Assets:
 
     samples: dict[tuple, bytes] = field(default_factory=dict)
     neighbours: dict[tuple, bytes] = field(default_factory=dict)
+    traversals: dict[tuple, bytes] = field(default_factory=dict)  # bench.traversal
     histograms: dict[tuple, dict] = field(default_factory=dict)
     losses: dict[tuple, list] = field(default_factory=dict)
     throughput: dict[tuple, list] = field(default_factory=dict)  # sweep rows per batch size
     per_class: dict[tuple, dict] = field(default_factory=dict)  # conditional metrics per class
+    small_n: dict[tuple, list] = field(default_factory=dict)  # bench.report.small_n
+    per_sample: dict[tuple, bytes] = field(default_factory=dict)  # bench.report.per_sample
+    curves: dict[tuple, Curves] = field(default_factory=dict)  # (suite, dataset): during fit
 
 
 def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
     assets = Assets()
     for b in boards:
+        assets.curves[(b.suite, b.dataset)] = training_curves(store, b)
         for model in b.table.index:
             key = (b.suite, b.dataset, model)
             run_id = b.first_run(model)
             for name, found in (
                 ("samples.png", assets.samples),
                 ("nearest_neighbours.png", assets.neighbours),
+                ("per_sample.png", assets.per_sample),
+                ("traversal.png", assets.traversals),
             ):
                 data = store.artifact(run_id, name)
                 if data is not None:
@@ -315,6 +325,7 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
                     assets.throughput[key] = report_data["throughput"]
                 if report_data.get("per_class"):
                     assets.per_class[key] = report_data["per_class"]
+                assets.small_n[key] = report_data.get("small_n_warnings", [])
             history = store.loss_history(run_id)
             if history:
                 assets.losses[key] = history

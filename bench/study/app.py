@@ -5,10 +5,12 @@ trial JSON has the same fields for every trial, image URLs are random ids, every
 a PNG of one byte length served from memory with the same headers, and the label never
 leaves the server (the answer is checked there). A study that shows classes sends every
 trial's class (a generated image's asked class, a real image's label), matched in the plan
-so that it says nothing about which is which."""
+so that it says nothing about which is which. The results page (/results/OWNER) is for
+the person running the study: its token is not a rater's and no rater page holds it."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,12 +23,14 @@ from pydantic import BaseModel
 
 from bench.study import store
 from bench.study.config import StudyConfig
+from bench.study.live import live_rows, rater_progress
 from bench.study.plan import Trial
 from bench.study.staircase import next_exposure, staircase_input
 
 HERE = Path(__file__).resolve().parent
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_FRAME_MS = 1000 / 30  # a frame estimate longer than this is a stalled page, not a display
+RESULTS_REFRESH_S = 10
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Study:
     tokens: set[str]
     secret: bytes  # keys the trial orders and HYPE-time's staircases; never sent
     classes: dict[str, int] | None = None  # opaque id -> class shown (cfg.show_class)
+    owner: str = ""  # the token of the results page (/results/OWNER); never sent to raters
     trials: dict[str, list[Trial]] = field(default_factory=dict)
 
     def rater_trials(self, token: str) -> list[Trial]:
@@ -60,14 +65,16 @@ def exposure_for(
 ) -> int | None:
     """Requested exposure of trial i: none in HYPE-infinity; in HYPE-time the start value
     for practice, else the level of the staircase of the trial's model over this rater's
-    answers to that model's earlier blocks of trials."""
+    answers to that model's earlier blocks of trials (an attention check: the level the
+    model's trials around it are shown at; checks never move a staircase)."""
     cfg, trial = study.cfg, trials[i]
     if cfg.mode == "inf":
         return None
     if trial.practice:
         return cfg.start_ms
-    mine = [t.index for t in trials if not t.practice and t.model == trial.model]
-    done = mine[: mine.index(i) // cfg.block * cfg.block]
+    mine = [t.index for t in trials if not (t.practice or t.check) and t.model == trial.model]
+    before = sum(j < i for j in mine)
+    done = mine[: before // cfg.block * cfg.block]
     earlier = [(answers[j].correct, answers[j].flagged) for j in done]
     return next_exposure(staircase_input(earlier, cfg, study.secret, token, trial.model), cfg)
 
@@ -138,6 +145,15 @@ def create_app(study: Study) -> FastAPI:
         if not store.write_answer(study.db, token, row):
             raise HTTPException(409, "not the current trial; reload the page")
         return JSONResponse(_reply(t, correct), headers=NO_STORE)
+
+    @app.get("/results/{owner}", response_class=HTMLResponse)
+    def results(request: Request, owner: str):
+        if not study.owner or not hmac.compare_digest(owner.encode(), study.owner.encode()):
+            raise HTTPException(404, "unknown study link")
+        issued, started, finished = rater_progress(study.db)
+        context = {"cfg": cfg, "rows": live_rows(study.db), "refresh_s": RESULTS_REFRESH_S}
+        context |= {"issued": issued, "started": started, "finished": finished}
+        return templates.TemplateResponse(request, "results.html", context, headers=NO_STORE)
 
     @app.get("/i/{image_id}")
     def image(image_id: str):

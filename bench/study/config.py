@@ -1,9 +1,11 @@
 """Study settings. Confirmed from the HYPE paper (arXiv 1904.01121, abstract and
 introduction as readable here): HYPE-time is a per-rater perceptual threshold over
 exposure time from an adaptive staircase, HYPE-infinity the error rate on real and
-generated images without a time limit, intervals by bootstrap. The method section could
-not be read here, so every number below is an option; those marked `unconfirmed` are our
-recollection of the paper or common psychophysics practice (see README, "Human study")."""
+generated images without a time limit, intervals by bootstrap. Every number below is an
+option; those marked `unconfirmed` were set before the paper's method (NeurIPS 2019
+version, sections 2.1-2.3) could be read, and its HYPE-time differs from some of them
+(README, "Human study", lists how). Its HYPE-infinity shows 100 images per evaluator, as
+`trials` does by default."""
 
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ class StudyConfig:
     block: int = 4  # ours: the staircase moves after each `block` trials of a model (#34)
     seed: int = 0  # the bootstrap's; the pool and trial orders come from the study's secret
     show_class: bool = False  # show each image's class (conditional models' asked class)
+    # Quality controls (ours: the paper qualifies raters beforehand instead, README "Human
+    # study"). A rater is left out of every score when they miss more than `max_missed` of
+    # the `attention` check trials (pixel-noise images, known to be fake) or when their
+    # median response time is under `min_rt_ms` (0: no minimum).
+    attention: int = 0
+    max_missed: int = 0
+    min_rt_ms: int = 0
+
+    @property
+    def quality_controls(self) -> bool:
+        return self.attention > 0 or self.min_rt_ms > 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -60,12 +73,25 @@ def check_config(cfg: StudyConfig) -> StudyConfig:
             raise UserError(f"--{name} must be at least 0, got {v}")
     if cfg.mask_ms < 0:
         raise UserError(f"--mask-ms must be at least 0, got {cfg.mask_ms}")
+    check_quality_controls(cfg)
     if not 0 < cfg.min_ms <= cfg.start_ms <= cfg.max_ms:
         raise UserError(
             f"need 0 < --min-ms <= --start-ms <= --max-ms, got {cfg.min_ms}, {cfg.start_ms}, "
             f"{cfg.max_ms}"
         )
     return cfg
+
+
+def check_quality_controls(cfg: StudyConfig) -> None:
+    quality = {"attention": cfg.attention, "max-missed": cfg.max_missed}
+    for name, v in (quality | {"min-rt-ms": cfg.min_rt_ms}).items():
+        if v < 0:
+            raise UserError(f"--{name} must be at least 0, got {v}")
+    if cfg.max_missed and cfg.max_missed >= cfg.attention:
+        raise UserError(
+            f"--max-missed {cfg.max_missed} excludes nobody with --attention {cfg.attention}; "
+            "pass more --attention trials than --max-missed"
+        )
 
 
 def check_references(choice: str) -> None:

@@ -73,10 +73,10 @@ def hype_time(thresholds: Sequence[float], n_boot: int = N_BOOT, seed: int = 0) 
 
 SCORES = ("hype_inf", "hype_inf_fake", "hype_inf_real", "hype_time_ms")
 OVERALL = ("hype_inf", "hype_time_ms")  # over all of a model's judgements: shown with counts
-COUNTS = ("hype_raters", "hype_judgements", "hype_time_excluded")
-# The paper's design (Zhou et al. 2019, as we recall it: its method section could not be
-# read here, see README "Human study"): 30 evaluators per model and, for HYPE-infinity,
-# 100 images each (50 real, 50 generated). A score short of it is flagged, not hidden.
+COUNTS = ("hype_raters", "hype_judgements", "hype_time_excluded")  # and quality.EXCLUDED
+# The paper's design (Zhou et al. 2019, NeurIPS version: sections 2.2, 3 and 4.3, see
+# README "Human study"): 30 evaluators per model and, for HYPE-infinity, 100 images each
+# (50 real, 50 generated). A score short of it is flagged, not hidden.
 MIN_RATERS = 30
 MIN_INF_JUDGEMENTS = 3000
 

@@ -8,7 +8,13 @@ are shuffled together (interleaved). Practice images are kept apart from scored 
 A study that shows each image's class (`show_class`) matches classes: the pool's real
 images have the classes of its generated ones, and per rater and model the real trials
 have the classes of the generated trials, so the class shown says nothing about which is
-which."""
+which.
+
+Attention checks (`cfg.attention`, README "Human study") are scored trials of their own:
+pixel-noise images (source ATTENTION, known to be fake) shuffled in among a rater's scored
+trials. Each counts towards no model but is shown as one model's trial is (in HYPE-time at
+that model's current exposure), so that nothing sent about it differs from an ordinary
+trial's."""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from bench.study.config import StudyConfig
 from bench.study.secret import keyed_rng
 
 REAL = "real"
+ATTENTION = "<attention>"  # the source of attention-check images: no label can spell it
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,11 @@ class PoolImage:
 class Trial:
     index: int
     image_id: str
-    model: str  # the model whose score the trial counts towards ("" for practice)
+    model: str  # the model whose score the trial counts towards ("" for practice); of an
+    # attention check, the model it is shown as (whose exposure it gets)
     is_real: bool
     practice: bool
+    check: bool = False  # an attention check (an ATTENTION image)
 
 
 def trials_per_rater(cfg: StudyConfig, n_models: int) -> int:
@@ -96,7 +105,8 @@ def build_pool(
         PoolImage("", REAL, int(i), practice=j >= need_real - n_prac_real)
         for j, i in enumerate(real_order)
     ]
-    pool = [replace(p, id=_new_id()) for p in reals + fakes]
+    checks = [PoolImage("", ATTENTION, i, practice=False) for i in range(cfg.attention)]
+    pool = [replace(p, id=_new_id()) for p in reals + fakes + checks]
     return pool if labels is None else with_labels(pool, labels)
 
 
@@ -145,9 +155,13 @@ def rater_trials(
     for k, label in enumerate(models):
         scored += [(p, label) for p in fake_draw[label]]
         scored += [(p, label) for p in real_draw[k * half : (k + 1) * half]]
+    checks = [p for p in pool if p.source == ATTENTION]
+    if checks:  # each shown as a model drawn at random (a study without checks draws nothing)
+        shown_as = rng.integers(len(models), size=len(checks))
+        scored += [(p, models[k]) for p, k in zip(checks, shown_as, strict=True)]
     order = rng.permutation(len(scored))
     for p, label in (scored[i] for i in order):
-        trials.append(Trial(len(trials), p.id, label, p.is_real, False))
+        trials.append(Trial(len(trials), p.id, label, p.is_real, False, p.source == ATTENTION))
     return trials
 
 

@@ -13,11 +13,12 @@ import numpy as np
 from bench.errors import UserError
 from bench.study import store
 from bench.study.app import Study, create_app
+from bench.study.attention import attention_classes, attention_images
 from bench.study.config import StudyConfig, check_config
 from bench.study.guard import Guard
 from bench.study.images import encode_png
 from bench.study.names import samples_args
-from bench.study.plan import REAL, build_pool, rater_trials, with_labels
+from bench.study.plan import ATTENTION, REAL, build_pool, rater_trials, with_labels
 from bench.study.results import check_study_name, log_study_scores, study_scores
 from bench.study.secret import new_secret
 
@@ -54,22 +55,25 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
     models = list(sources)
     db = study_db(req.out, req.name)
     meta = store.read_meta(db)
-    if meta is None:
-        secret = new_secret()
-        sizes = {label: len(s.images) for label, s in sources.items()}
-        pool = build_pool(cfg, sizes, len(real.images), secret, labels)
-        tokens = []
-    elif meta != (cfg, models, dataset):
+    if meta is not None and meta != (cfg, models, dataset):
         raise UserError(
             f"study {req.name!r} in {req.out} was started with other settings or models "
             f"({meta[2]}: {', '.join(meta[1])}); repeat them, or pass --name NEW"
         )
+    secret = new_secret() if meta is None else store.read_secret(db)
+    checks = attention_images(cfg.attention, real.images, secret)
+    if labels is not None:
+        labels[ATTENTION] = attention_classes(cfg.attention, real.labels, secret)
+    if meta is None:
+        sizes = {label: len(s.images) for label, s in sources.items()}
+        pool = build_pool(cfg, sizes, len(real.images), secret, labels)
+        tokens = []
     else:
-        secret = store.read_secret(db)
         pool = store.read_pool(db)
         pool = pool if labels is None else with_labels(pool, labels)
         tokens = store.rater_tokens(db)
-    tensors = {**{label: s.images for label, s in sources.items()}, REAL: real.images}
+    tensors = {label: s.images for label, s in sources.items()}
+    tensors |= {REAL: real.images, ATTENTION: checks}
     images = {p.id: encode_png(tensors[p.source][p.index], cfg.display_px) for p in pool}
     new = [secrets.token_urlsafe(24) for _ in range(req.raters - len(tokens))]
     raters = {token: rater_trials(cfg, models, pool, secret, token) for token in new}
@@ -79,7 +83,8 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
         for token, trials in raters.items():
             store.add_rater(db, token, trials)
     classes = None if labels is None else {p.id: p.label for p in pool}
-    return Study(db, cfg, images, {*tokens, *new}, secret, classes), run_ids
+    owner = store.owner_token(db)
+    return Study(db, cfg, images, {*tokens, *new}, secret, classes, owner=owner), run_ids
 
 
 def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
@@ -138,6 +143,11 @@ def links(study: Study, host: str, port: int) -> list[str]:
     return [f"http://{shown}:{port}/s/{t}" for t in store.rater_tokens(study.db)]
 
 
+def results_link(study: Study, host: str, port: int) -> str:
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    return f"http://{shown}:{port}/results/{study.owner}"
+
+
 def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
     """Score the answers so far; write them next to the study and onto the job runs."""
     scores = study_scores(study.db)
@@ -151,4 +161,5 @@ def finish(req: StudyRequest, study: Study, run_ids: dict[str, str]) -> dict:
 def serve(study: Study, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(Guard(create_app(study), study.tokens), host=host, port=port, log_level="warning")
+    app = Guard(create_app(study), study.tokens, study.owner)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

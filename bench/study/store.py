@@ -4,6 +4,7 @@ opens its own connection; raters write distinct rows and SQLite serializes the w
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 from contextlib import closing
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.study.config import StudyConfig
-from bench.study.plan import PoolImage, Trial
+from bench.study.plan import ATTENTION, PoolImage, Trial
 from bench.study.secret import new_secret
 
 SCHEMA = """
@@ -97,6 +98,15 @@ def read_secret(db: Path) -> bytes:
     return bytes.fromhex(value)
 
 
+def owner_token(db: Path) -> str:
+    """The token of the study's results page, drawn when first asked for and kept."""
+    token = secrets.token_urlsafe(24)
+    with closing(connect(db)) as conn:
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('owner', ?)", (token,))
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = 'owner'").fetchone()
+    return value
+
+
 def read_pool(db: Path) -> list[PoolImage]:
     with closing(connect(db)) as conn:
         rows = conn.execute("SELECT id, source, idx, practice FROM images ORDER BY rowid")
@@ -127,11 +137,11 @@ def _insert_rater(conn: sqlite3.Connection, token: str, trials: list[Trial]) -> 
 def read_trials(db: Path, token: str) -> list[Trial]:
     with closing(connect(db)) as conn:
         rows = conn.execute(
-            "SELECT idx, image_id, model, is_real, practice FROM trials WHERE token = ? "
-            "ORDER BY idx",
-            (token,),
+            "SELECT t.idx, t.image_id, t.model, t.is_real, t.practice, i.source = ? "
+            "FROM trials t JOIN images i ON i.id = t.image_id WHERE t.token = ? ORDER BY t.idx",
+            (ATTENTION, token),
         ).fetchall()
-    return [Trial(i, img, m, bool(r), bool(p)) for i, img, m, r, p in rows]
+    return [Trial(i, img, m, bool(r), bool(p), bool(c)) for i, img, m, r, p, c in rows]
 
 
 def read_answers(db: Path, token: str) -> list[Answer]:
@@ -174,10 +184,24 @@ def write_answer(db: Path, token: str, a: Answer) -> bool:
 
 def all_judgements(db: Path) -> list[tuple]:
     """(token, image_id, model, is_real, correct, flagged, exposure_ms) of every scored
-    answer, in answer order per rater."""
+    answer (no practice, no attention check), in answer order per rater."""
     with closing(connect(db)) as conn:
         return conn.execute(
             "SELECT a.token, t.image_id, t.model, t.is_real, a.correct, a.flagged, a.exposure_ms "
             "FROM answers a JOIN trials t ON a.token = t.token AND a.idx = t.idx "
-            "WHERE t.practice = 0 ORDER BY a.token, a.idx"
+            "JOIN images i ON i.id = t.image_id "
+            "WHERE t.practice = 0 AND i.source != ? ORDER BY a.token, a.idx",
+            (ATTENTION,),
         ).fetchall()
+
+
+def quality_rows(db: Path) -> list[tuple[str, bool, bool, float | None]]:
+    """(token, is an attention check, correct, rt_ms) of every answer past practice."""
+    with closing(connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT a.token, i.source = ?, a.correct, a.rt_ms "
+            "FROM answers a JOIN trials t ON a.token = t.token AND a.idx = t.idx "
+            "JOIN images i ON i.id = t.image_id WHERE t.practice = 0",
+            (ATTENTION,),
+        ).fetchall()
+    return [(token, bool(check), bool(correct), rt) for token, check, correct, rt in rows]
