@@ -39,23 +39,36 @@ def run(
     ] = None,
     # -- scaling out (README "Scaling out"): where the jobs run -------------------------------
     executor: Annotated[
-        str, typer.Option(help="where jobs run: local, ray, slurm (genbench list executors)")
-    ] = "local",
+        str | None,
+        typer.Option(
+            help="where jobs run: local, ray, slurm (genbench list executors); wins over the "
+            "suite's executor: (default: the suite's, else local)"
+        ),
+    ] = None,
     executor_option: Annotated[
         list[str] | None,
-        typer.Option(help="KEY=VALUE, an option of the executor (repeat it); wins over the flags"),
+        typer.Option(
+            help="KEY=VALUE, an option of the executor (repeat it); wins over the flags, which "
+            "win over the suite's executor: options"
+        ),
     ] = None,
     ray_address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (e.g. auto) [default: start one]")
     ] = None,
-    cpus_per_job: Annotated[float, typer.Option(help="CPUs per job (ray, slurm)")] = 1,
-    gpus_per_job: Annotated[float, typer.Option(help="GPUs per job (ray, slurm)")] = 0,
+    cpus_per_job: Annotated[
+        float | None, typer.Option(help="CPUs per job (ray, slurm; default 1)")
+    ] = None,
+    gpus_per_job: Annotated[
+        float | None, typer.Option(help="GPUs per job (ray, slurm; default 0)")
+    ] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition")] = None,
-    slurm_time: Annotated[int, typer.Option(help="SLURM time limit per job, minutes")] = 60,
+    slurm_time: Annotated[
+        int | None, typer.Option(help="SLURM time limit per job, minutes (default 60)")
+    ] = None,
     slurm_mem_gb: Annotated[float | None, typer.Option(help="SLURM memory per job, GB")] = None,
     max_retries: Annotated[
-        int, typer.Option(help="reruns of a job whose worker died (ray, slurm)")
-    ] = 1,
+        int | None, typer.Option(help="reruns of a job whose worker died (ray, slurm; default 1)")
+    ] = None,
 ) -> None:
     """Train or load every model of a suite, sample, score, track in MLflow, write the
     leaderboard. Finished jobs are reused; an interrupted run resumes."""
@@ -63,10 +76,10 @@ def run(
 
     suite = load_suite(suite_file)  # first: a rejected suite file imports no torch
     out = out or Path("reports") / suite.name
-    from bench.precheck import check_inputs
+    from bench.plan import plan_suite
 
-    check_inputs(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
-    from bench.executors import executor_options, make_executor
+    plan = plan_suite(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
+    from bench.executors import executor_options, make_executor, suite_executor_options
 
     flags = {
         "address": ray_address,
@@ -78,12 +91,18 @@ def run(
         "max_retries": max_retries,
         "jobs": jobs,
     }
-    options = executor_options(executor, flags, executor_option)  # nor do bad executor options
-    jobs_executor = make_executor(executor, **options)
+    chosen = suite.executor
+    name = executor or (chosen.name if chosen else "local")
+    from_suite = chosen.options if chosen and chosen.name == name else {}
+    # nor do bad executor options
+    options = executor_options(
+        name, flags, executor_option, suite_executor_options(name, from_suite)
+    )
+    jobs_executor = make_executor(name, **options)
     from bench.job import RunOptions
     from bench.runner import Runner
 
-    runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device))
+    runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device), plan)
     results = runner.run(jobs_executor)
     from bench.report.render import write_report  # after preflight, which may reject the run
 

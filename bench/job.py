@@ -80,11 +80,17 @@ class JobResult:
     fit: str = "none"
 
 
-def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobRecord:
-    """The record of a job before it runs: keys, labels, params."""
+def model_class(job: Job) -> type | None:
+    """The job's model class (resolved once per job and passed on), None for a samples file."""
+    return None if job.entry.samples is not None else resolve_model(job.entry.ref)
+
+
+def new_record(
+    job: Job, data: ImageDataset, machine: dict[str, str], cls: type | None
+) -> JobRecord:
+    """The record of a job before it runs: keys, labels, params. `cls`: model_class(job)."""
     suite, entry = job.suite, job.entry
-    keys = job_keys(job, data)
-    cls = None if entry.samples else resolve_model(entry.ref)
+    keys = job_keys(job, data, cls)
     source = (
         "samples-file"
         if entry.samples
@@ -112,7 +118,7 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
         **{f"model.{k}": v for k, v in getattr(cls, "provenance", {}).items()},
         **({"samples_file": entry.samples} if entry.samples else {}),
     }
-    labels = label_source(job, data)
+    labels = label_source(job, data, cls)
     if labels is not None:
         params.update({"conditional": True, "labels": labels})
     if suite.eval_every is not None and source == "trained":
@@ -141,14 +147,19 @@ def new_record(job: Job, data: ImageDataset, machine: dict[str, str]) -> JobReco
 
 
 def compute(
-    job: Job, data: ImageDataset, record: JobRecord, cache: Cache, device: torch.device
+    job: Job,
+    data: ImageDataset,
+    record: JobRecord,
+    cache: Cache,
+    device: torch.device,
+    cls: type | None,
 ) -> JobRecord:
-    """Fit or load, sample and score; fills the record's results."""
-    suite, entry = job.suite, job.entry
+    """Fit or load, sample and score; fills the record's results. `cls`: model_class(job)."""
+    suite = job.suite
     model = None
     t0 = time.perf_counter()
-    if entry.samples is None:
-        model = fit_or_load(job, data, record.fit_key, cache, device, record)
+    if cls is not None:
+        model = fit_or_load(job, data, record.fit_key, cache, device, record, cls)
     record.timings["fit_or_load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -180,10 +191,9 @@ def compute(
 
 
 def fit_or_load(
-    job: Job, data: ImageDataset, fit_key: str, cache: Cache, device, record: JobRecord
+    job: Job, data: ImageDataset, fit_key: str, cache: Cache, device, record: JobRecord, cls: type
 ) -> GenerativeModel:
     entry, suite = job.entry, job.suite
-    cls = resolve_model(entry.ref)
     torch.manual_seed(job.seed)  # weight initialization draws from the global RNG
     model = build_model(cls, data, dict(entry.options), device)
     record.nfe = str(getattr(model, "nfe", "unknown"))
@@ -354,7 +364,7 @@ def asked_labels(
     raise ValueError(f"unknown label mode {mode!r}")
 
 
-def label_source(job: Job, data: ImageDataset) -> str | None:
+def label_source(job: Job, data: ImageDataset, cls: type | None) -> str | None:
     """Where a job's sample labels come from: the suite's label mode for a class-conditional
     model, "file" for a samples .npz that holds labels, None for unconditional jobs."""
     if not data.num_classes:
@@ -363,7 +373,7 @@ def label_source(job: Job, data: ImageDataset) -> str | None:
     if entry.samples is not None:
         path = Path(entry.samples)
         return "file" if not path.is_dir() and has_array(path, LABELS_KEY) else None
-    return job.suite.label_mode if is_conditional(resolve_model(entry.ref)) else None
+    return job.suite.label_mode if is_conditional(cls) else None
 
 
 def artifacts(
@@ -409,10 +419,11 @@ def sample_seed(seed: int) -> int:
     return 1_000_003 * seed + 17
 
 
-def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
-    """fit -> samples -> job: each key hashes everything that determines its result."""
+def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
+    """fit -> samples -> job: each key hashes everything that determines its result.
+    `cls`: model_class(job)."""
     suite, entry = job.suite, job.entry
-    labels = label_source(job, data)
+    labels = label_source(job, data, cls)
     if entry.samples is not None:
         fit_key = "none"
         samples = hash_key(
@@ -421,7 +432,6 @@ def job_keys(job: Job, data: ImageDataset) -> dict[str, str]:
         if labels is not None:  # cached with their labels: not the entry of an older run
             samples = hash_key(samples, "labels")
     else:
-        cls = resolve_model(entry.ref)
         weights = entry.checkpoint or model_file(cls)
         ckpt = files_hash(weights) if weights else None
         # Options a family marks as sampling-only (e.g. DDIM steps) reuse one trained model.

@@ -21,18 +21,17 @@ from bench.executors.local import LocalExecutor
 from bench.features import resolve_extractor
 from bench.job import JobResult, RunOptions, load_checkpoint
 from bench.models import build_model, is_conditional, resolve_model
-from bench.precheck import (
-    check_inputs,
+from bench.plan import (
+    Plan,
     labels_without_conditional,
     not_writable,
-    samples_without_labels,
+    plan_suite,
     unconditional_entry,
 )
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
-from bench.samples import sample_labels
-from bench.scoring import needing_sample_labels, plan, small_n_warnings
-from bench.suite import Suite, expand_jobs
+from bench.scoring import plan, small_n_warnings
+from bench.suite import Suite
 from bench.translation.checks import check_model_for
 from bench.worker import JobSpec
 
@@ -41,11 +40,12 @@ class Runner:
     """A rejected run leaves nothing behind: the output folder, its MLflow store and its
     locks are created only once preflight has passed (`run`)."""
 
-    def __init__(self, suite: Suite, opts: RunOptions):
+    def __init__(self, suite: Suite, opts: RunOptions, plan: Plan | None = None):
+        """`plan`: the suite's (bench.plan.plan_suite with these options), made here if None."""
         self.suite = suite
         self.opts = opts
         self.device = resolve_device(opts.device)
-        check_inputs(suite, opts.out_dir, opts.data_root, opts.tracking_uri)
+        self.plan = plan or plan_suite(suite, opts.out_dir, opts.data_root, opts.tracking_uri)
         # a given tracking URI lives outside the output folder: a bad one fails before preflight
         self._store = (
             open_output_store(opts.out_dir, opts.tracking_uri) if opts.tracking_uri else None
@@ -67,50 +67,37 @@ class Runner:
         return self._exp_id
 
     def preflight(self) -> None:
-        """Bad input stops the suite before any training. Past check_inputs (made from
-        declarations when the Runner is built): every metric's feature spaces can run on each
+        """Bad input stops the suite before any training. Past the plan (made from
+        declarations before torch loads): every metric's feature spaces can run on each
         dataset, every model builds with its options, every checkpoint reads and fits its
         model, what only a built model tells (a plug-in's classes) agrees with the
-        conditional metrics and `labels:` asked for, and every weights file the metrics' feature
-        spaces load holds their network (DINOv2, CLIP: names and shapes)."""
-        checked = set()
-        conditional = False
+        conditional metrics and `labels:` asked for, and every weights file the metrics'
+        feature spaces load holds their network (DINOv2, CLIP: names and shapes)."""
         warnings: dict[str, None] = {}  # small-n warnings, in order, once each
         feature_spaces: set[str] = set()
-        for job in expand_jobs(self.suite):
-            entry = job.entry
-            if (job.dataset, entry.name) in checked:  # seeds share datasets and options
-                continue
-            checked.add((job.dataset, entry.name))
-            data = load_dataset(job.dataset, self.opts.data_root)
-            planned = plan(
-                self.suite.metrics,
-                data,
-                self.suite.features,
-                self.suite.n_samples,
-                self.suite.weights,
-            )
-            if self.suite.eval_every is not None:  # what training jobs score on the way
-                s = self.suite
-                planned += plan(s.training_metrics, data, s.features, s.eval_n, s.weights)
+        for dataset in dict.fromkeys(job.dataset for job in self.plan.jobs):
+            data = load_dataset(dataset, self.opts.data_root)
+            suite = self.suite
+            planned = plan(suite.metrics, data, suite.features, suite.n_samples, suite.weights)
+            if suite.eval_every is not None:  # what training jobs score on the way
+                planned += plan(
+                    suite.training_metrics, data, suite.features, suite.eval_n, suite.weights
+                )
             feature_spaces |= {e for p in planned for e in p.extractors}
-            for line in small_n_warnings(planned, data, self.suite.n_samples):
-                warnings.setdefault(f"warning: {job.dataset}: {line}")
-            conditional_metrics = needing_sample_labels(planned)
-            if entry.samples is not None:
-                labelled = sample_labels(entry.samples, data, self.suite.n_samples) is not None
-                conditional |= labelled
-                if conditional_metrics and not labelled:
-                    raise UserError(samples_without_labels(conditional_metrics[0], entry))
-                continue
+            for line in small_n_warnings(planned, data, suite.n_samples):
+                warnings.setdefault(f"warning: {dataset}: {line}")
+        conditional = bool(self.plan.conditional)
+        for planned_entry in self.plan.entries:
+            job, entry = planned_entry.job, planned_entry.job.entry
+            data = load_dataset(job.dataset, self.opts.data_root)
             # built untrained, cheaply: an unknown option is caught before anything trains
             cls = resolve_model(entry.ref)
             check_model_for(cls, entry.ref, data)
             model = build_model(cls, data, dict(entry.options), self.device)
             check_declared_conditional(model, cls, data, entry.ref)
             conditional |= is_conditional(model)
-            if conditional_metrics and not is_conditional(model):
-                raise UserError(unconditional_entry(conditional_metrics[0], entry))
+            if planned_entry.label_metrics and not is_conditional(model):
+                raise UserError(unconditional_entry(planned_entry.label_metrics[0], entry))
             if entry.checkpoint is not None:
                 load_checkpoint(model, entry.checkpoint, entry.ref)
         if self.suite.labels is not None and not conditional:
@@ -137,8 +124,7 @@ class Runner:
                 self.suite.model_dump_json(),
                 owner,
             )
-            jobs = expand_jobs(self.suite)
-            specs = [JobSpec(job, self.opts, self.exp_id, parent) for job in jobs]
+            specs = [JobSpec(job, self.opts, self.exp_id, parent) for job in self.plan.jobs]
             try:
                 results = (executor or LocalExecutor()).run(specs)
             except BaseException:
@@ -166,8 +152,8 @@ class Runner:
 
 def check_weights_files(extractors: set[str], weights: Mapping[str, Path]) -> None:
     """The weights file of each extractor that has one (given in `weights:`, else found where
-    it looks) is read and compared with its network's names and shapes; bench.precheck saw
-    that it exists. A mismatched file fails here, once, not in every job after training."""
+    it looks) is read and compared with its network's names and shapes; bench.plan saw that
+    it exists. A mismatched file fails here, once, not in every job after training."""
     for name in sorted(extractors):
         check = resolve_extractor(name).check_weights
         if check is not None:

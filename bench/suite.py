@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
+from bench.executors import suite_executor_options
 from bench.features import resolve_extractor
 from bench.metrics import check_rank_metric, parse_metric
 from bench.models import check_model, check_model_files, model_prefix
@@ -73,6 +74,18 @@ class ModelEntry(Strict):
         return self
 
 
+class ExecutorEntry(Strict):
+    """Where the suite's jobs run (`genbench run --executor` and its options win over it)."""
+
+    name: str = Field(default="local", max_length=100)
+    options: dict[str, str | int | float] = Field(default_factory=dict, max_length=MAX_OPTIONS)
+
+    @model_validator(mode="after")
+    def _declared_options(self) -> ExecutorEntry:
+        suite_executor_options(self.name, self.options)  # a UserError names the option
+        return self
+
+
 class Suite(Strict):
     # modules imported first, for the models, metrics and extractors they register
     plugins: list[str] = Field(default_factory=list, max_length=100)
@@ -105,6 +118,8 @@ class Suite(Strict):
     # metric columns that rank the learned models, later ones breaking ties (default: the
     # first FD/FID column); recorded on the MLflow experiment, so the report follows it
     rank_by: list[str] = Field(default_factory=list)
+    # where the jobs run: an executor and its options (genbench list executors)
+    executor: ExecutorEntry | None = None
     # metrics during training (bench.training_eval): every `eval_every` optimizer steps (and
     # at the last) a trained model scores `eval_n` samples on `eval_metrics` (default: the
     # suite's first metric); `keep: best` keeps the step of lowest FD against `keep_split`

@@ -17,7 +17,7 @@ from bench.cache import Cache
 from bench.data import load_dataset
 from bench.device import resolve_device
 from bench.errors import UserError, first_line
-from bench.job import JobResult, RunOptions, compute, new_record
+from bench.job import JobResult, RunOptions, compute, model_class, new_record
 from bench.plugins import import_plugin
 from bench.provenance import machine_provenance
 from bench.record import Store, open_output_store
@@ -57,7 +57,8 @@ def run_job(spec: JobSpec) -> JobResult:
         for module in job.suite.plugins:  # a worker process has not read the suite file
             import_plugin(module)
         data = load_dataset(job.dataset, opts.data_root)
-        record = new_record(job, data, _machine(opts.device))
+        cls = model_class(job)
+        record = new_record(job, data, _machine(opts.device), cls)
     except UserError as e:
         tqdm.write(f"  FAILED: {e}")
         return JobResult(job, "FAILED", error=str(e))
@@ -69,7 +70,7 @@ def run_job(spec: JobSpec) -> JobResult:
         store.close_stale_runs(spec.exp_id, record.job_key)
         run_id = store.start_job(spec.exp_id, record, spec.parent_id)
         try:
-            compute(job, data, record, Cache(opts.out_dir / "cache"), device)
+            compute(job, data, record, Cache(opts.out_dir / "cache"), device, cls)
             store.finish_job(record)
         except Exception as e:
             msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
@@ -91,7 +92,7 @@ def lost_job(spec: JobSpec, error: str) -> JobResult:
     run_id = None
     try:
         data = load_dataset(spec.job.dataset, spec.opts.data_root)
-        key = new_record(spec.job, data, {}).job_key
+        key = new_record(spec.job, data, {}, model_class(spec.job)).job_key
         with FileLock(str(spec.opts.lock_path(key)), timeout=60):
             run_id = store_for(spec.opts).fail_lost_job(spec.exp_id, key, spec.parent_id, error)
     except (Timeout, UserError, OSError):

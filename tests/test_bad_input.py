@@ -1107,6 +1107,22 @@ CASES = {
         [],
         "models[copier].datasets: 'mnist5k' is not one of the suite's datasets (digits)",
     ),
+    # -- suite files name their executor (#27) ---------------------------------------------------
+    "suite executor that is not registered": (
+        lambda t: suite_with(t, BASE + "executor: {name: dask}\n"),
+        [],
+        "unknown executor 'dask'; choose one of: local, ray, slurm",
+    ),
+    "suite executor option the executor does not declare": (
+        lambda t: suite_with(t, BASE + "executor: {name: ray, options: {nodes: 2}}\n"),
+        [],
+        "executor: options.nodes: name an option of executor 'ray' (address,",
+    ),
+    "suite executor option of the wrong type": (
+        lambda t: suite_with(t, BASE + "executor: {name: local, options: {jobs: many}}\n"),
+        [],
+        "executor: options.jobs: jobs takes int values",
+    ),
 }
 
 # Every case runs under this much heap: a bad input must be refused, not fill the machine.

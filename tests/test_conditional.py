@@ -11,7 +11,7 @@ from conftest import run_cli, write_suite
 
 from bench.data import load_dataset
 from bench.errors import UserError
-from bench.job import RunOptions, asked_labels, job_keys
+from bench.job import RunOptions, asked_labels, job_keys, model_class
 from bench.models import build_model, is_conditional
 from bench.runner import Runner
 from bench.samples import load_sample_labels
@@ -121,7 +121,7 @@ def keys_of(tmp_path, models: str, labels: str = "") -> dict:
     extra = f"labels: {labels}\n" if labels else ""
     suite = load_suite(write_suite(tmp_path, models, extra=extra))
     [job] = expand_jobs(suite)
-    return job_keys(job, load_dataset("digits"))
+    return job_keys(job, load_dataset("digits"), model_class(job))
 
 
 def test_label_mode_is_part_of_conditional_samples_keys_only(tmp_path):

@@ -151,7 +151,7 @@ def test_registering_a_builtin_name_again_is_an_error():
 
 @pytest.mark.parametrize("features", [[], ["dinov2_vitb14", "pixels"]])
 def test_metric_extractors_are_the_feature_spaces_plan_chooses(features):
-    """bench.precheck finds the weights files a suite needs from these, without torch."""
+    """bench.plan finds the weights files a suite needs from these, without torch."""
     from bench.data import load_dataset
     from bench.scoring import plan
 

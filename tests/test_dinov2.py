@@ -326,11 +326,11 @@ def test_eval_without_the_weights_file_is_one_line(tmp_path):
 
 
 def test_a_run_needs_the_file_only_where_a_metric_loads_it(monkeypatch, tmp_path):
-    """bench.precheck, before torch loads: a point dataset takes no DINOv2 features; a file in
+    """bench.plan, before torch loads: a point dataset takes no DINOv2 features; a file in
     `weights:` or in the torch hub cache is found (whether it holds DINOv2 is told later)."""
     from conftest import write_suite
 
-    from bench.precheck import check_inputs
+    from bench.plan import plan_suite
     from bench.suite import load_suite
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -340,7 +340,7 @@ def test_a_run_needs_the_file_only_where_a_metric_loads_it(monkeypatch, tmp_path
             tmp_path, "- name: copier\n", datasets=datasets, metrics="[fd_dinov2_vits14]",
             extra=extra,
         )  # fmt: skip
-        check_inputs(load_suite(path), tmp_path / "out")
+        plan_suite(load_suite(path), tmp_path / "out")
 
     check("[ring8]")
     with pytest.raises(UserError, match="weights: {dinov2_vits14: PATH}"):

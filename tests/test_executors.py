@@ -266,7 +266,7 @@ def test_bad_executor_options_are_one_line_errors(tmp_path, monkeypatch):
 def test_executor_options_are_declared_typed_and_the_old_flags_map_onto_them():
     flags = {"address": None, "cpus_per_job": 1, "partition": "gpu", "time": 60}
     options = executor_options("ray", flags, ["cpus_per_job=2.5", "num_cpus=3"])
-    assert options == {"address": None, "cpus_per_job": 2.5, "num_cpus": 3}  # no partition
+    assert options == {"cpus_per_job": 2.5, "num_cpus": 3}  # no partition; None: not given
     assert executor_options("slurm", flags, None)["partition"] == "gpu"
     assert executor_options("local", flags, []) == {}
     with pytest.raises(UserError, match="KEY of executor 'local' \\(jobs\\)"):
@@ -278,3 +278,19 @@ def test_executor_options_are_declared_typed_and_the_old_flags_map_onto_them():
     listed = run_cli("list", "executors")
     assert "ray: Each job a Ray task" in listed.stdout
     assert "    cpus_per_job=FLOAT  CPUs per job [default: 1]" in listed.stdout
+
+
+def test_the_suite_file_names_the_executor_and_the_command_line_wins(tmp_path):
+    """#27: an executor and its options could be chosen on the command line only."""
+    block = "executor: {name: slurm, options: {time: 5, partition: gpu}}\n"
+    suite = write_suite(tmp_path, "- name: copier\n", name="ex", n_samples=100, extra=block)
+    assert load_suite(suite).executor.options == {"time": 5, "partition": "gpu"}
+    # the suite's options, then the flags given (None: not given), then --executor-option
+    from_suite = {"time": 5, "partition": "gpu", "mem_gb": 1.0}
+    options = executor_options("slurm", {"time": 9, "partition": None}, ["mem_gb=2"], from_suite)
+    assert options == {"time": 9, "partition": "gpu", "mem_gb": 2.0}
+    out = ["--out", str(tmp_path / "out")]
+    res = run_cli("run", str(suite), *out, env={"PATH": str(tmp_path)})  # no sbatch here
+    assert res.returncode == 2 and "sbatch not found" in res.stderr, res.stderr  # the suite's
+    res = run_cli("run", str(suite), *out, "--executor", "local", "--jobs", "1")
+    assert res.returncode == 0, res.stderr  # --executor wins over the suite's

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 from stat import S_IMODE
 
 import pandas as pd
@@ -338,3 +339,63 @@ def test_report_of_a_store_without_job_runs_writes_nothing(tmp_path):
     assert res.returncode == 2 and "holds no genbench job runs" in res.stderr
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
         assert (tmp_path / name).read_text() == "as it was"
+
+
+def board_tables(html: str) -> list[list[str]]:
+    """The column heads of each leaderboard table of the HTML report, in page order."""
+    tables = re.findall(r'<table class="board">(.*?)</table>', html, re.S)
+    return [re.findall(r"<th>([^<]*)</th>", t) for t in tables]
+
+
+def test_the_html_board_is_a_headline_table_then_a_table_per_metric_group(store, tmp_path):
+    """#26: one table of every raw column was 3,400 px wide; the headline holds the ranking
+    and the declared headline columns (fd_*, not coverage), then each metric group's own."""
+    client, _ = store
+    write_report(client, tmp_path, "suite-x")
+    html = (tmp_path / "leaderboard.html").read_text()
+    fd, cov = f"{FD} ↓ (primary)", f"{COV} ↑"
+    assert board_tables(html) == [
+        ["rank", "model", "seeds", "steps", fd],  # the learned models
+        ["rank", "model", "seeds", "steps", fd],  # the references
+        ["rank", "model", fd],  # every column, metric group fd
+        ["rank", "model", cov],  # metric group prdc
+    ]
+    assert re.findall(r"<h4>([^<]*)</h4>", html) == ["fd", "prdc"]
+
+
+def test_references_are_never_bold_and_the_caption_says_why(store, tmp_path):
+    """#26: the references table bolded nothing and nothing said why (the copier's FD of 0.1
+    is the lowest of all, by copying the training set)."""
+    client, _ = store
+    write_report(client, tmp_path, "suite-x")
+    md = (tmp_path / "leaderboard.md").read_text()
+    html = (tmp_path / "leaderboard.html").read_text()
+    assert "| ref | copier | 1 | – | 0.1 | 1 |" in md
+    references = re.findall(r'<tr class="reference">(.*?)</tr>', html)
+    assert len(references) == 3 and all("best" not in row for row in references)
+    why = "References are not ranked and never bold: they bound the scale"
+    assert why in md.split("References (floor and ceiling):", 1)[1]
+    assert why in html.split("<h3>References (floor and ceiling)</h3>", 1)[1]
+
+
+def test_every_report_section_has_its_template():
+    from bench.report.page import SECTIONS, TEMPLATES
+
+    assert SECTIONS and len({s.name for s in SECTIONS}) == len(SECTIONS)
+    assert [
+        s.name for s in SECTIONS if not (TEMPLATES / "sections" / f"{s.name}.html").is_file()
+    ] == []
+
+
+def test_a_section_added_to_the_page_is_rendered_escaped_where_it_stands(store, monkeypatch):
+    from bench.report import page
+    from bench.report.render import collect_assets
+
+    client, _ = store
+    boards = build_leaderboards(client.records("suite-x"))
+    shown = page.Section("provenance", lambda board, assets: {"rows": {"<b>": "extra"}})
+    monkeypatch.setattr(page, "SECTIONS", [page.SECTIONS[0], shown])
+    html = page.to_html(boards, collect_assets(client, boards))
+    assert "<td>&lt;b&gt;</td><td>extra</td>" in html
+    assert html.index('<table class="board">') < html.index("<h3>Provenance</h3>")
+    assert "References" not in html and "<h4>" not in html  # only the sections listed

@@ -3,6 +3,7 @@ guidance sweep (figure and table, best w per metric), a truncation sweep on an u
 board, and the per-class breakdown (worst class marked)."""
 
 import base64
+import html
 import json
 import math
 import re
@@ -152,6 +153,17 @@ def test_the_html_report_has_the_sweep_figure_table_and_per_class_tables(report)
             if c
         }
         assert marked == {(3, 1), (7, 2), (0, 3)}  # each model's planted worst class
+    assert "Marked (red): each model's worst class" in html.unescape(text)
+    assert "red in the HTML report" not in text  # #26: the markdown's caption
+
+
+def test_the_html_headline_holds_the_ranking_and_the_declared_headline_columns(report):
+    _, out = report
+    text = (out / "cond" / "leaderboard.html").read_text()
+    first = text.split('<table class="board">', 2)[1]
+    heads = re.findall(r"<th>([^<]*)</th>", first)
+    assert heads == ["rank", "model", "seeds", "steps", f"{FD} ↓ (primary)", f"{PREC} ↑",
+                     f"{REC} ↑", f"{ACC} ↑"]  # fmt: skip
 
 
 def test_the_markdown_report_has_the_sweep_and_per_class_tables(report):

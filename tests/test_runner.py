@@ -13,7 +13,8 @@ from conftest import ROOT, job_runs, run_cli, write_suite
 from bench import origin
 from bench.job import RunOptions, sample_seed
 from bench.record import Store, default_tracking_uri
-from bench.report.render import by_trained_model, write_report
+from bench.report.leaderboard import by_trained_model
+from bench.report.render import write_report
 from bench.runner import Runner
 from bench.suite import load_suite
 
@@ -379,15 +380,26 @@ def test_fit_returning_something_other_than_spent_fails_its_job_with_one_line(tm
     assert "fit returned int; return bench.models.Spent(steps=...)" in r.error
 
 
-def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(tmp_path, monkeypatch):
+@pytest.fixture
+def rescanned_distributions():
+    """bench.origin scans installed distributions once per process: a test that installs
+    one scans them again, and again after it (its distribution is gone then)."""
+    origin._distributions.cache_clear()
+    origin._owned.cache_clear()
+    yield
+    origin._distributions.cache_clear()
+    origin._owned.cache_clear()
+
+
+def test_user_inputs_are_hashed_and_marked_on_the_leaderboard(
+    tmp_path, monkeypatch, rescanned_distributions
+):
     import hashlib
 
     install_test_package(tmp_path, monkeypatch, "top_level.txt", "plugin_models\n")
     record = tmp_path / "site" / "genbench_test_plugin-0.1.dist-info" / "RECORD"
     module = os.path.relpath(ROOT / "tests" / "plugin_models.py", tmp_path / "site")
     record.write_text(f"{module},,\n")  # the distribution holds the plug-in's module
-    origin._distributions.cache_clear()  # scanned once per process: this one installed now
-    origin._owned.cache_clear()
     ckpt = tmp_path / "mean.pt"
     torch.save({"mean": torch.full((1, 8, 8), 100.0)}, ckpt)
     rng = np.random.default_rng(0)
@@ -453,18 +465,19 @@ def test_a_fit_being_trained_elsewhere_is_waited_for_then_loaded(tmp_path):
 
     from bench.cache import Cache
     from bench.data import load_dataset
-    from bench.job import fit_or_load, new_record
+    from bench.job import fit_or_load, model_class, new_record
     from bench.suite import expand_jobs
 
     suite = load_suite(make_suite(tmp_path, "- name: m\n  model: plugin_models:MeanModel\n"))
     [job] = expand_jobs(suite)
     data = load_dataset("digits")
-    record = new_record(job, data, {})
+    cls = model_class(job)
+    record = new_record(job, data, {}, cls)
     cache, elsewhere = WatchedCache(tmp_path / "cache"), Cache(tmp_path / "cache")
     plugin_models.MeanModel.fits = 0
     with elsewhere.lock("checkpoints", record.fit_key):
         thread = threading.Thread(
-            target=fit_or_load, args=(job, data, record.fit_key, cache, "cpu", record)
+            target=fit_or_load, args=(job, data, record.fit_key, cache, "cpu", record, cls)
         )
         thread.start()
         assert cache.touched.wait(60)
@@ -489,3 +502,42 @@ def test_the_summary_counts_cached_fits_apart_from_training_and_reuse(tmp_path):
     res = run_cli("run", str(other), "--out", str(tmp_path / "o"), "--jobs", "1")
     assert res.returncode == 0, res.stderr
     assert "2 jobs: 2 run (0 trained a model, 2 sampled a cached one), 0 reused" in res.stdout
+
+
+BRIGHT = "- name: bright\n  model: plugin_models:ClassBrightnessModel\n"
+
+
+def test_the_runner_takes_the_plan_and_makes_no_torch_free_check_again(tmp_path, monkeypatch):
+    """#27: cli.py checked the inputs, the Runner checked them all again (datasets reread,
+    samples files and signatures checked twice)."""
+    from bench import plan as planning
+    from bench import runner as running
+
+    suite = load_suite(make_suite(tmp_path, BRIGHT))
+    plan = planning.plan_suite(suite, tmp_path / "out")
+
+    def again(*args, **kwargs):
+        raise AssertionError("checked again")
+
+    for module, name in [(planning, "dataset_arrays"), (planning, "model_signature"),
+                         (running, "plan_suite")]:  # fmt: skip
+        monkeypatch.setattr(module, name, again)
+    runner = Runner(suite, RunOptions(tmp_path / "out"), plan)
+    [result] = runner.run()
+    assert result.status == "FINISHED"
+
+
+def test_a_job_resolves_its_model_once(tmp_path, monkeypatch):
+    """#27: resolve_model ran four times per job of a class-conditional model (its record,
+    its keys, their label source twice, its fit)."""
+    from bench import job as job_module
+    from bench.worker import JobSpec, run_job
+
+    runner = Runner(load_suite(make_suite(tmp_path, BRIGHT)), RunOptions(tmp_path / "out"))
+    [job] = runner.plan.jobs
+    resolved = []
+    real = job_module.resolve_model
+    monkeypatch.setattr(job_module, "resolve_model", lambda ref: resolved.append(ref) or real(ref))
+    result = run_job(JobSpec(job, runner.opts, runner.exp_id, None))
+    assert result.status == "FINISHED" and result.fit == "trained"
+    assert resolved == ["plugin_models:ClassBrightnessModel"]

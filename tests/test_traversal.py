@@ -42,10 +42,17 @@ def test_models_without_codes_get_none():
 
 
 def test_the_report_section_shows_each_models_grid():
-    from bench.report.render import traversal_section
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from bench.report import page
+    from bench.report.render import Assets
 
     png = traversal_png(VAE((1, 8, 8), device="cpu", z_dim=2, width=8), steps=3)
-    html = "".join(traversal_section([("vae-beta4", png)]))
+    board = SimpleNamespace(suite="s", dataset="d", table=pd.DataFrame(index=["vae-beta4", "gan"]))
+    data = page.traversals(board, Assets(traversals={("s", "d", "vae-beta4"): png}))
+    html = page.environment().get_template("sections/traversals.html").render(s=data)
     assert "Latent traversals" in html and "<figcaption>vae-beta4</figcaption>" in html
     assert html.count("<img") == 1
-    assert traversal_section([]) == []
+    assert page.traversals(board, Assets()) is None

@@ -111,33 +111,50 @@ def executor_spec_of(name: str) -> ExecutorSpec:
 
 def parse_executor_options(name: str, pairs: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` pairs -> the executor's options, each converted to its declared type."""
-    spec = executor_spec_of(name)
-    declared = {o.name: o for o in spec.options}
     out = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
-        key = key.strip()
-        if not eq or key not in declared:
-            names = ", ".join(declared) or "none"
-            raise UserError(
-                f"--executor-option {pair!r}: give KEY=VALUE with a KEY of executor {name!r} "
-                f"({names})"
-            )
-        try:
-            out[key] = OPTION_TYPES[declared[key].type](value.strip())
-        except ValueError:
-            raise UserError(
-                f"--executor-option {pair!r}: {key} takes {declared[key].type} values"
-            ) from None
+        where = f"--executor-option {pair!r}"
+        out.update(
+            _typed(name, key.strip() if eq else "", value, where, "give KEY=VALUE with a KEY")
+        )
     return out
 
 
-def executor_options(name: str, flags: dict[str, Any], pairs: list[str] | None) -> dict:
-    """The options for executor `name`: `genbench run`'s flags (keyed by the option each
-    sets) that it declares, then its --executor-option KEY=VALUE pairs."""
+def suite_executor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A suite file's `executor: {name, options}` options, checked and converted as
+    --executor-option's are."""
+    out = {}
+    for key, value in options.items():
+        out.update(_typed(name, key, str(value), f"options.{key}", "name an option"))
+    return out
+
+
+def _typed(name: str, key: str, value: str, where: str, ask: str) -> dict[str, Any]:
+    """{key: value as the type executor `name` declares for it}, or a UserError that names
+    `where` the option was given and asks for an option of the executor's."""
+    declared = {o.name: o for o in executor_spec_of(name).options}
+    if key not in declared:
+        names = ", ".join(declared) or "none"
+        raise UserError(f"{where}: {ask} of executor {name!r} ({names})")
+    try:
+        return {key: OPTION_TYPES[declared[key].type](value.strip())}
+    except ValueError:
+        raise UserError(f"{where}: {key} takes {declared[key].type} values") from None
+
+
+def executor_options(
+    name: str,
+    flags: dict[str, Any],
+    pairs: list[str] | None,
+    suite_options: dict[str, Any] | None = None,
+) -> dict:
+    """The options for executor `name`: the suite file's (`executor:` options, when it names
+    this executor), then `genbench run`'s flags that were given (None: not given; keyed by
+    the option each sets) that it declares, then its --executor-option KEY=VALUE pairs."""
     declared = {o.name for o in executor_spec_of(name).options}
-    given = {key: value for key, value in flags.items() if key in declared}
-    return {**given, **parse_executor_options(name, pairs or [])}
+    given = {key: value for key, value in flags.items() if key in declared and value is not None}
+    return {**(suite_options or {}), **given, **parse_executor_options(name, pairs or [])}
 
 
 def describe_executors() -> list[str]:

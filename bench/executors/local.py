@@ -234,10 +234,11 @@ def job_keys_of(spec: JobSpec) -> dict[str, str] | None:
     """The job's keys (bench.job.job_keys), or None when its dataset cannot be loaded
     (its worker then reports why)."""
     from bench.data import load_dataset
-    from bench.job import job_keys
+    from bench.job import job_keys, model_class
 
     try:
-        return job_keys(spec.job, load_dataset(spec.job.dataset, spec.opts.data_root))
+        data = load_dataset(spec.job.dataset, spec.opts.data_root)
+        return job_keys(spec.job, data, model_class(spec.job))
     except UserError:
         return None
 

@@ -79,6 +79,7 @@ class Column:
     # form, 3 and up what it is plotted against; a fraction ranks the alternatives for one
     # place (the lowest the board has wins); 0: not in the sweep
     sweep: float = 0
+    headline: bool = False  # among the few columns of the report's headline table
 
     @property
     def rankable(self) -> bool:
@@ -182,7 +183,7 @@ def metric_spec(
 
 def _declared_column(metric: str, prefix: str, how: str | None | tuple | dict) -> Column:
     """A column from its declaration: a direction, (direction, order[, shown]), or a dict of
-    Column's fields (direction, order, shown, kind, sweep)."""
+    Column's fields (direction, order, shown, kind, sweep, headline)."""
     if isinstance(how, dict):
         fields = {"direction": None, "order": 100.0, **how}
     elif isinstance(how, tuple):
@@ -214,10 +215,10 @@ def register_metric(
     """Register a metric group. `columns` maps each column prefix to its direction, or to
     (direction, order) to place it on the leaderboard (default: after the built-ins), or to
     (direction, order, False) for a column recorded but not shown, or to a dict of Column's
-    fields (`kind`: speed, flag or info columns never rank). `reliable` (Reliability's
-    fields: why, min_n, per_dim) is the sample size below which `genbench run`, `eval` and
-    the leaderboard footer warn. Its docstring's first paragraph is its summary in
-    `genbench list metrics`."""
+    fields (`kind`: speed, flag or info columns never rank; `headline`: shown in the report's
+    headline table). `reliable` (Reliability's fields: why, min_n, per_dim) is the sample size
+    below which `genbench run`, `eval` and the leaderboard footer warn. Its docstring's first
+    paragraph is its summary in `genbench list metrics`."""
     spec = metric_spec(
         name,
         columns=columns,
@@ -334,16 +335,28 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
     raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}")
 
 
-def column(metric: str) -> Column | None:
-    """The declared column that `metric` is (the longest declared prefix), or None."""
+def _declaration(metric: str) -> tuple[str, Column] | None:
+    """(metric group, declared column) that `metric` is (the longest declared prefix)."""
     best = None
     for spec in specs().values():
         for col in spec.columns:
             if metric.startswith(col.prefix) and (
-                best is None or len(col.prefix) > len(best.prefix)
+                best is None or len(col.prefix) > len(best[1].prefix)
             ):
-                best = col
+                best = (spec.name, col)
     return best
+
+
+def column(metric: str) -> Column | None:
+    """The declared column that `metric` is (the longest declared prefix), or None."""
+    found = _declaration(metric)
+    return found[1] if found else None
+
+
+def column_group(metric: str) -> str | None:
+    """The metric group (`fd`, `prdc`, ...) that declares column `metric`, or None."""
+    found = _declaration(metric)
+    return found[0] if found else None
 
 
 def direction(metric: str) -> str | None:

@@ -176,7 +176,7 @@ def score_intra_fd(ctx: ScoringContext, extractor: str) -> dict[str, float]:
 
 @register_metric(
     "cond_accuracy",
-    columns={"cond_accuracy": {"direction": "higher", "order": 13, "sweep": 3}},
+    columns={"cond_accuracy": {"direction": "higher", "order": 13, "sweep": 3, "headline": True}},
     needs={"images", "labels", "sample_labels"},
 )
 def score_cond_accuracy(ctx: ScoringContext) -> dict[str, float]:

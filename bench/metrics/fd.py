@@ -256,8 +256,8 @@ def fd_infinity(
 @register_metric(
     "fd",
     columns={
-        "fid_": {"direction": "lower", "order": 0, "sweep": 1.1},
-        "fd_": {"direction": "lower", "order": 1, "sweep": 1},
+        "fid_": {"direction": "lower", "order": 0, "sweep": 1.1, "headline": True},
+        "fd_": {"direction": "lower", "order": 1, "sweep": 1, "headline": True},
     },
     per_extractor=True,
     reliable={

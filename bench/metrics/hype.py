@@ -5,7 +5,7 @@ from bench.metrics import register_columns
 register_columns(
     "hype",
     {
-        "hype_inf": ("higher", 18.1),
+        "hype_inf": {"direction": "higher", "order": 18.1, "headline": True},
         "hype_inf_fake": ("higher", 18.1),
         "hype_time_ms": ("higher", 18.2),
         "hype_inf_real": (None, 18.3),  # real images called fake: not a model's quality

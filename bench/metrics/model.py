@@ -44,7 +44,7 @@ def score_bits_per_dim(ctx: ScoringContext) -> dict[str, float]:
 @register_metric(
     "throughput",
     columns={
-        "throughput_img_s_": {"direction": "higher", "order": 2, "kind": "speed"},
+        "throughput_img_s_": {"direction": "higher", "order": 2, "kind": "speed", "headline": True},
         "throughput_rsd_": (None, 2, False),
         "throughput_load_": (None, 2, False),
         "throughput_disturbed_": {"order": 2, "shown": False, "kind": "flag"},

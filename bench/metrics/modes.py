@@ -184,7 +184,7 @@ def class_matched_rows(test_labels: np.ndarray, asked: np.ndarray) -> np.ndarray
 @register_metric(
     "modes",
     columns={
-        "modes_captured": ("higher", 11),
+        "modes_captured": {"direction": "higher", "order": 11, "headline": True},
         "modes_hq": ("higher", 11),
         "modes_reverse_kl": ("lower", 11),
         "stacked_modes": ("higher", 12),

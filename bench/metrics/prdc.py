@@ -79,8 +79,8 @@ def prdc_metrics(
 @register_metric(
     "prdc",
     columns={
-        "precision_": {"direction": "higher", "order": 5, "sweep": 4},
-        "recall_": {"direction": "higher", "order": 6, "sweep": 5},
+        "precision_": {"direction": "higher", "order": 5, "sweep": 4, "headline": True},
+        "recall_": {"direction": "higher", "order": 6, "sweep": 5, "headline": True},
         "density_": ("higher", 7),
         "coverage_": ("higher", 8),
     },

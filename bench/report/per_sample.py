@@ -4,8 +4,6 @@ image. The job draws it (per_sample.png, next to per_sample.json); the report em
 
 from __future__ import annotations
 
-import base64
-import html
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,24 +57,11 @@ def draw_panel(samples: torch.Tensor, train: torch.Tensor, scores: dict) -> Imag
     return image_grid(tiles, ncol=len(rows["closest"]))
 
 
-def html_section(board: Leaderboard, assets: Assets) -> list[str]:
-    """The report's panels of the board's models, with the caption."""
-    e = html.escape
-    found = [
+def section(board: Leaderboard, assets: Assets) -> dict | None:
+    """The page section (bench.report.page) of the board's models' panels, with the caption."""
+    panels = [
         (m, assets.per_sample[key])
         for m in board.table.index
         if (key := (board.suite, board.dataset, m)) in assets.per_sample
     ]
-    if not found:
-        return []
-    out = ["<h3>Per-sample scores</h3>", f"<p>{e(CAPTION.format(n=COUNT))}</p>"]
-    out.append("<div class='grids'>")
-    for model, png in found:
-        src = "data:image/png;base64," + base64.b64encode(png).decode()
-        out.append(
-            f'<figure><img src="{src}" style="width:560px" '
-            f'alt="{e("per-sample panel of " + model)}">'
-            f"<figcaption>{e(model)}</figcaption></figure>"
-        )
-    out.append("</div>")
-    return out
+    return {"caption": CAPTION.format(n=COUNT), "grids": panels} if panels else None

@@ -1,10 +1,9 @@
 """Leaderboards -> leaderboard.md, leaderboard.csv and a self-contained leaderboard.html
-(images embedded, no network), all rebuilt from the MLflow store alone."""
+(bench/report/page.py: images embedded, no network), all rebuilt from the MLflow store
+alone; the cells, headers and legends both formats share."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 from collections.abc import Sequence
@@ -16,7 +15,6 @@ import pandas as pd
 from bench.cache import atomic_write_bytes
 from bench.metrics import column_kind, direction
 from bench.record import USER_INPUTS, Store
-from bench.report import plots
 from bench.report.conditional import (
     OptionSweep,
     option_sweeps,
@@ -27,9 +25,7 @@ from bench.report.leaderboard import (
     PROVENANCE,
     Leaderboard,
     build_leaderboards,
-    by_trained_model,
 )
-from bench.report.per_sample import html_section as per_sample_section
 from bench.report.small_n import small_n_lines
 from bench.report.training_curves import Curves, training_curves
 from bench.study.hype import (
@@ -53,6 +49,12 @@ LEGEND = (
     'spent on the suite\'s budget; "checkpoint" and "samples file" rows were trained '
     'elsewhere, on a budget genbench did not set; "unknown": the model\'s fit neither '
     "returned Spent(steps=...) nor reported steps through progress."
+)
+REFERENCES_LEGEND = (
+    "References are not ranked and never bold: they bound the scale (a copier of the "
+    "training set scores near the best possible value of most columns, a pixel-wise "
+    "Gaussian near the worst), so the best of them says nothing about the models; read "
+    "each learned model's value against theirs."
 )
 HYPE_LEGEND = (
     "HYPE (human study): each column carries the study it came from (`genbench study "
@@ -193,6 +195,7 @@ def to_markdown(boards: list[Leaderboard], assets: Assets | None = None) -> str:
         if b.references:
             parts += ["", "References (floor and ceiling):", ""]
             parts += _md_table(b, b.references, ranked=False)
+            parts += ["", REFERENCES_LEGEND]
         for text in [*legends(b), *small_n_lines(b, assets)]:
             parts += ["", text]
         for f in b.failures:
@@ -329,178 +332,6 @@ def collect_assets(store: Store, boards: list[Leaderboard]) -> Assets:
     return assets
 
 
-def _img(png: bytes, alt: str) -> str:
-    src = "data:image/png;base64," + base64.b64encode(png).decode()
-    return f'<img src="{src}" alt="{html.escape(alt)}">'
-
-
-def traversal_section(grids: list[tuple[str, bytes]]) -> list[str]:
-    """The latent traversal grids (bench.traversal) of the models that have codes."""
-    if not grids:
-        return []
-    return [
-        "<h3>Latent traversals</h3><p>Models with a categorical code: one row per code "
-        "value, the first continuous code swept over its range left to right, the noise "
-        "fixed. Encoder models (VAE): one row per latent dimension swept from -2.5 to 2.5, "
-        "the others at 0.</p><div class='grids'>",
-        *(
-            f"<figure>{_img(p, 'traversal of ' + m)}<figcaption>{html.escape(m)}</figcaption>"
-            "</figure>"
-            for m, p in grids
-        ),
-        "</div>",
-    ]
-
-
-def _html_table(board: Leaderboard, models: list[str], ranked: bool) -> str:
-    e = html.escape
-    heads = "".join(f"<th>{e(header(m, board.rank_by))}</th>" for m in board.metrics)
-    first = "rank" if ranked else ""
-    out = [
-        f"<div class='scroll'><table class='board'><thead><tr><th>{first}</th><th>model</th>"
-        "<th>seeds</th>"
-        f"<th>steps</th>{heads}</tr></thead><tbody>"
-    ]
-    for r in table_rows(board, models):
-        tds = "".join(
-            f'<td class="best">{e(r["cells"][m])}</td>'
-            if m in r["best"]
-            else f"<td>{e(r['cells'][m])}</td>"
-            for m in board.metrics
-        )
-        cls = "" if ranked else ' class="reference"'
-        label = str(r["rank"]) if ranked else "ref"
-        out.append(
-            f"<tr{cls}><td>{label}</td><td>{e(r['model'])}</td><td>{r['seeds']}</td>"
-            f"<td>{e(r['budget'])}</td>{tds}</tr>"
-        )
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
-def _html_rows(
-    heads: list[str], rows: list[list[tuple[str, bool]]], marked: str, css: str = ""
-) -> str:
-    """A table whose cells (text, marked) get the class `marked` when marked."""
-    e = html.escape
-    table = f"<table class='{css}'>" if css else "<table>"
-    out = [f"<div class='scroll'>{table}<thead><tr>"]
-    out += [f"<th>{e(h)}</th>" for h in heads]
-    out.append("</tr></thead><tbody>")
-    for row in rows:
-        tds = "".join(
-            f'<td class="{marked}">{e(t)}</td>' if mark else f"<td>{e(t)}</td>" for t, mark in row
-        )
-        out.append(f"<tr>{tds}</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
-def _conditional(board: Leaderboard, assets: Assets) -> list[str]:
-    """The option sweeps (figure and table) and the per-class breakdown."""
-    e = html.escape
-    out = []
-    for sweep in option_sweeps(board):
-        out.append(f"<h3>{e(sweep.title)}: {e(', '.join(sweep.models))}</h3>")
-        if sweep.fd and sweep.against:
-            means = board.table.loc[sweep.models]
-            png = plots.option_sweep(
-                sweep.values,
-                means[(sweep.fd, "mean")].to_numpy(float),
-                sweep.fd,
-                {m: means[(m, "mean")].to_numpy(float) for m in sweep.against},
-                sweep.best,
-                sweep.symbol,
-            )
-            out.append(_img(png, f"{sweep.option} sweep"))
-        out.append(_html_rows(*sweep_rows(board, sweep), marked="best"))
-        out.append(f"<p class='legend'>{e(sweep.legend)}</p>")
-    tables = per_class_tables(board, assets.per_class)
-    if tables:
-        out.append("<h3>Per-class breakdown</h3>")
-        for metric, heads, rows in tables:
-            out.append(f"<h4>{e(header(metric))}</h4>")
-            out.append(_html_rows(["class", *heads], rows, marked="worst", css="per-class"))
-        out.append(f"<p class='legend'>{e(PER_CLASS_LEGEND.format(mark='red'))}</p>")
-    return out
-
-
-def _figures(board: Leaderboard, assets: Assets) -> list[str]:
-    e = html.escape
-    out = []
-    key = lambda m: (board.suite, board.dataset, m)  # noqa: E731
-    speed = next((m for m in board.metrics if column_kind(m) == "speed"), None)
-    quality = board.primary
-    if speed and quality and quality != speed:
-        t = board.table.dropna(subset=[(speed, "mean"), (quality, "mean")])
-        if len(t):
-            png = plots.quality_vs_speed(
-                list(t.index),
-                t[(speed, "mean")],
-                t[(quality, "mean")],
-                quality,
-                speed,
-                set(board.references),
-            )
-            out.append(f"<h3>Quality against sampling speed</h3>{_img(png, 'quality vs speed')}")
-    sweeps = {
-        m: assets.throughput[key(m)]
-        for m in board.table.index
-        if key(m) in assets.throughput and m not in board.references
-    }
-    if any(len(rows) > 1 for rows in sweeps.values()):
-        out.append(
-            "<h3>Sampling throughput against batch size</h3>"
-            "<p>Images per second at each of the suite's throughput batch sizes (the "
-            "leaderboard column is the largest).</p>"
-            + _img(plots.throughput_vs_batch(sweeps), "throughput vs batch size")
-        )
-    grids = [(m, assets.samples[key(m)]) for m in board.table.index if key(m) in assets.samples]
-    if grids:
-        out.append("<h3>Samples</h3><div class='grids'>")
-        out += [
-            f"<figure>{_img(p, 'samples of ' + m)}<figcaption>{e(m)}</figcaption></figure>"
-            for m, p in grids
-        ]
-        out.append("</div>")
-    out += traversal_section(
-        [(m, assets.traversals[key(m)]) for m in board.table.index if key(m) in assets.traversals]
-    )
-    nn = [(m, assets.neighbours[key(m)]) for m in board.table.index if key(m) in assets.neighbours]
-    if nn:
-        out.append(
-            "<h3>Nearest training images</h3><p>Each row: a generated sample, then its "
-            "four nearest training images in pixel space. Copies show up as twins."
-            "</p><div class='grids'>"
-        )
-        out += [
-            f"<figure>{_img(p, 'neighbours of ' + m)}<figcaption>{e(m)}</figcaption></figure>"
-            for m, p in nn
-        ]
-        out.append("</div>")
-    hists = {
-        m: assets.histograms[key(m)] for m in board.table.index if assets.histograms.get(key(m))
-    }
-    if hists:
-        out.append(
-            "<h3>Class histograms against the training labels</h3>"
-            + _img(plots.class_histograms(hists), "class histograms")
-        )
-    losses = {}
-    for models, fit in by_trained_model(board).items():
-        if key(fit) in assets.losses:  # one panel per trained model, titled by all its rows
-            losses[", ".join(models)] = assets.losses[key(fit)]
-    if losses:
-        out.append("<h3>Training loss</h3>" + _img(plots.loss_curves(losses), "loss curves"))
-    curves = assets.curves.get((board.suite, board.dataset), {})
-    if curves:
-        out.append("<h3>Metrics during training</h3>")
-        out += [
-            _img(plots.metric_vs_step(c, runs), f"{c} against step") for c, runs in curves.items()
-        ]
-    return out
-
-
 def provenance(board: Leaderboard) -> dict[str, str]:
     out = {}
     runs = board.runs
@@ -518,63 +349,6 @@ def provenance(board: Leaderboard) -> dict[str, str]:
     return out
 
 
-def to_html(boards: list[Leaderboard], assets: Assets) -> str:
-    e = html.escape
-    body = []
-    for b in boards:
-        body.append(f"<h2>{e(b.suite)} / {e(b.dataset)}</h2>")
-        if b.models:
-            body.append(_html_table(b, b.models, ranked=True))
-        if b.references:
-            body.append("<h3>References (floor and ceiling)</h3>")
-            body.append(_html_table(b, b.references, ranked=False))
-        body += [f"<p class='legend'>{e(text)}</p>" for text in legends(b)]
-        body += [f"<p class='small-n'>{e(text)}</p>" for text in small_n_lines(b, assets)]
-        for f in b.failures:
-            body.append(
-                f'<p class="failed">FAILED: {e(f["model"])} seed {e(str(f["seed"]))}: '
-                f"{e(f['error'])}</p>"
-            )
-        body += _conditional(b, assets)
-        body += _figures(b, assets)
-        body += per_sample_section(b, assets)
-        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in provenance(b).items())
-        body.append(f"<h3>Provenance</h3><table class='prov'>{rows}</table>")
-    return HTML_TEMPLATE.replace("{body}", "\n".join(body))
-
-
-HTML_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>genbench leaderboard</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1600px}
-table{border-collapse:collapse;margin:0.5em 0 1em;font-size:90%}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}
-td:nth-child(2),th:nth-child(2){text-align:left}
-table.per-class td,table.per-class th{text-align:right}
-table.prov td{text-align:left;white-space:normal;font-family:monospace}
-td.best{font-weight:bold;background:#e6f4ea}
-td.worst{font-weight:bold;background:#fbe3e3;color:#900}
-tr.reference td{color:#666;font-style:italic}
-.grids{display:flex;flex-wrap:wrap;gap:1em}
-.grids img{width:280px}
-.scroll{overflow-x:auto;max-width:100%}
-table.board :is(th,td):nth-child(-n+2){position:sticky;z-index:1;background:#fff}
-table.board th:nth-child(-n+2){background:#f4f4f4}
-table.board :is(th,td):first-child{box-sizing:border-box;left:0;width:3.5em;min-width:3.5em}
-table.board :is(th,td):nth-child(2){left:3.5em;box-shadow:2px 0 0 #ccc}
-figure{margin:0}figcaption{text-align:center;font-size:90%}
-img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}
-.legend{color:#555;font-size:90%;max-width:900px}
-.failed{color:#b00}
-.small-n{color:#8a5300;font-size:90%}
-</style></head><body>
-<h1>genbench leaderboard</h1>
-{body}
-</body></html>
-"""
-
-
 def write_report(
     store: Store, out_dir: Path, suite: str | None = None, rank_by: list[str] | None = None
 ) -> list[Leaderboard]:
@@ -588,6 +362,7 @@ def write_report(
     # Each file is replaced whole: a symlink planted at its name is replaced, not followed.
     atomic_write_bytes(out_dir / "leaderboard.md", to_markdown(boards, assets).encode())
     atomic_write_bytes(out_dir / "leaderboard.csv", to_csv(boards).to_csv(index=False).encode())
-    html_text = to_html(boards, assets)
-    atomic_write_bytes(out_dir / "leaderboard.html", html_text.encode())
+    from bench.report.page import to_html  # page builds on this module's tables
+
+    atomic_write_bytes(out_dir / "leaderboard.html", to_html(boards, assets).encode())
     return boards

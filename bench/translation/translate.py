@@ -8,7 +8,7 @@ from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.translation import source
 
-if TYPE_CHECKING:  # the torch-free checks (bench.precheck) import this module
+if TYPE_CHECKING:  # the torch-free plan (bench.plan) imports this module
     import torch
 
 
