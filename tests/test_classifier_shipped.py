@@ -37,6 +37,7 @@ SHIPPED_SHA256 = {
     "digits": "a1541f9857318ee430ad0859a3de1007c67876093ff8d4db38ea2f4e0205c596",
     "mnist5k": "61933a7096ccb0154b9226950da57be4989cb7f71c27d84ad6766c97f82f41fb",
     "shapes": "ec6c04410b175c842e4adcd4e27ba0c6aec144c722f680f889b92460d21b6088",
+    "animal-mnist": "aa9ce25637c647d1f0f29a568adf3b9f1f36babeee562ddc05d7e90f501c1bd2",
 }
 
 
