@@ -286,6 +286,7 @@ class GlowModel:
     nfe = 1  # one network evaluation per sample
     # Options that change sampling or evaluation only: one trained model serves them all.
     SAMPLE_OPTIONS = ("temperature",)
+    SWEEP_OPTIONS = {"temperature": "T"}  # the report's sweeps: rows that differ in T alone
 
     def __init__(
         self,
