@@ -57,7 +57,8 @@ def test_list_metrics_shows_the_cost_of_each_suite_name():
 
 def test_the_measuring_script_writes_a_file_list_metrics_reads(tmp_path):
     """A smoke run on 20 images (its figures mean nothing on a busy machine): a measured
-    metric gets a number, one that needs a model null."""
+    metric gets its own work plus the pass over the images it reads, measured once; one
+    that needs a model null."""
     out = tmp_path / "costs.json"
     script = ROOT / "scripts" / "measure-metric-costs"
     env = {"OMP_NUM_THREADS": "1", "PATH": "", "GENBENCH_CACHE": str(tmp_path / "cache")}
@@ -70,4 +71,6 @@ def test_the_measuring_script_writes_a_file_list_metrics_reads(tmp_path):
     written = json.loads(out.read_text())
     assert written["threads"] == 1 and written["input"].startswith("20 digits")
     costs = read_costs(out)
-    assert costs.seconds["fd_pixels"] >= 0 and costs.seconds["bits_per_dim"] is None
+    assert costs.seconds["bits_per_dim"] is None
+    assert set(written["passes_seconds_per_1000_images"]) == {"pixels"}
+    assert costs.seconds["fd_pixels"] >= written["passes_seconds_per_1000_images"]["pixels"] > 0
