@@ -20,7 +20,13 @@ import torch
 from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.features import Extractor, check_extractor, default_extractor, resolve_extractor
+from bench.features import (
+    Extractor,
+    check_extractor,
+    default_extractor,
+    resolve_extractor,
+    resolve_feature_space,
+)
 from bench.metrics import MetricSpec, fits_data, parse_metric
 
 
@@ -58,7 +64,7 @@ def plan(
             if named is not None:
                 extractors = (named,)
             else:
-                usable = [e for e in features if _applies(e, data)]
+                usable = [e for e in features if _applies(resolve_feature_space(e).name, data)]
                 chosen = usable or [default_extractor(data)]
                 extractors = tuple(dict.fromkeys([*chosen, *spec.also]))
         for e in extractors:
