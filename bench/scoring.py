@@ -78,6 +78,23 @@ def plan(
     return out
 
 
+def weights_network(extractor: str, names: Sequence[str]) -> str:
+    """The network that eval's one --weights file is for: the --features extractor when it
+    takes one, else the first that takes one among the networks the metrics name in `also`
+    (CLIP for cmmd, LPIPS's VGG16 for lpips and ppl_lpips_vgg16)."""
+    if resolve_extractor(extractor).takes_weights:
+        return extractor
+    for name in names:
+        try:
+            also = parse_metric(name)[0].also
+        except ValueError:  # plan refuses it with the list of names
+            continue
+        for e in also:
+            if resolve_extractor(e).takes_weights:
+                return e
+    return extractor
+
+
 def small_n_warnings(planned: Sequence[Planned], data: ImageDataset, n: int) -> list[str]:
     """One line per planned metric and feature space whose value n samples are too few to
     trust, by the sample size the metric declares (`reliable`), with the reason."""
