@@ -10,6 +10,7 @@ import lpips
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from test_ppl import TINY, TorchmetricsGenerator, Toy, gen
 from torch import nn
 
@@ -18,7 +19,7 @@ from bench.errors import UserError
 from bench.features.lpips_vgg16 import SLICES, load_lpips, preprocess, vgg16_template, vgg16_weights
 from bench.metrics.ppl import filtered_mean, path_distances, score_ppl_lpips
 from bench.models import Budget, build_model, resolve_model
-from bench.scoring import ScoringContext, score
+from bench.scoring import ScoringContext, score, weights_network
 from bench.translation.translate import translate_sources
 
 
@@ -192,3 +193,21 @@ def test_translation_lpips_is_zero_for_the_oracle_and_the_lpips_package_for_iden
 def test_translation_lpips_skips_unpaired_tasks(vgg16_file):
     scores, _ = translation_lpips("digits2mnist", "identity", {"lpips_vgg16": vgg16_file})
     assert scores == {}  # l1 and lpips: paired metrics
+
+
+def test_eval_takes_the_vgg16_file_with_weights(tmp_path, vgg16_file):
+    """eval's --weights is the --features extractor's file when it takes one, else the file
+    of the network a metric loads; without it, one line naming where to put it."""
+    assert weights_network("classifier", ["l1", "lpips"]) == "lpips_vgg16"
+    assert weights_network("dinov2_vits14", ["lpips"]) == "dinov2_vits14"
+    assert weights_network("classifier", ["fd"]) == "classifier"
+    task = load_dataset("edges2mnist")
+    np.savez(tmp_path / "oracle.npz", images=task.test.x[:N].numpy())
+    args = ["eval", "--dataset", "edges2mnist", "--samples", str(tmp_path / "oracle.npz")]
+    env = {"TORCH_HOME": str(tmp_path / "torch")}
+    res = run_cli(*args, "--metrics", "lpips,l1", "--weights", str(vgg16_file), env=env)
+    assert res.returncode == 0 and "lpips: 0\n" in res.stdout, res.stderr
+    res = run_cli(*args, "--metrics", "lpips", env=env)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "no VGG16 weights: looked for" in lines[0] and "--weights to eval" in lines[0]

@@ -70,7 +70,7 @@ def vgg16_weights(weights: str | Path | None = None) -> tuple[Path, dict[str, to
     """The VGG16 weights file (`weights`, else the torch hub cache's) and its tensors,
     memory-mapped; a UserError when it is missing or is not torchvision's VGG16 layout."""
     file = vgg16_file()
-    how = f"give its path in the suite: weights: {{{LPIPS_EXTRACTOR}: PATH}}, or --weights"
+    how = f"pass its path: weights: {{{LPIPS_EXTRACTOR}: PATH}} in a suite, --weights to eval"
     path = find_weights(weights, file.candidates, file.what, file.url, how)
     state = read_state_dict(path, file.what)
     check_state_dict(state, vgg16_template(), path, file.what)
