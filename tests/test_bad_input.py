@@ -851,6 +851,11 @@ CASES = {
         "'lpips_vgg16' is no feature space (only the metrics that name it use it): drop it from "
         "features / --features",
     ),
+    "stats in the lpips_vgg16 network": (
+        lambda t: ["stats", "digits", "--out", str(t / "s.npz"), "--features", "lpips_vgg16"],
+        [],
+        "'lpips_vgg16' is no feature space",
+    ),
     "fd in the lpips_vgg16 network": (
         lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_lpips_vgg16]")),
         [],
@@ -1257,6 +1262,8 @@ NEED_TORCH = {
     "VGG16 weights of other tensors",
     "VGG16 weights with a layer of another width",
     "VGG16 weights that would run code",
+    # `stats` loads bench.fid (torch) before it looks at --features
+    "stats in the lpips_vgg16 network",
     # a baseline checks its options' values when it is built (by the runner, before training)
     "glow temperature 0",
     "acgan aux_weight below 0",
