@@ -82,11 +82,17 @@ def test_equals_the_lpips_package_on_the_same_input(vgg16_file, reference, shape
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
-def test_the_embedding_distance_is_lpips(vgg16_file):
-    lp = load_lpips(str(vgg16_file))
-    x0, x1 = preprocess(images(2, (3, 1, 28, 28))), preprocess(images(3, (3, 1, 28, 28)))
-    e0, e1 = lp.network.embed(x0), lp.network.embed(x1)
-    torch.testing.assert_close((e0 - e1).square().sum(1), lp.network(x0, x1), rtol=1e-5, atol=0)
+def test_the_registered_networks_embedding_distance_is_lpips(vgg16_file):
+    """The extractor registry's loader (provenance: the file and its sha256) gives the
+    embedding whose squared distances are LPIPS."""
+    from bench.features import resolve_extractor
+
+    ext = resolve_extractor("lpips_vgg16").load(None, torch.device("cpu"), vgg16_file)
+    assert ext.provenance["lpips_vgg16_weights"] == str(vgg16_file)
+    x0, x1 = images(2, (3, 1, 28, 28)), images(3, (3, 1, 28, 28))
+    e0, e1 = torch.from_numpy(ext.features(x0)), torch.from_numpy(ext.features(x1))
+    expected = load_lpips(str(vgg16_file)).distance(x0, x1)
+    torch.testing.assert_close((e0 - e1).square().sum(1), expected, rtol=1e-5, atol=0)
 
 
 def test_preprocess_maps_uint8_to_minus_one_one_and_upsamples_bilinearly():
