@@ -216,7 +216,10 @@ def eval_(
     ] = "fd,kid,prdc,memorization",
     weights: Annotated[
         Path | None,
-        typer.Option(help="weights file of the --features extractor (dinov2_*, clip_vitl14_336)"),
+        typer.Option(
+            help="weights file of the --features extractor (dinov2_*, clip_vitl14_336), else "
+            "of the network a metric loads (cmmd's CLIP, lpips' VGG16)"
+        ),
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
@@ -243,12 +246,12 @@ def eval_(
     from bench.distributed import score_data_parallel
     from bench.features import default_extractor
     from bench.samples import check_samples
-    from bench.scoring import needing_sample_labels, plan, small_n_warnings
+    from bench.scoring import needing_sample_labels, plan, small_n_warnings, weights_network
 
     data = load_dataset(dataset, data_root)
     extractor = default_extractor(data) if features == "auto" else features
     names = [m.strip() for m in metrics.split(",") if m.strip()]
-    paths = {extractor: weights.resolve()} if weights is not None else {}
+    paths = {weights_network(extractor, names): weights.resolve()} if weights is not None else {}
     if weights is not None and not weights.is_file():
         raise UserError(f"--weights {weights}: no such file")
     count = n if model is not None else len(samples_read)

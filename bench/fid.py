@@ -132,9 +132,9 @@ def build_extractor(
 def _registered(features, device, dataset, data_root, weights) -> Extractor:
     from bench.data import load_dataset
     from bench.device import resolve_device
-    from bench.features import resolve_extractor
+    from bench.features import resolve_feature_space
 
-    spec = resolve_extractor(features)
+    spec = resolve_feature_space(features)
     if spec.needs_labels and dataset is None:
         raise UserError(f"--features {features} needs --dataset NAME (whose labels)")
     if weights is not None and not spec.takes_weights:
@@ -266,9 +266,9 @@ def _image_stats(source: Source, ext: Extractor) -> Stats:
 
 
 def _check_options(features: str, mode: str) -> None:
-    from bench.features import resolve_extractor
+    from bench.features import resolve_feature_space
 
-    resolve_extractor(features)  # an unknown name: one line listing the choices
+    resolve_feature_space(features)  # an unknown name: one line listing the choices
     if features == "inception":
         from bench.features.inception import MODES
 

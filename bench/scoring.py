@@ -20,7 +20,13 @@ import torch
 from bench.cache import Cache, default_cache_dir, hash_key
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.features import Extractor, check_extractor, default_extractor, resolve_extractor
+from bench.features import (
+    Extractor,
+    check_extractor,
+    default_extractor,
+    resolve_extractor,
+    resolve_feature_space,
+)
 from bench.metrics import MetricSpec, fits_data, parse_metric
 
 
@@ -58,7 +64,7 @@ def plan(
             if named is not None:
                 extractors = (named,)
             else:
-                usable = [e for e in features if _applies(e, data)]
+                usable = [e for e in features if _applies(resolve_feature_space(e).name, data)]
                 chosen = usable or [default_extractor(data)]
                 extractors = tuple(dict.fromkeys([*chosen, *spec.also]))
         for e in extractors:
@@ -70,6 +76,23 @@ def plan(
                 raise UserError(f"metric {name!r}: {err}") from None
         out.append(Planned(name, spec, extractors))
     return out
+
+
+def weights_network(extractor: str, names: Sequence[str]) -> str:
+    """The network that eval's one --weights file is for: the --features extractor when it
+    takes one, else the first that takes one among the networks the metrics name in `also`
+    (CLIP for cmmd, LPIPS's VGG16 for lpips and ppl_lpips_vgg16)."""
+    if resolve_extractor(extractor).takes_weights:
+        return extractor
+    for name in names:
+        try:
+            also = parse_metric(name)[0].also
+        except ValueError:  # plan refuses it with the list of names
+            continue
+        for e in also:
+            if resolve_extractor(e).takes_weights:
+                return e
+    return extractor
 
 
 def small_n_warnings(planned: Sequence[Planned], data: ImageDataset, n: int) -> list[str]:

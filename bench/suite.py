@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.data import dataset_names, is_known_dataset
 from bench.errors import UserError
 from bench.executors import suite_executor_options
-from bench.features import resolve_extractor
+from bench.features import resolve_extractor, resolve_feature_space
 from bench.metrics import check_rank_metric, parse_metric
 from bench.models import check_model, check_model_files, model_prefix
 from bench.npz import MAX_IMAGES
@@ -144,7 +144,7 @@ class Suite(Strict):
     @classmethod
     def _known_extractors(cls, v: list[str]) -> list[str]:
         for name in v:
-            resolve_extractor(name)  # a UserError for an unknown extractor
+            resolve_feature_space(name)  # a UserError for an unknown extractor
         return v
 
     @field_validator("weights")

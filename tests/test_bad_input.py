@@ -262,6 +262,20 @@ def small_clip_tower(tmp_path) -> str:
     )
 
 
+PAIRED = BASE.replace("[digits]", "[edges2mnist]").replace("name: copier", "name: identity")
+
+
+def vgg16_of_another_width(tmp_path) -> str:
+    from bench.features.lpips_vgg16 import vgg16_template
+
+    shapes = {k: v.shape for k, v in vgg16_template().items()}
+    shapes["features.0.weight"] = (32, 3, 3, 3)
+    layout_file(tmp_path / "w.pth", shapes)
+    return suite_with(
+        tmp_path, PAIRED.replace("[fd_pixels]", "[lpips]") + "weights: {lpips_vgg16: w.pth}\n"
+    )
+
+
 def samples_folder_with(tmp_path, name: str, data: bytes) -> list[str]:
     """`genbench eval` of a folder of 60 images and one more file, `name`, holding `data`."""
     folder = tmp_path / "s"
@@ -798,6 +812,55 @@ CASES = {
         "w.pth holds a CLIP image tower with width 64, 2 layers, patch 14, 56px, embedding 32; "
         "CLIP ViT-L/14@336px needs width 1024, 24 layers",
     ),
+    # -- LPIPS' VGG16 (ppl_lpips_vgg16, the translation metric lpips): like DINOv2's file ------
+    "ppl_lpips_vgg16 without the VGG16 weights file": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[ppl_lpips_vgg16]")),
+        [],
+        "no VGG16 weights: looked for {tmp}/torch/hub/checkpoints/vgg16-397923af.pth; on a "
+        "machine with internet download https://download.pytorch.org/models/vgg16-397923af.pth "
+        "and copy it to {tmp}/torch/hub/checkpoints/vgg16-397923af.pth here (or give its path "
+        "in the suite: weights: {lpips_vgg16: PATH})",
+    ),
+    "lpips on a paired task without the VGG16 weights file": (
+        lambda t: suite_with(t, PAIRED.replace("[fd_pixels]", "[psnr, lpips]")),
+        [],
+        "no VGG16 weights: looked for {tmp}/torch/hub/checkpoints/vgg16-397923af.pth",
+    ),
+    "VGG16 weights of other tensors": (
+        lambda t: weights_suite(t, "ppl_lpips_vgg16", "lpips_vgg16", {"encoder.w": torch.ones(3)}),
+        [],
+        "w.pth does not hold VGG16 weights: 32 tensors missing (classifier.0.bias, "
+        "classifier.0.weight, classifier.3.bias), 1 unexpected (encoder.w)",
+    ),
+    "VGG16 weights with a layer of another width": (
+        vgg16_of_another_width,
+        [],
+        "w.pth does not hold VGG16 weights: features.0.weight has shape (32, 3, 3, 3), expected "
+        "(64, 3, 3, 3)",
+    ),
+    "VGG16 weights that would run code": (
+        lambda t: weights_suite(
+            t, "ppl_lpips_vgg16", "lpips_vgg16", {"features.0.weight": _Payload(t / "payload-ran")}
+        ),
+        [],
+        "cannot read",
+    ),
+    "lpips_vgg16 in features:": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd]") + "features: [lpips_vgg16]\n"),
+        [],
+        "'lpips_vgg16' is no feature space (only the metrics that name it use it): drop it from "
+        "features / --features",
+    ),
+    "stats in the lpips_vgg16 network": (
+        lambda t: ["stats", "digits", "--out", str(t / "s.npz"), "--features", "lpips_vgg16"],
+        [],
+        "'lpips_vgg16' is no feature space",
+    ),
+    "fd in the lpips_vgg16 network": (
+        lambda t: suite_with(t, BASE.replace("[fd_pixels]", "[fd_lpips_vgg16]")),
+        [],
+        "unknown metric 'fd_lpips_vgg16'",
+    ),
     # -- non-finite model options: NaN samples reached the leaderboard (#34 item 4) ----------
     "guidance .nan": (
         lambda t: cond_suite(t, "- name: c\n  model: cddpm\n  options: {guidance: .nan}\n", BASE),
@@ -1196,6 +1259,11 @@ NEED_TORCH = {
     "DINOv2 weights that would run code",
     "CLIP weights of other tensors",
     "CLIP weights of a smaller tower",
+    "VGG16 weights of other tensors",
+    "VGG16 weights with a layer of another width",
+    "VGG16 weights that would run code",
+    # `stats` loads bench.fid (torch) before it looks at --features
+    "stats in the lpips_vgg16 network",
     # a baseline checks its options' values when it is built (by the runner, before training)
     "glow temperature 0",
     "acgan aux_weight below 0",

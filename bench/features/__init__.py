@@ -60,6 +60,9 @@ class ExtractorSpec:
     kinds: tuple[str, ...] = ("images",)
     fd_name: str = "fd"  # FD in Inception features is FID
     takes_weights: bool = False  # a weights file the user provides (DINOv2, CLIP)
+    # False: a network that only the metrics naming it in `also` use (LPIPS's VGG16), which
+    # no feature-space metric runs in (fd_NAME is no metric, `features:` refuses it)
+    feature_space: bool = True
     loader: Loader | None = None  # set for a module:Class extractor, else the registered one
 
     @property
@@ -87,13 +90,16 @@ def extractor_spec(
     kinds: tuple[str, ...] = ("images",),
     fd_name: str = "fd",
     takes_weights: bool = False,
+    feature_space: bool = True,
 ) -> ExtractorSpec:
     """The spec a registration's literal arguments declare."""
-    if LAZY in (column, needs_labels, kinds, fd_name, takes_weights):
+    if LAZY in (column, needs_labels, kinds, fd_name, takes_weights, feature_space):
         raise ValueError(
             f"extractor {name!r}: declare its arguments but dim and check_weights as literals"
         )
-    return ExtractorSpec(name, column or name, needs_labels, tuple(kinds), fd_name, takes_weights)
+    return ExtractorSpec(
+        name, column or name, needs_labels, tuple(kinds), fd_name, takes_weights, feature_space
+    )
 
 
 def _declared() -> Iterator[tuple[str, str, ExtractorSpec]]:
@@ -114,6 +120,7 @@ def register_extractor(
     kinds: tuple[str, ...] = ("images",),
     fd_name: str = "fd",
     takes_weights: bool = False,
+    feature_space: bool = True,
     dim: Callable[[ImageDataset], int] | None = None,
     check_weights: Callable[[Path | None], None] | None = None,
 ) -> Callable[[Loader], Loader]:
@@ -124,6 +131,7 @@ def register_extractor(
         kinds=kinds,
         fd_name=fd_name,
         takes_weights=takes_weights,
+        feature_space=feature_space,
     )
 
     def wrap(load: Loader) -> Loader:
@@ -138,6 +146,22 @@ def extractor_names() -> list[str]:
     return sorted(
         set(EXTRACTORS.names()) | {ep.name for ep in plugin_entry_points(ENTRY_POINT_GROUP)}
     )
+
+
+def feature_space_names() -> list[str]:
+    """The extractors that feature-space metrics run in (fd_NAME, `features:`)."""
+    return [e for e in extractor_names() if e not in EXTRACTORS or EXTRACTORS.meta(e).feature_space]
+
+
+def resolve_feature_space(ref: str) -> ExtractorSpec:
+    """resolve_extractor for a feature space: a UserError for a network that is none."""
+    spec = resolve_extractor(ref)
+    if not spec.feature_space:
+        raise UserError(
+            f"{ref!r} is no feature space (only the metrics that name it use it): drop it "
+            "from features / --features"
+        )
+    return spec
 
 
 def default_extractor(data: ImageDataset) -> str:

@@ -1,7 +1,8 @@
-"""The weights files that no package ships (DINOv2, CLIP): where each is looked for, where to
-download it, and the one-line refusal when it is missing, told without importing torch, so
-that `genbench run` refuses a suite whose file is missing before torch loads;
-bench.features.dinov2 and bench.features.clip load from these places."""
+"""The weights files that no package ships (DINOv2, CLIP, LPIPS's VGG16): where each is
+looked for, where to download it, and the one-line refusal when it is missing, told without
+importing torch, so that `genbench run` refuses a suite whose file is missing before torch
+loads; bench.features.dinov2, bench.features.clip and bench.features.lpips_vgg16 load from
+these places."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_{arch}/dinov2_{arch}_
 CLIP_EXTRACTOR = "clip_vitl14_336"
 CLIP_SHA256 = "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"
 CLIP_URL = f"https://openaipublic.azureedge.net/clip/models/{CLIP_SHA256}/ViT-L-14-336px.pt"
+LPIPS_EXTRACTOR = "lpips_vgg16"
+# torchvision's ImageNet VGG16 (IMAGENET1K_V1), the backbone the lpips package loads
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 # how the commands with a --features option (eval, fid, stats) take a weights file
 WEIGHTS_OPTION = "pass its path with --weights"
 
@@ -50,10 +54,18 @@ def clip_file() -> WeightsFile:
     return WeightsFile("CLIP ViT-L/14@336px", places, CLIP_URL)
 
 
+def vgg16_file() -> WeightsFile:
+    """torchvision's VGG16 state dict, where torch.hub caches it (torchvision.models.vgg16's
+    download)."""
+    return WeightsFile("VGG16", (hub_checkpoints_dir() / VGG16_URL.rsplit("/", 1)[1],), VGG16_URL)
+
+
 def extractor_weights_file(extractor: str) -> WeightsFile | None:
     """The file a built-in extractor loads; None for one that needs no such file."""
     if extractor == CLIP_EXTRACTOR:
         return clip_file()
+    if extractor == LPIPS_EXTRACTOR:
+        return vgg16_file()
     arch = extractor.removeprefix("dinov2_")
     return dinov2_file(arch) if arch != extractor and arch in DINOV2_ARCHS else None
 

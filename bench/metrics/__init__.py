@@ -272,13 +272,13 @@ def _suite_specs() -> dict[str, MetricSpec]:
 def metric_names() -> list[str]:
     """Every name a suite's `metrics:` accepts: groups, and feature-space groups with an
     extractor (`fd_pixels`, `kid_inception`, ...)."""
-    from bench.features import extractor_names
+    from bench.features import feature_space_names
 
     suite_specs = _suite_specs()
     names = set(suite_specs) | set(ALIASES.names())
     for spec in suite_specs.values():
         if spec.per_extractor:
-            names |= {f"{spec.name}_{e}" for e in extractor_names()}
+            names |= {f"{spec.name}_{e}" for e in feature_space_names()}
     return sorted(names)
 
 
@@ -320,7 +320,7 @@ def fits_data(name: str, needs: Iterable[str], data: ImageDataset, n: int | None
 
 def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
     """A suite metric name -> (spec, the extractor it names or None for the default)."""
-    from bench.features import extractor_names
+    from bench.features import feature_space_names
 
     all_specs = _suite_specs()
     if name in all_specs:
@@ -330,7 +330,7 @@ def parse_metric(name: str) -> tuple[MetricSpec, str | None]:
         return all_specs[metric], extractor
     for spec in all_specs.values():
         rest = name.removeprefix(spec.name + "_")
-        if spec.per_extractor and rest != name and rest in extractor_names():
+        if spec.per_extractor and rest != name and rest in feature_space_names():
             return spec, rest
     raise ValueError(f"unknown metric {name!r}; choose one of: {', '.join(metric_names())}")
 

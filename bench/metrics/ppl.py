@@ -13,10 +13,16 @@ A model opts in by declaring a latent interpolation (the plug-in contract in REA
 StyleGAN's paths run in W (lerp), DCGAN's and WGAN-GP's in Z (slerp, the spherical path
 between Gaussian latents). Models without it skip the metric.
 
-The distance is the squared Euclidean distance between the dataset classifier's penultimate
-features (float64) of the two images, in the columns `ppl_{end,full}_{lerp,slerp}_classifier`
-(the interpolation in the name: lengths along W's straight paths and Z's great circles are
-not comparable, so they are never ranked against each other); LPIPS is not offered yet.
+Two distances, each its own suite metric and columns, so that they are never confused (and
+the interpolation in the name: lengths along W's straight paths and Z's great circles are
+not comparable, so they are never ranked against each other):
+- `ppl` (the default): the squared Euclidean distance between the dataset classifier's
+  penultimate features (float64) of the two images, in `ppl_{end,full}_{lerp,slerp}_classifier`;
+- `ppl_lpips_vgg16`: LPIPS v0.1 with VGG16 (Karras et al.'s distance; bench.features.
+  lpips_vgg16, 8x8 to 32x32 images upsampled to 64x64), computed in float64 like the
+  classifier's, in `ppl_{end,full}_{lerp,slerp}_lpips_vgg16`. It needs the VGG16 weights
+  file (a suite's `weights: {lpips_vgg16: PATH}`), checked before anything trains. The name
+  follows the feature-space metrics' METRIC_NETWORK (`fd_dinov2_vitl14`).
 """
 
 from __future__ import annotations
@@ -141,3 +147,32 @@ def score_ppl(ctx: ScoringContext) -> dict[str, float]:
     values = ppl(ctx.model, feature_distance(clf.embed_float), ctx.n, batch_size=ctx.batch_size)
     how = ctx.model.latent_interpolation  # lerp (W) and slerp (Z) paths: columns apart
     return {f"ppl_{variant}_{how}_classifier": v for variant, v in values.items()}
+
+
+LPIPS_BATCH = 16  # paths per batch: VGG16's float64 activations at 64x64 are ~10 MB an image
+
+
+@register_metric(
+    "ppl_lpips_vgg16",
+    columns={
+        "ppl_end_lerp_lpips_vgg16": ("lower", 18.5),
+        "ppl_full_lerp_lpips_vgg16": ("lower", 18.5),
+        "ppl_end_slerp_lpips_vgg16": ("lower", 18.5),
+        "ppl_full_slerp_lpips_vgg16": ("lower", 18.5),
+    },
+    needs={"images", "model"},
+    also=("lpips_vgg16",),
+)
+def score_ppl_lpips(ctx: ScoringContext) -> dict[str, float]:
+    """Perceptual path length (end and full) in LPIPS-VGG16 (the VGG16 weights file from
+    `weights: {lpips_vgg16: PATH}`), for models that declare a latent interpolation."""
+    from bench.features.lpips_vgg16 import load_lpips
+
+    if not declares_interpolation(ctx.model):
+        return {}
+    weights = ctx.weights.get("lpips_vgg16")
+    lp = load_lpips(None if weights is None else str(weights), str(ctx.device), torch.float64)
+    ctx.provenance.update(lp.provenance())
+    values = ppl(ctx.model, lp.distance, ctx.n, batch_size=min(ctx.batch_size, LPIPS_BATCH))
+    how = ctx.model.latent_interpolation
+    return {f"ppl_{variant}_{how}_lpips_vgg16": v for variant, v in values.items()}
