@@ -27,15 +27,21 @@ def importance_matrix(
     factors_test: np.ndarray,
 ) -> tuple[np.ndarray, float, float]:
     """(R (d, k), mean train accuracy, mean test accuracy) of one gradient-boosted
-    classifier per factor."""
+    classifier per factor. A factor with one value in the training split (possible only in
+    generated samples' read factors) gets no importance and predicts that value."""
+    from sklearn.dummy import DummyClassifier
     from sklearn.ensemble import GradientBoostingClassifier
 
     r = np.zeros((codes_train.shape[1], factors_train.shape[1]))
     train_acc, test_acc = [], []
     for k in range(factors_train.shape[1]):
-        model = GradientBoostingClassifier(random_state=0).fit(codes_train, factors_train[:, k])
-        r[:, k] = np.abs(model.feature_importances_)
-        train_acc.append(np.mean(model.predict(codes_train) == factors_train[:, k]))
+        y = factors_train[:, k]
+        if len(np.unique(y)) > 1:
+            model = GradientBoostingClassifier(random_state=0).fit(codes_train, y)
+            r[:, k] = np.abs(model.feature_importances_)
+        else:
+            model = DummyClassifier(strategy="most_frequent").fit(codes_train, y)
+        train_acc.append(np.mean(model.predict(codes_train) == y))
         test_acc.append(np.mean(model.predict(codes_test) == factors_test[:, k]))
     return r, float(np.mean(train_acc)), float(np.mean(test_acc))
 

@@ -74,11 +74,13 @@ def mutual_info_matrix(discrete_codes: np.ndarray, factors: np.ndarray) -> np.nd
 
 def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = NUM_BINS) -> float:
     """MIG of (n, d >= 2) codes against (n, k) discrete factors: 1 when each factor is
-    read off exactly by one code and no other code tells anything about it."""
+    read off exactly by one code and no other code tells anything about it. A factor that
+    never varies (possible only in generated samples' read factors) counts 0."""
     m = mutual_info_matrix(histogram_discretize(codes, num_bins), factors)
     entropy = np.array([discrete_mutual_info(f, f) for f in factors.T])
     top = np.sort(m, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / entropy))
+    gap = np.divide(top[0] - top[1], entropy, out=np.zeros_like(entropy), where=entropy > 0)
+    return float(np.mean(gap))
 
 
 @register_metric("mig", columns={"mig_": ("higher", 40)}, needs={"images", "model", "factors"})
