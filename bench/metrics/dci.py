@@ -6,7 +6,8 @@ training split; the absolute feature importances form the (codes x factors) matr
 Disentanglement = sum_i rho_i (1 - H_k(R_i.)) with rho_i code i's share of R and H_k the
 entropy in base k (factors) of its normalized row; completeness = the same over factors
 (columns, base d); informativeness = the classifiers' mean accuracy on the test split
-(disentanglement_lib reports accuracy under that name, so higher is better).
+(disentanglement_lib reports accuracy under that name, so higher is better). Generators
+without an encoder: `dci_generated`, the same matrix on (drawn code -> read factor).
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ mean over factors of (largest - second largest I over codes) / H(factor_k).
 
 An encoder model declares `encode(x)`: uint8 NCHW images in, (n, d) float codes out (the
 posterior mean for a VAE). Models without it skip the metric; a generator's codes would
-need an inverse it does not have. The codes are those of every image of the dataset (both
-splits: on `shapes` the whole factor grid, where the factors are independent, so an
-oracle encoder that returns the true factors scores exactly 1).
+need an inverse it does not have (`mig_generated` scores a generator's drawn codes against
+the factors read off its samples instead, in columns of its own). The codes are those of
+every image of the dataset (both splits: on `shapes` the whole factor grid, where the
+factors are independent, so an oracle encoder that returns the true factors scores
+exactly 1).
 """
 
 from __future__ import annotations
