@@ -6,7 +6,8 @@ training split; the absolute feature importances form the (codes x factors) matr
 Disentanglement = sum_i rho_i (1 - H_k(R_i.)) with rho_i code i's share of R and H_k the
 entropy in base k (factors) of its normalized row; completeness = the same over factors
 (columns, base d); informativeness = the classifiers' mean accuracy on the test split
-(disentanglement_lib reports accuracy under that name, so higher is better).
+(disentanglement_lib reports accuracy under that name, so higher is better). Generators
+without an encoder: `dci_generated`, the same matrix on (drawn code -> read factor).
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ def importance_matrix(
     factors_test: np.ndarray,
 ) -> tuple[np.ndarray, float, float]:
     """(R (d, k), mean train accuracy, mean test accuracy) of one gradient-boosted
-    classifier per factor."""
+    classifier per factor. A factor with one value in the training split (possible only in
+    generated samples' read factors) gets no importance and predicts that value."""
+    from sklearn.dummy import DummyClassifier
     from sklearn.ensemble import GradientBoostingClassifier
 
     r = np.zeros((codes_train.shape[1], factors_train.shape[1]))
     train_acc, test_acc = [], []
     for k in range(factors_train.shape[1]):
-        model = GradientBoostingClassifier(random_state=0).fit(codes_train, factors_train[:, k])
-        r[:, k] = np.abs(model.feature_importances_)
-        train_acc.append(np.mean(model.predict(codes_train) == factors_train[:, k]))
+        y = factors_train[:, k]
+        if len(np.unique(y)) > 1:
+            model = GradientBoostingClassifier(random_state=0).fit(codes_train, y)
+            r[:, k] = np.abs(model.feature_importances_)
+        else:
+            model = DummyClassifier(strategy="most_frequent").fit(codes_train, y)
+        train_acc.append(np.mean(model.predict(codes_train) == y))
         test_acc.append(np.mean(model.predict(codes_test) == factors_test[:, k]))
     return r, float(np.mean(train_acc)), float(np.mean(test_acc))
 

@@ -6,9 +6,11 @@ mean over factors of (largest - second largest I over codes) / H(factor_k).
 
 An encoder model declares `encode(x)`: uint8 NCHW images in, (n, d) float codes out (the
 posterior mean for a VAE). Models without it skip the metric; a generator's codes would
-need an inverse it does not have. The codes are those of every image of the dataset (both
-splits: on `shapes` the whole factor grid, where the factors are independent, so an
-oracle encoder that returns the true factors scores exactly 1).
+need an inverse it does not have (`mig_generated` scores a generator's drawn codes against
+the factors read off its samples instead, in columns of its own). The codes are those of
+every image of the dataset (both splits: on `shapes` the whole factor grid, where the
+factors are independent, so an oracle encoder that returns the true factors scores
+exactly 1).
 """
 
 from __future__ import annotations
@@ -74,11 +76,13 @@ def mutual_info_matrix(discrete_codes: np.ndarray, factors: np.ndarray) -> np.nd
 
 def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = NUM_BINS) -> float:
     """MIG of (n, d >= 2) codes against (n, k) discrete factors: 1 when each factor is
-    read off exactly by one code and no other code tells anything about it."""
+    read off exactly by one code and no other code tells anything about it. A factor that
+    never varies (possible only in generated samples' read factors) counts 0."""
     m = mutual_info_matrix(histogram_discretize(codes, num_bins), factors)
     entropy = np.array([discrete_mutual_info(f, f) for f in factors.T])
     top = np.sort(m, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / entropy))
+    gap = np.divide(top[0] - top[1], entropy, out=np.zeros_like(entropy), where=entropy > 0)
+    return float(np.mean(gap))
 
 
 @register_metric("mig", columns={"mig_": ("higher", 40)}, needs={"images", "model", "factors"})
