@@ -545,8 +545,8 @@ def samples_export(
         Path,
         typer.Option(
             "--to",
-            help="a new .npz file (images, and labels of a conditional model) or a new "
-            "folder of PNG files (with labels.txt)",
+            help="a new .npz file (images; labels of a conditional model, source_indices of "
+            "translations) or a new folder of PNG files (with labels.txt, source_indices.txt)",
         ),
     ],
     dataset: Annotated[
