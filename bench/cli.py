@@ -230,13 +230,15 @@ def eval_(
     import json
 
     from bench.data import dataset_arrays
-    from bench.samples import read_samples, sample_labels
+    from bench.samples import read_samples, sample_labels, source_indices
 
     if (samples is None) == (model is None):
         raise UserError("give --samples FILE or --model PREFIX:PATH (one of them)")
     arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
+    rows = None  # of translations: the source test row of each, when the file holds them
     if samples is not None:
         samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
+        rows = source_indices(samples, arrays)
     import torch
 
     from bench.data import load_dataset
@@ -272,7 +274,7 @@ def eval_(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
             "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
         )
-    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
+    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels, rows)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
     # after scoring, so that a refusal made while scoring (a missing weights file) is one line

@@ -3,12 +3,14 @@ MLflow with the generation record, samples.png is source | translation | target 
 and the report rebuilt from MLflow alone has a leaderboard per task."""
 
 import io
+import json
 
 import numpy as np
 import pytest
 from conftest import job_runs, run_cli, write_suite
 from PIL import Image
 
+from bench.data import dataset_arrays
 from bench.job import RunOptions
 from bench.report.render import write_report
 from bench.runner import Runner
@@ -73,8 +75,6 @@ def test_the_report_rebuilds_a_board_per_task_from_mlflow(ran):
 
 
 def test_a_samples_file_is_scored_as_translations_of_the_sources_in_order(tmp_path):
-    from bench.data import dataset_arrays
-
     np.savez(tmp_path / "true.npz", images=dataset_arrays("edges2mnist").test.x[:40])
     path = write_suite(
         tmp_path,
@@ -150,11 +150,28 @@ def test_shuffled_translations_with_their_source_indices_score_as_in_order(
 
 def test_a_subset_of_sources_is_scored_against_its_own_targets(ran, tmp_path):
     """Translations of source rows 100 .. 139 only (the oracle's: the true targets)."""
-    from bench.data import dataset_arrays
-
     rows = np.arange(100, 140)[::-1].copy()
     targets = dataset_arrays("edges2mnist").test.x[rows]
     scores = scored_files(
         tmp_path, {"subset": {"images": targets, "source_indices": rows}}, "edges2mnist"
     )
     assert scores["subset"]["psnr"] == 100 and scores["subset"]["l1"] == 0
+
+
+def test_eval_reads_the_source_indices_too(tmp_path):
+    """`genbench eval --samples` scores a file with source_indices as a suite does."""
+    from bench.translation import source
+
+    identity = source(dataset_arrays("edges2mnist")).test.x[:30]  # sources as translations
+    order = np.random.default_rng(1).permutation(30)
+    np.savez(tmp_path / "in_order.npz", images=identity)
+    np.savez(tmp_path / "shuffled.npz", images=identity[order], source_indices=order)
+    np.savez(tmp_path / "shuffled_alone.npz", images=identity[order])
+    scores = {}
+    for name in ("in_order", "shuffled", "shuffled_alone"):
+        res = run_cli("eval", "--samples", str(tmp_path / f"{name}.npz"), "--dataset",
+                      "edges2mnist", "--metrics", "psnr,ssim,label_kept", "--json")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        scores[name] = json.loads(res.stdout)["metrics"]
+    assert scores["shuffled"] == pytest.approx(scores["in_order"], rel=1e-9)
+    assert scores["shuffled_alone"]["psnr"] != pytest.approx(scores["in_order"]["psnr"])
