@@ -640,6 +640,10 @@ def study(
     show_class: Annotated[
         bool, typer.Option("--show-class", help="show each image's class (conditional models)")
     ] = False,
+    show_source: Annotated[
+        bool,
+        typer.Option("--show-source", help="paired translation: each image beside its source"),
+    ] = False,
     attention: Annotated[
         int, typer.Option(help="attention checks per rater (noise images, known to be fake)")
     ] = 0,
@@ -682,6 +686,7 @@ def study(
         attention,
         max_missed,
         min_rt_ms,
+        show_source,
     )
     check_config(cfg)  # these checks run before the server's modules (torch among them) load
     check_study_name(name)
