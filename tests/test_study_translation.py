@@ -140,3 +140,21 @@ def test_a_study_saved_before_show_source_reopens_without_it():
     assert StudyConfig.from_json(json.dumps(saved)) == StudyConfig()
     assert StudyConfig(display_px=64).stage_width == 64
     assert StudyConfig(display_px=64, show_source=True).stage_width == 136
+
+
+def test_a_samples_file_of_translations_is_shown_beside_its_source_indices(tr_out, tmp_path):
+    edges = load_dataset("edges2mnist")
+    src = source(edges).test.x
+    path = tr_out.parent / "shuf.npz"
+    res = run_cli("study", "--out", str(tmp_path), "--samples", f"shuf={path}", "--dataset",
+                  "edges2mnist", "--images", "20", "--trials", "20", "--practice", "0",
+                  "--show-source", "--score")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    config = StudyConfig(trials=20, practice=0, images=20, show_source=True)
+    request = StudyRequest(tmp_path, "default", config, 1, [f"shuf={path}"], "edges2mnist", None)
+    study, _ = open_study(request)
+    for p in store.read_pool(study.db):
+        if p.source == "shuf":
+            assert study.images[p.id] == encode_pair_png(
+                src[ORDER[p.index]], src[ORDER[p.index]], 256
+            )
