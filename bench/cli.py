@@ -233,13 +233,15 @@ def eval_(
     import json
 
     from bench.data import dataset_arrays
-    from bench.samples import read_samples, sample_labels
+    from bench.samples import read_samples, sample_labels, source_indices
 
     if (samples is None) == (model is None):
         raise UserError("give --samples FILE or --model PREFIX:PATH (one of them)")
     arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
+    rows = None  # of translations: the source test row of each, when the file holds them
     if samples is not None:
         samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
+        rows = source_indices(samples, arrays)
     import torch
 
     from bench.data import load_dataset
@@ -275,7 +277,7 @@ def eval_(
             f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
             "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
         )
-    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels)
+    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels, rows)
     if scored is None:  # a torchrun rank other than 0: rank 0 prints
         return
     # after scoring, so that a refusal made while scoring (a missing weights file) is one line
@@ -548,8 +550,8 @@ def samples_export(
         Path,
         typer.Option(
             "--to",
-            help="a new .npz file (images, and labels of a conditional model) or a new "
-            "folder of PNG files (with labels.txt)",
+            help="a new .npz file (images; labels of a conditional model, source_indices of "
+            "translations) or a new folder of PNG files (with labels.txt, source_indices.txt)",
         ),
     ],
     dataset: Annotated[
@@ -641,6 +643,10 @@ def study(
     show_class: Annotated[
         bool, typer.Option("--show-class", help="show each image's class (conditional models)")
     ] = False,
+    show_source: Annotated[
+        bool,
+        typer.Option("--show-source", help="paired translation: each image beside its source"),
+    ] = False,
     attention: Annotated[
         int, typer.Option(help="attention checks per rater (noise images, known to be fake)")
     ] = 0,
@@ -683,6 +689,7 @@ def study(
         attention,
         max_missed,
         min_rt_ms,
+        show_source,
     )
     check_config(cfg)  # these checks run before the server's modules (torch among them) load
     check_study_name(name)

@@ -167,12 +167,19 @@ def serve(data, device: torch.device, weights=None) -> None:
         gather_rows(part)
 
 
-def _drive(data, x, device, extractor, groups, weights, labels=None):
+def _drive(data, x, device, extractor, groups, weights, labels=None, source_indices=None):
     from bench.scoring import ScoringContext, score
 
     hook = ShardedExtract()
     ctx = ScoringContext(
-        data, x, device, fake_labels=labels, features_for=[extractor], weights=weights, extract=hook
+        data,
+        x,
+        device,
+        fake_labels=labels,
+        source_indices=source_indices,
+        features_for=[extractor],
+        weights=weights,
+        extract=hook,
     )
     ctx.provenance["data_parallel_ranks"] = hook.world
     results = score(ctx, groups)
@@ -181,11 +188,20 @@ def _drive(data, x, device, extractor, groups, weights, labels=None):
 
 
 def score_data_parallel(
-    data, x, device: str, extractor, groups: list[str], nproc: int = 1, weights=None, labels=None
+    data,
+    x,
+    device: str,
+    extractor,
+    groups: list[str],
+    nproc: int = 1,
+    weights=None,
+    labels=None,
+    source_indices=None,
 ):
     """(ScoringContext, metrics) on rank 0, None on the other ranks: under torchrun the
     ranks it started; else `nproc` processes on this machine (1: plainly, in process).
-    labels: the class each sample was asked for (class-conditional samples), or None."""
+    labels: the class each sample was asked for (class-conditional samples), or None;
+    source_indices: the source test row of each translation (bench.scoring), or None."""
     from bench.device import resolve_device
     from bench.scoring import ScoringContext, score
 
@@ -200,23 +216,28 @@ def score_data_parallel(
             if rank != 0:
                 serve(data, dev, weights or {})
                 return None
-            return _drive(data, x, dev, extractor, groups, weights or {}, labels)
+            return _drive(data, x, dev, extractor, groups, weights or {}, labels, source_indices)
         finally:
             dist.destroy_process_group()
     if nproc > 1:
-        return _spawn_and_drive(data, x, device, extractor, groups, nproc, weights or {}, labels)
+        return _spawn_and_drive(
+            data, x, device, extractor, groups, nproc, weights or {}, labels, source_indices
+        )
     ctx = ScoringContext(
         data,
         x,
         resolve_device(device),
         fake_labels=labels,
+        source_indices=source_indices,
         features_for=[extractor],
         weights=weights or {},
     )
     return ctx, score(ctx, groups)
 
 
-def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights, labels=None):
+def _spawn_and_drive(
+    data, x, device, extractor, groups, nproc, weights, labels=None, source_indices=None
+):
     import torch.multiprocessing as mp
 
     from bench.device import resolve_device
@@ -252,7 +273,8 @@ def _spawn_and_drive(data, x, device, extractor, groups, nproc, weights, labels=
         )
         if backend == "nccl":
             torch.cuda.set_device(rank_device(device, 0))
-        out = _drive(data, x, rank_device(device, 0), extractor, groups, weights, labels)
+        dev = rank_device(device, 0)
+        out = _drive(data, x, dev, extractor, groups, weights, labels, source_indices)
         ok = True
         return out
     finally:

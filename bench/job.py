@@ -39,7 +39,14 @@ from bench.npz import has_array
 from bench.origin import files_hash, package_version, source_hash
 from bench.progress import progress_bar
 from bench.record import JobRecord
-from bench.samples import LABELS_KEY, check_samples, load_sample_labels, load_samples_file
+from bench.samples import (
+    LABELS_KEY,
+    SOURCE_INDICES_KEY,
+    check_samples,
+    load_sample_labels,
+    load_samples_file,
+    source_indices,
+)
 from bench.scoring import ScoringContext, score
 from bench.suite import Job
 from bench.training_eval import TrainingEval
@@ -163,7 +170,7 @@ def compute(
     record.timings["fit_or_load_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    samples, labels = draw_samples(job, data, model, record.samples_key, cache)
+    samples, labels, rows = draw_samples(job, data, model, record.samples_key, cache)
     record.timings["sample_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -172,6 +179,7 @@ def compute(
         samples,
         device,
         fake_labels=labels,
+        source_indices=rows,
         features_for=suite.features,
         weights=suite.weights,
         model=model,
@@ -181,7 +189,7 @@ def compute(
     record.metrics = score(ctx, suite.metrics)
     record.timings["score_s"] = time.perf_counter() - t0
     record.features = dict(ctx.provenance)
-    record.artifacts = artifacts(job, data, samples, labels, record.metrics, ctx.artifacts)
+    record.artifacts = artifacts(job, data, samples, labels, record.metrics, ctx.artifacts, rows)
     if model is not None and data.kind == "images":
         traversal = traversal_png(model)
         if traversal is not None:
@@ -282,17 +290,20 @@ def steps_spent(returned: object, reported: int, ref: str) -> tuple[int, str]:
 
 def draw_samples(
     job: Job, data: ImageDataset, model, sample_key: str, cache: Cache
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The job's samples and, for a class-conditional model or a samples file with labels,
-    the class each was asked for (else None); cached under the samples key."""
+) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray | None]:
+    """The job's samples; for a class-conditional model or a samples file with labels, the
+    class each was asked for (else None); for a samples file of translations with
+    source_indices, the source test row of each (else None: rows 0 .. n-1). Cached under
+    the samples key."""
     with cache.lock("samples", sample_key):  # jobs sharing a sample set draw it once
         cached = cache.load("samples", sample_key)
         if isinstance(cached, dict):
-            return cached["images"], cached["labels"]
+            rows = cached.get(SOURCE_INDICES_KEY)
+            return cached["images"], cached["labels"], None if rows is None else rows.numpy()
         if cached is not None:
-            return cached, None
+            return cached, None, None
         n = job.suite.n_samples
-        labels = None
+        labels = rows = None
         if model is None:
             samples = load_samples_file(job.entry.samples, data, n)
             if len(samples) < n:
@@ -301,6 +312,7 @@ def draw_samples(
                     f"n_samples={n}"
                 )
             labels = load_sample_labels(job.entry.samples, data, n)
+            rows = source_indices(job.entry.samples, data, n)
         elif is_translation(data):
             g = torch.Generator().manual_seed(sample_seed(job.seed))
             samples = translate_sources(model, data, n, g, job.suite.sample_batch_size)
@@ -319,12 +331,14 @@ def draw_samples(
                         batch_size=job.suite.sample_batch_size,
                     )
         samples = check_samples(samples, data, n)
-        cache.save(
-            "samples",
-            sample_key,
-            samples if labels is None else {"images": samples, "labels": labels},
-        )
-        return samples, labels
+        if labels is None and rows is None:
+            cache.save("samples", sample_key, samples)
+        else:
+            cached = {"images": samples, "labels": labels}
+            if rows is not None:  # a tensor: the cache loads with weights_only
+                cached[SOURCE_INDICES_KEY] = torch.from_numpy(rows)
+            cache.save("samples", sample_key, cached)
+        return samples, labels, rows
 
 
 def sample_pretrained(
@@ -377,13 +391,19 @@ def label_source(job: Job, data: ImageDataset, cls: type | None) -> str | None:
 
 
 def artifacts(
-    job: Job, data, samples, labels, metrics: dict, report_data: dict
+    job: Job,
+    data,
+    samples,
+    labels,
+    metrics: dict,
+    report_data: dict,
+    source_indices: np.ndarray | None = None,
 ) -> dict[str, bytes]:
     """The files a job leaves for people and for the report."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if is_translation(data):  # rows of source | translation | target
-            translation_grid(data, samples).save(folder / "samples.png")
+            translation_grid(data, samples, source_indices).save(folder / "samples.png")
         elif labels is not None and data.kind == "images":
             image_grid(class_rows(samples, labels)).save(folder / "samples.png")
         else:
@@ -431,6 +451,9 @@ def job_keys(job: Job, data: ImageDataset, cls: type | None) -> dict[str, str]:
         )
         if labels is not None:  # cached with their labels: not the entry of an older run
             samples = hash_key(samples, "labels")
+        path = Path(entry.samples)
+        if not path.is_dir() and has_array(path, SOURCE_INDICES_KEY):  # likewise
+            samples = hash_key(samples, SOURCE_INDICES_KEY)
     else:
         weights = entry.checkpoint or model_file(cls)
         ckpt = files_hash(weights) if weights else None

@@ -25,7 +25,7 @@ from bench.features.weights_files import extractor_weights_file, find_weights
 from bench.metrics import fits_data, metric_extractors, parse_metric
 from bench.models import model_arguments, model_signature
 from bench.record import check_tracking_uri
-from bench.samples import check_samples_file, sample_labels
+from bench.samples import check_samples_file, sample_labels, source_indices
 from bench.suite import Job, ModelEntry, Suite, expand_jobs
 from bench.translation import is_translation
 from bench.translation.translate import check_task_size
@@ -79,6 +79,7 @@ def plan_suite(
         if entry.samples is not None:
             check_samples_file(entry.samples, data, suite.n_samples)
             labelled = sample_labels(entry.samples, data, suite.n_samples) is not None
+            source_indices(entry.samples, data, suite.n_samples)
             conditional |= labelled
             if label_metrics and not labelled:
                 raise UserError(samples_without_labels(label_metrics[0], entry))

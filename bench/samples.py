@@ -14,11 +14,14 @@ from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.imageio import IMAGE_SUFFIXES, MAX_IMAGES, NPZ_KEYS, images_header, read_images
 from bench.npz import NpyHeader, has_array, read_header, read_rows
+from bench.translation import is_translation, source
 
 if TYPE_CHECKING:
     import torch
 
 LABELS_KEY = "labels"
+# On a translation task: the row of the source's test split each translation was made from
+SOURCE_INDICES_KEY = "source_indices"
 
 
 def check_samples(x, data: ImageDataset, n: int | None = None) -> torch.Tensor:
@@ -128,6 +131,51 @@ def sample_labels(path: Path, data: ImageDataset, n: int | None = None) -> np.nd
             f"classes 0..{data.num_classes - 1}"
         )
     return labels[:n]
+
+
+def source_indices(path: Path, data: ImageDataset, n: int | None = None) -> np.ndarray | None:
+    """The source test image each translation of an .npz was made from (its
+    `source_indices` array) as int64, the first n; None for a folder or a file without them
+    (translations of source test images 0 .. n-1, in order). Refused unless the dataset is a
+    translation task and the array is 1-D, integer, one index per image, each a row of the
+    source's test split, no row twice: a source translated twice would weigh twice in the
+    paired means and label_kept, where a job translates each source once."""
+    p = Path(path)
+    if p.is_dir() or not has_array(p, SOURCE_INDICES_KEY):
+        return None
+    header = read_header(p, (SOURCE_INDICES_KEY,))
+    if not is_translation(data):
+        raise UserError(
+            f"{header.what}: dataset {data.name!r} is not a translation task, so there are no "
+            "source images to index; drop the array or score the file on a translation task"
+        )
+    count = count_samples(p)
+    if header.dtype.kind not in "iu" or len(header.shape) != 1:
+        raise UserError(
+            f"{header.what} holds {header.dtype} of shape {header.shape}; source indices are a "
+            "1-D integer array, one source test row per translation: "
+            "np.savez(F, images=x, source_indices=rows.astype(int))"
+        )
+    if header.shape[0] != count:
+        raise UserError(
+            f"{header.what} holds {header.shape[0]} source indices for {count} translations; "
+            "give one index per translation"
+        )
+    rows = read_rows(header, count).astype(np.int64)
+    have = len(source(data).test.x)
+    outside = (rows < 0) | (rows >= have)
+    if outside.any():
+        raise UserError(
+            f"{header.what} holds index {int(rows[outside][0])}; the source test split of "
+            f"{data.name!r} has rows 0..{have - 1}"
+        )
+    values, counts = np.unique(rows, return_counts=True)
+    if (counts > 1).any():
+        raise UserError(
+            f"{header.what} holds index {int(values[counts > 1][0])} "
+            f"{int(counts[counts > 1][0])} times; translate each source image once"
+        )
+    return rows[:n]
 
 
 def count_samples(path: Path) -> int:

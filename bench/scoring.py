@@ -130,6 +130,9 @@ class ScoringContext:
     # class-conditional samples: the label each sample was asked for (int64, len(fake));
     # None for unconditional models and samples files without labels
     fake_labels: torch.Tensor | None = None
+    # translations from a samples file with source_indices: the source test row of each;
+    # None: fake[i] translates source test image i
+    source_indices: np.ndarray | None = None
     features_for: Sequence[str] = ()  # default feature spaces; empty: the dataset's default
     weights: Mapping[str, Path] = field(default_factory=dict)  # extractor -> weights file
     model: object | None = None  # for metrics that need it (bits/dim, throughput)
@@ -147,6 +150,12 @@ class ScoringContext:
     @property
     def n(self) -> int:
         return len(self.fake)
+
+    @property
+    def source_rows(self) -> np.ndarray:
+        """Of a translation task: the row of the source's test split each translation was
+        made from (on a paired task also its true target's row in the target's test split)."""
+        return np.arange(self.n) if self.source_indices is None else self.source_indices
 
     def column(self, extractor: str) -> str:
         """The extractor's name in metric columns."""

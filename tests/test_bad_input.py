@@ -159,6 +159,21 @@ def samples_entry(tmp_path, write, dataset: str = "digits") -> str:
     return suite_with(tmp_path, text)
 
 
+def translations_file(path, rows):
+    """60 translations (28x28) with these source_indices."""
+    np.savez(path, images=np.zeros((60, 1, 28, 28), np.uint8), source_indices=rows)
+    return path
+
+
+def translations_with_indices(tmp_path, rows, dataset: str = "edges2mnist") -> str:
+    """A samples-file suite on a translation task: 60 translations with these source_indices."""
+    translations_file(tmp_path / "s.npz", rows)
+    text = BASE.replace("[digits]", f"[{dataset}]")
+    if dataset == "edges2mnist":
+        text = text.replace("[fd_pixels]", "[psnr]")
+    return suite_with(tmp_path, text.replace("name: copier", "name: s\n    samples: s.npz"))
+
+
 def eval_of(tmp_path, write, dataset: str = "digits") -> list[str]:
     return ["eval", "--samples", str(write(tmp_path / "s.npz")), "--dataset", dataset]
 
@@ -1164,6 +1179,45 @@ CASES = {
         ),
         [],
         "dataset 'digits2mnist': n_samples=400 and its source test split holds 359 images",
+    ),
+    # -- translations with the source test row of each (#31) ------------------------------------
+    "source_indices of floats": (
+        lambda t: translations_with_indices(t, np.arange(60.0)),
+        [],
+        "['source_indices'] holds float64 of shape (60,); source indices are a 1-D integer",
+    ),
+    "source_indices of two columns": (
+        lambda t: translations_with_indices(t, np.zeros((60, 2), np.int64)),
+        [],
+        "['source_indices'] holds int64 of shape (60, 2); source indices are a 1-D integer",
+    ),
+    "fewer source_indices than translations": (
+        lambda t: translations_with_indices(t, np.arange(59)),
+        [],
+        "['source_indices'] holds 59 source indices for 60 translations",
+    ),
+    "source index outside the source test split": (
+        lambda t: translations_with_indices(t, np.arange(60) + 950),
+        [],
+        "['source_indices'] holds index 1000; the source test split of 'edges2mnist' has rows "
+        "0..999",
+    ),
+    "source index given twice": (
+        lambda t: translations_with_indices(t, np.r_[np.arange(59), 7]),
+        [],
+        "['source_indices'] holds index 7 2 times; translate each source image once",
+    ),
+    "eval: source index given twice": (
+        lambda t: eval_of(
+            t, lambda p: translations_file(p, np.r_[np.arange(59), 7]), "edges2mnist"
+        ),
+        [],
+        "['source_indices'] holds index 7 2 times; translate each source image once",
+    ),
+    "source_indices on a generation dataset": (
+        lambda t: translations_with_indices(t, np.arange(60), "mnist5k"),
+        [],
+        "['source_indices']: dataset 'mnist5k' is not a translation task",
     ),
     "model entry on a dataset the suite lacks": (
         lambda t: suite_with(t, BASE + "    datasets: [mnist5k]\n"),

@@ -30,5 +30,5 @@ def score_cycle_psnr(ctx: ScoringContext) -> dict[str, float]:
     with torch.inference_mode():
         back = back_of(ctx.fake.clone(), generator=g, batch_size=ctx.batch_size)
     back = check_samples(back, src, ctx.n).numpy()
-    value = psnr_per_image(back, src.test.x[: ctx.n].numpy()).mean()
+    value = psnr_per_image(back, src.test.x[ctx.source_rows].numpy()).mean()
     return {"cycle_psnr": float(np.asarray(value))}

@@ -23,4 +23,4 @@ def score_label_kept(ctx: ScoringContext) -> dict[str, float]:
     if labels is None:
         raise UserError(f"metric 'label_kept' needs source labels; {ctx.data.name!r} has none")
     predicted = ctx.classifier_logits("fake").argmax(axis=1)
-    return {"label_kept": float(np.mean(predicted == labels[: ctx.n].numpy()))}
+    return {"label_kept": float(np.mean(predicted == labels[ctx.source_rows].numpy()))}

@@ -23,7 +23,7 @@ def psnr_per_image(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> n
 
 def paired_targets(ctx: ScoringContext) -> np.ndarray:
     """The true target of each translation: target test image i for source test image i."""
-    return ctx.data.test.x[: ctx.n].numpy()
+    return ctx.data.test.x[ctx.source_rows].numpy()
 
 
 @register_metric("psnr", columns={"psnr": ("higher", 30)}, needs={"images", "translation", "pairs"})

@@ -44,10 +44,19 @@ class StudyConfig:
     attention: int = 0
     max_missed: int = 0
     min_rt_ms: int = 0
+    # ours: on a paired translation task, show each image beside its source ("is this the
+    # real target of this source?"): reals are true pairs, fakes a translation beside the
+    # source it was made from
+    show_source: bool = False
 
     @property
     def quality_controls(self) -> bool:
         return self.attention > 0 or self.min_rt_ms > 0
+
+    @property
+    def stage_width(self) -> int:
+        """Width of every picture the page shows (a source and its image side by side)."""
+        return pair_width(self.display_px) if self.show_source else self.display_px
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -55,6 +64,11 @@ class StudyConfig:
     @classmethod
     def from_json(cls, text: str) -> StudyConfig:
         return cls(**json.loads(text))
+
+
+def pair_width(display_px: int) -> int:
+    """Two images of display_px and a gap of an eighth of one between them."""
+    return 2 * display_px + display_px // 8
 
 
 def check_config(cfg: StudyConfig) -> StudyConfig:

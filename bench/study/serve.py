@@ -16,7 +16,6 @@ from bench.study.app import Study, create_app
 from bench.study.attention import attention_classes, attention_images
 from bench.study.config import StudyConfig, check_config
 from bench.study.guard import Guard
-from bench.study.images import encode_png
 from bench.study.names import samples_args
 from bench.study.plan import ATTENTION, REAL, build_pool, rater_trials, with_labels
 from bench.study.results import check_study_name, log_study_scores, study_scores
@@ -43,14 +42,14 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
     """The study, created on first use, and label -> job run id (empty for samples files).
     A study that exists must be reopened with the settings it was created with. Every
     check runs before anything is written: a refused study leaves no database behind."""
-    from bench.study.sources import real_images
+    from bench.study.sources import Source, real_images
 
     cfg = check_config(req.cfg)
     check_study_name(req.name)
     if req.raters < 1:
         raise UserError(f"--raters must be at least 1, got {req.raters}")
     sources, dataset, run_ids = study_sources_of(req)
-    real = real_images(dataset)
+    real = real_images(dataset, cfg.show_source)
     labels = shown_classes(cfg, sources, real.labels, dataset)
     models = list(sources)
     db = study_db(req.out, req.name)
@@ -62,6 +61,8 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
         )
     secret = new_secret() if meta is None else store.read_secret(db)
     checks = attention_images(cfg.attention, real.images, secret)
+    # beside a source (--show-source), a check is noise beside noise of the sources' statistics
+    beside = None if real.beside is None else attention_images(cfg.attention, real.beside, secret)
     if labels is not None:
         labels[ATTENTION] = attention_classes(cfg.attention, real.labels, secret)
     if meta is None:
@@ -72,9 +73,8 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
         pool = store.read_pool(db)
         pool = pool if labels is None else with_labels(pool, labels)
         tokens = store.rater_tokens(db)
-    tensors = {label: s.images for label, s in sources.items()}
-    tensors |= {REAL: real.images, ATTENTION: checks}
-    images = {p.id: encode_png(tensors[p.source][p.index], cfg.display_px) for p in pool}
+    shown = {**sources, REAL: real, ATTENTION: Source(checks, beside=beside)}
+    images = {p.id: shown[p.source].png(p.index, cfg.display_px) for p in pool}
     new = [secrets.token_urlsafe(24) for _ in range(req.raters - len(tokens))]
     raters = {token: rater_trials(cfg, models, pool, secret, token) for token in new}
     if meta is None:
@@ -89,7 +89,13 @@ def open_study(req: StudyRequest) -> tuple[Study, dict[str, str]]:
 
 def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
     """(label -> Source, dataset, label -> job run id) of samples files or a suite's output."""
-    from bench.study.sources import file_sources, study_runs, study_sources
+    from bench.study.sources import (
+        SANITY,
+        SANITY_BESIDE_SOURCE,
+        file_sources,
+        study_runs,
+        study_sources,
+    )
 
     if req.samples:
         if req.dataset is None:
@@ -99,14 +105,17 @@ def study_sources_of(req: StudyRequest) -> tuple[dict, str, dict[str, str]]:
                 "--models selects runs of a suite's output; with --samples, pass "
                 "only the files to show"
             )
-        return file_sources(samples_args(req.samples), req.dataset), req.dataset, {}
-    runs = study_runs(req.out, req.models, req.dataset, req.references)
+        files = samples_args(req.samples)
+        return file_sources(files, req.dataset, req.cfg.show_source), req.dataset, {}
+    sanity = SANITY_BESIDE_SOURCE if req.cfg.show_source else SANITY
+    runs = study_runs(req.out, req.models, req.dataset, req.references, sanity)
     if REAL in (r.label for r in runs):
         raise UserError(
             f"{req.out} has a model labelled {REAL!r}, the study's name for its real images; "
             "leave it out with --models"
         )
-    sources = study_sources(req.out, runs)  # of the dataset asked for, not the first one
+    # of the dataset asked for, not the first one
+    sources = study_sources(req.out, runs, req.cfg.show_source)
     return sources, runs[0].dataset, {r.label: r.run_id for r in runs}
 
 
