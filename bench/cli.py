@@ -440,68 +440,44 @@ def study(
 ) -> None:
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
-    from bench.errors import Stopped
-    from bench.study.config import StudyConfig, check_config, check_references
-    from bench.study.hype import minimum_note
-    from bench.study.names import samples_args
-    from bench.study.quality import exclusion_note
-    from bench.study.results import check_study_name
+    from bench.commands.study import StudyCommand, run_study
+    from bench.study.config import StudyConfig
 
     cfg = StudyConfig(
-        mode,
-        trials,
-        practice,
-        images,
-        display_px,
-        fixation_ms,
-        mask_ms,
-        start_ms,
-        min_ms,
-        max_ms,
-        step_ms,
-        3,
-        reversals,
-        block,
-        seed,
-        show_class,
-        attention,
-        max_missed,
-        min_rt_ms,
+        mode=mode,
+        trials=trials,
+        practice=practice,
+        images=images,
+        display_px=display_px,
+        fixation_ms=fixation_ms,
+        mask_ms=mask_ms,
+        start_ms=start_ms,
+        min_ms=min_ms,
+        max_ms=max_ms,
+        step_ms=step_ms,
+        reversals=reversals,
+        block=block,
+        seed=seed,
+        show_class=show_class,
+        attention=attention,
+        max_missed=max_missed,
+        min_rt_ms=min_rt_ms,
     )
-    check_config(cfg)  # these checks run before the server's modules (torch among them) load
-    check_study_name(name)
-    check_references(references)
-    samples_args(samples or [])
-    from bench.study.serve import (
-        StudyRequest,
-        check_port_free,
-        finish,
-        links,
-        open_study,
-        results_link,
-        serve,
+    run_study(
+        StudyCommand(
+            out=out,
+            cfg=cfg,
+            name=name,
+            raters=raters,
+            samples=samples or [],
+            dataset=dataset,
+            models=models,
+            references=references,
+            host=host,
+            port=port,
+            score=score,
+        )
     )
-
-    labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
-    if not score:
-        check_port_free(host, port)  # before the study is created: a refusal writes nothing
-    the_study, run_ids = open_study(req)
-    if not score:
-        typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
-        for link in links(the_study, host, port):
-            typer.echo(f"  {link}")
-        typer.echo("Results so far, for you alone (never send this link to raters):")
-        typer.echo(f"  -> {results_link(the_study, host, port)}")
-        typer.echo("Ctrl-C stops the server and writes the scores.")
-        try:
-            serve(the_study, host, port)
-        except (Stopped, KeyboardInterrupt):
-            pass  # the signal uvicorn passes on after its graceful stop: score the study
-    for label, values in finish(req, the_study, run_ids).items():
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        notes = [n for n in (exclusion_note(values), minimum_note(values)) if n]
-        typer.echo("\n  ! ".join([f"{label}: {shown}", *notes]))
 
 
 def main() -> None:
