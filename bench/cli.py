@@ -1,4 +1,5 @@
-"""The genbench command line: run, report, list (and eval, fid, stats, throughput)."""
+"""The genbench command line: parsing only; each command's work is one function in
+bench/commands/."""
 
 from __future__ import annotations
 
