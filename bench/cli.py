@@ -1,8 +1,8 @@
-"""The genbench command line: run, report, list (and eval, fid, stats, throughput)."""
+"""The genbench command line: parsing only; each command's work is one function in
+bench/commands/."""
 
 from __future__ import annotations
 
-import collections
 import sys
 from enum import Enum
 from pathlib import Path
@@ -72,14 +72,7 @@ def run(
 ) -> None:
     """Train or load every model of a suite, sample, score, track in MLflow, write the
     leaderboard. Finished jobs are reused; an interrupted run resumes."""
-    from bench.suite import load_suite
-
-    suite = load_suite(suite_file)  # first: a rejected suite file imports no torch
-    out = out or Path("reports") / suite.name
-    from bench.plan import plan_suite
-
-    plan = plan_suite(suite, out, data_root, tracking_uri)  # nor do bad data or samples files
-    from bench.executors import executor_options, make_executor, suite_executor_options
+    from bench.commands.run import RunRequest, run_suite
 
     flags = {
         "address": ray_address,
@@ -91,29 +84,18 @@ def run(
         "max_retries": max_retries,
         "jobs": jobs,
     }
-    chosen = suite.executor
-    name = executor or (chosen.name if chosen else "local")
-    from_suite = chosen.options if chosen and chosen.name == name else {}
-    # nor do bad executor options
-    options = executor_options(
-        name, flags, executor_option, suite_executor_options(name, from_suite)
+    run_suite(
+        RunRequest(
+            suite_file=suite_file,
+            out=out,
+            tracking_uri=tracking_uri,
+            data_root=data_root,
+            device=device,
+            executor=executor,
+            executor_flags=flags,
+            executor_options=executor_option,
+        )
     )
-    jobs_executor = make_executor(name, **options)
-    from bench.job import RunOptions
-    from bench.runner import Runner
-
-    runner = Runner(suite, RunOptions(out, tracking_uri, data_root, device), plan)
-    results = runner.run(jobs_executor)
-    from bench.report.render import write_report  # after preflight, which may reject the run
-
-    boards = write_report(runner.store, out, suite.name)
-    print_leaderboards(boards)
-    failed = [r for r in results if r.status == "FAILED"]
-    typer.echo(f"\n{run_summary(results)} Leaderboard: {out}/leaderboard.md|.csv|.html")
-    if failed:
-        for r in failed:
-            typer.echo(f"FAILED {r.job.label}: {r.error}", err=True)
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -133,47 +115,9 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild the leaderboard (md, csv, html) from MLflow alone."""
-    from bench.metrics import check_rank_metric
+    from bench.commands.report import rebuild_report
 
-    rank_by = None
-    if primary is not None:
-        rank_by = [m.strip() for m in primary.split(",") if m.strip()]
-        for m in rank_by:
-            try:
-                check_rank_metric(m)
-            except ValueError as e:
-                raise UserError(f"--primary: {e}") from None
-    if out is None:
-        if suite is None:
-            raise UserError("pass --out DIR (the folder genbench run wrote) or --suite NAME")
-        out = Path("reports") / suite
-    if tracking_uri is None:
-        db = out / "mlruns" / "mlflow.db"
-        if not db.exists():
-            raise UserError(f"no MLflow store at {db}; run `genbench run` or pass --tracking-uri")
-    if compare is not None:  # checked before anything is written
-        before_db = compare / "mlruns" / "mlflow.db"
-        if not before_db.exists():
-            raise UserError(f"--compare {compare}: no MLflow store at {before_db}")
-    from bench.record import open_output_store
-    from bench.report.leaderboard import build_leaderboards
-    from bench.report.render import write_report
-
-    before = None
-    if compare is not None:
-        before = build_leaderboards(open_output_store(compare).records(suite), rank_by)
-    boards = write_report(open_output_store(out, tracking_uri), out, suite, rank_by)
-    if not boards:
-        raise UserError("the MLflow store holds no genbench job runs")
-    print_leaderboards(boards)
-    typer.echo(f"\nLeaderboard: {out}/leaderboard.md|.csv|.html")
-    if before is not None:
-        from bench.cache import atomic_write_bytes
-        from bench.report.compare import compare as compare_boards
-
-        text = compare_boards(boards, before, after=str(out), before=str(compare))
-        atomic_write_bytes(out / "compare.md", text.encode())
-        typer.echo("\n" + text)
+    rebuild_report(out, tracking_uri, suite, primary, compare)
 
 
 class Mode(str, Enum):
@@ -230,78 +174,25 @@ def eval_(
 ) -> None:
     """Score pre-generated samples (or samples drawn here from a model that comes trained)
     against a dataset, every metric from one feature pass."""
-    import json
+    from bench.commands.eval import EvalRequest, evaluate
 
-    from bench.data import dataset_arrays
-    from bench.samples import read_samples, sample_labels, source_indices
-
-    if (samples is None) == (model is None):
-        raise UserError("give --samples FILE or --model PREFIX:PATH (one of them)")
-    arrays = dataset_arrays(dataset, data_root)  # bad data or samples: refused before torch loads
-    rows = None  # of translations: the source test row of each, when the file holds them
-    if samples is not None:
-        samples_read, labels_read = read_samples(samples, arrays), sample_labels(samples, arrays)
-        rows = source_indices(samples, arrays)
-    import torch
-
-    from bench.data import load_dataset
-    from bench.distributed import score_data_parallel
-    from bench.features import default_extractor
-    from bench.samples import check_samples
-    from bench.scoring import needing_sample_labels, plan, small_n_warnings, weights_network
-
-    data = load_dataset(dataset, data_root)
-    extractor = default_extractor(data) if features == "auto" else features
-    names = [m.strip() for m in metrics.split(",") if m.strip()]
-    paths = {weights_network(extractor, names): weights.resolve()} if weights is not None else {}
-    if weights is not None and not weights.is_file():
-        raise UserError(f"--weights {weights}: no such file")
-    count = n if model is not None else len(samples_read)
-    planned = plan(names, data, [extractor], count, paths)  # bad input: one line before work
-    if model is not None:
-        from bench.device import resolve_device
-        from bench.job import sample_pretrained
-
-        opts = json_options(options)
-        samples_read, labels = sample_pretrained(model, opts, data, n, seed, resolve_device(device))
-    else:
-        labels = None if labels_read is None else torch.from_numpy(labels_read)
-    x = check_samples(samples_read, data)
-    conditional = needing_sample_labels(planned)
-    if conditional and labels is None and model is not None:
-        raise UserError(
-            f"metric {conditional[0]!r} needs a class-conditional model; {model} is not"
+    evaluate(
+        EvalRequest(
+            dataset=dataset,
+            samples=samples,
+            model=model,
+            options=options,
+            n=n,
+            seed=seed,
+            features=features,
+            metrics=metrics,
+            weights=weights,
+            data_root=data_root,
+            device=device,
+            json_out=json_out,
+            nproc=nproc,
         )
-    if conditional and labels is None:
-        raise UserError(
-            f"metric {conditional[0]!r} needs the class each sample was asked for; {samples} "
-            "holds no labels: save them in the .npz (np.savez(F, images=x, labels=y))"
-        )
-    scored = score_data_parallel(data, x, device, extractor, names, nproc, paths, labels, rows)
-    if scored is None:  # a torchrun rank other than 0: rank 0 prints
-        return
-    # after scoring, so that a refusal made while scoring (a missing weights file) is one line
-    small_n = small_n_warnings(planned, data, len(x))
-    for line in small_n:
-        typer.echo(f"warning: {line}", err=True)
-    ctx, results = scored
-    if json_out:
-        typer.echo(
-            json.dumps(
-                {
-                    "metrics": results,
-                    "n": len(x),
-                    "dataset": dataset,
-                    "features": extractor,
-                    "warnings": small_n,
-                    **ctx.provenance,
-                },
-                indent=2,
-            )
-        )
-        return
-    for k, v in results.items():
-        typer.echo(f"{k}: {v:.6g}")
+    )
 
 
 FidInput = Annotated[
@@ -366,28 +257,19 @@ def fid(
     (pytorch-fid's --save-stats) is pytorch-fid's protocol: --mode legacy.
 
     FID depends on n: compare numbers at equal n only."""
-    import json
+    from bench.commands.fid import run_fid
+    from bench.commands.stats import FeatureProtocol
 
-    if save_stats:
-        write_stats(
-            path_a, Path(path_b), features, mode, dataset, data_root, batch_size, device, weights
-        )
-        return
-    check_hub_weights(features, path_a, path_b)
-    from bench.fid import fid_between
-
-    result = fid_between(
-        path_a,
-        path_b,
+    protocol = FeatureProtocol(
         features=features,
         weights=weights,
         mode=mode.value,
-        batch_size=batch_size,
-        device=device,
         dataset=dataset,
         data_root=data_root,
+        batch_size=batch_size,
+        device=device,
     )
-    typer.echo(json.dumps(result, indent=2) if json_out else f"FID: {result['fid']}")
+    run_fid(path_a, path_b, protocol, save_stats=save_stats, json_out=json_out)
 
 
 @app.command()
@@ -410,61 +292,18 @@ def stats(
     """Reference statistics: mu and sigma in pytorch-fid's .npz, plus genbench's protocol
     record (extractor, weights sha256, mode, n, source, genbench version), which pytorch-fid
     ignores: only --mode legacy files give pytorch-fid's numbers there."""
-    write_stats(source, out, features, mode, dataset, data_root, batch_size, device, weights)
+    from bench.commands.stats import FeatureProtocol, write_stats
 
-
-def check_hub_weights(features: str, *inputs: str) -> None:
-    """When Inception features are computed (an input is not a statistics file), a file in
-    torch hub's place that cannot be its weights is refused before torch loads."""
-    from bench.npz import is_stats_file
-
-    if features == "inception" and not all(is_stats_file(p) for p in inputs):
-        from bench.features.inception_hub import check_hub_file
-
-        check_hub_file()
-
-
-def write_stats(
-    source, out: Path, features, mode, dataset, data_root, batch_size, device, weights
-) -> None:
-    check_hub_weights(features, source)
-    from bench.fid import write_source_stats
-
-    made = write_source_stats(
-        source,
-        out,
+    protocol = FeatureProtocol(
         features=features,
         weights=weights,
         mode=mode.value,
-        batch_size=batch_size,
-        device=device,
         dataset=dataset,
         data_root=data_root,
-    ).protocol
-    mode = f" (mode {made.mode})" if made.mode else ""
-    typer.echo(
-        f"{out}: {made.dim}-d {made.extractor} statistics{mode}, n={made.n}, from {made.source}"
+        batch_size=batch_size,
+        device=device,
     )
-
-
-def json_options(options: str) -> dict:
-    """--options: a JSON object of plain values, checked as a suite's options are."""
-    import json
-
-    try:
-        opts = json.loads(options)
-    except ValueError as e:
-        raise UserError(f"bad --options: {e}") from None
-    if not isinstance(opts, dict):
-        raise UserError("--options must be a JSON object and --batch-sizes positive integers")
-    from bench.suite import check_option
-
-    for key, value in opts.items():  # JSON's NaN and Infinity too, as in a suite
-        try:
-            check_option(key, value)
-        except ValueError as e:
-            raise UserError(f"--options: {e}") from None
-    return opts
+    write_stats(source, out, protocol)
 
 
 @app.command()
@@ -484,56 +323,23 @@ def throughput(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Sampling throughput per batch size: img/s, ms/img, NFE, FLOPs, memory, compile time."""
-    import json
+    from bench.commands.throughput import ThroughputRequest, measure_throughput
 
-    try:
-        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    except ValueError as e:
-        raise UserError(f"bad --options or --batch-sizes: {e}") from None
-    if not sizes or min(sizes) < 1:
-        raise UserError("--options must be a JSON object and --batch-sizes positive integers")
-    opts = json_options(options)
-    from bench.data import load_dataset
-    from bench.device import resolve_device
-    from bench.job import load_checkpoint
-    from bench.models import Budget, build_model, resolve_model
-    from bench.throughput import sweep
-
-    dev = resolve_device(device)
-    data = load_dataset(dataset, data_root)
-    net = build_model(resolve_model(model), data, opts, dev)
-    if checkpoint is not None:
-        load_checkpoint(net, checkpoint, model)
-    else:  # an untrained model samples exactly as fast; zero steps sets it up
-        net.fit(data, Budget(steps=0), seed=0, progress=lambda step, values: None)
-    rows = sweep(net, dev, sizes, dtype=dtype, compile=compile, repeats=repeats)
-    if json_out:  # NaN (not measured) as null: strict JSON readers reject bare NaN
-        clean = [{k: None if v != v else v for k, v in r.items()} for r in rows]
-        typer.echo(json.dumps({"model": model, "dataset": dataset, "rows": clean}, indent=2))
-        return
-    typer.echo(f"{model} on {dataset}, {dev}, {dtype}, compile {'on' if compile else 'off'}")
-    typer.echo(
-        "batch  img/s      ms/img    NFE   MFLOP/img  share of matmul peak  memory MB  rsd     load"
-    )
-    for r in rows:
-        mem = r.get("peak_mem_mb", r.get("peak_rss_growth_mb"))
-        share = r["share_of_matmul_peak"]
-        share_text = "n/a" if share != share else f"{share:.2%}"
-        if not r["dtype_native"] and share == share:
-            share_text += f" (of {r['matmul_peak_dtype']})"
-        typer.echo(
-            f"{int(r['batch_size']):>5}  {r['img_s']:<9.4g}  {r['ms_per_img']:<8.4g}  "
-            f"{r['nfe']:<4.0f}  {r['flops_per_sample'] / 1e6:<9.4g}  "
-            f"{share_text:<20}  {mem:<9.0f}  {r['rsd']:<6.1%}  {r['load']:.0%}"
-            + ("  !" if r["disturbed"] else "")
+    measure_throughput(
+        ThroughputRequest(
+            model=model,
+            dataset=dataset,
+            checkpoint=checkpoint,
+            options=options,
+            batch_sizes=batch_sizes,
+            dtype=dtype,
+            compile=compile,
+            repeats=repeats,
+            device=device,
+            data_root=data_root,
+            json_out=json_out,
         )
-    if compile:
-        typer.echo(f"compile time (excluded above): {rows[0]['compile_s']:.1f} s")
-    disturbed = [r for r in rows if r["disturbed"]]
-    for r in disturbed:
-        typer.echo(f"! batch {int(r['batch_size'])}: {r['disturbance']}")
-    if disturbed:
-        typer.echo("! disturbed figures: re-measure on a quiet machine (more --repeats help)")
+    )
 
 
 samples_app = typer.Typer(
@@ -581,29 +387,9 @@ def list_(
 ) -> None:
     """List the registered models (marked class-conditional or reference), datasets, metrics
     (with their columns), extractors or executors (with their options)."""
-    from bench.data import dataset_names
-    from bench.features import extractor_names
-    from bench.metrics import describe
-    from bench.models import describe_models
+    from bench.commands.listing import list_names
 
-    if what == ListWhat.metrics:
-        from bench.metrics.costs import cost_line, costs_header, read_costs
-
-        costs = read_costs()
-        typer.echo(costs_header(costs))
-        for name, columns, summary, suite_names in describe():
-            cost = f"\n    {cost_line(suite_names, costs)}" if suite_names else ""
-            typer.echo(f"{name}: {columns}\n    {summary}{cost}")
-    elif what == ListWhat.executors:
-        from bench.executors import describe_executors
-
-        typer.echo("\n".join(describe_executors()))
-    elif what == ListWhat.models:
-        for name, text in describe_models():
-            typer.echo(f"{name:<16} {text}".rstrip())
-    else:
-        names = dataset_names() if what == ListWhat.datasets else extractor_names()
-        typer.echo("\n".join(names))
+    list_names(what.value)
 
 
 @app.command()
@@ -662,87 +448,45 @@ def study(
 ) -> None:
     """Serve a real-or-fake study page (HYPE) for a suite's models; on Ctrl-C (or with
     --score) write the scores to OUT/study and to the models' MLflow job runs."""
-    from bench.errors import Stopped
-    from bench.study.config import StudyConfig, check_config, check_references
-    from bench.study.hype import minimum_note
-    from bench.study.names import samples_args
-    from bench.study.quality import exclusion_note
-    from bench.study.results import check_study_name
+    from bench.commands.study import StudyCommand, run_study
+    from bench.study.config import StudyConfig
 
     cfg = StudyConfig(
-        mode,
-        trials,
-        practice,
-        images,
-        display_px,
-        fixation_ms,
-        mask_ms,
-        start_ms,
-        min_ms,
-        max_ms,
-        step_ms,
-        3,
-        reversals,
-        block,
-        seed,
-        show_class,
-        attention,
-        max_missed,
-        min_rt_ms,
-        show_source,
+        mode=mode,
+        trials=trials,
+        practice=practice,
+        images=images,
+        display_px=display_px,
+        fixation_ms=fixation_ms,
+        mask_ms=mask_ms,
+        start_ms=start_ms,
+        min_ms=min_ms,
+        max_ms=max_ms,
+        step_ms=step_ms,
+        reversals=reversals,
+        block=block,
+        seed=seed,
+        show_class=show_class,
+        attention=attention,
+        max_missed=max_missed,
+        min_rt_ms=min_rt_ms,
+        show_source=show_source,
     )
-    check_config(cfg)  # these checks run before the server's modules (torch among them) load
-    check_study_name(name)
-    check_references(references)
-    samples_args(samples or [])
-    from bench.study.serve import (
-        StudyRequest,
-        check_port_free,
-        finish,
-        links,
-        open_study,
-        results_link,
-        serve,
+    run_study(
+        StudyCommand(
+            out=out,
+            cfg=cfg,
+            name=name,
+            raters=raters,
+            samples=samples or [],
+            dataset=dataset,
+            models=models,
+            references=references,
+            host=host,
+            port=port,
+            score=score,
+        )
     )
-
-    labels = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    req = StudyRequest(out, name, cfg, raters, samples or [], dataset, labels, references)
-    if not score:
-        check_port_free(host, port)  # before the study is created: a refusal writes nothing
-    the_study, run_ids = open_study(req)
-    if not score:
-        typer.echo("Rater links (one per person; a link resumes where its rater stopped):")
-        for link in links(the_study, host, port):
-            typer.echo(f"  {link}")
-        typer.echo("Results so far, for you alone (never send this link to raters):")
-        typer.echo(f"  -> {results_link(the_study, host, port)}")
-        typer.echo("Ctrl-C stops the server and writes the scores.")
-        try:
-            serve(the_study, host, port)
-        except (Stopped, KeyboardInterrupt):
-            pass  # the signal uvicorn passes on after its graceful stop: score the study
-    for label, values in finish(req, the_study, run_ids).items():
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        notes = [n for n in (exclusion_note(values), minimum_note(values)) if n]
-        typer.echo("\n  ! ".join([f"{label}: {shown}", *notes]))
-
-
-def run_summary(results) -> str:
-    """How many jobs were scored now (and whether they trained their model or took it from
-    the cache), reused whole from an earlier run, or failed."""
-    count = collections.Counter(r.status for r in results)
-    fits = collections.Counter(r.fit for r in results if r.status == "FINISHED")
-    return (
-        f"{len(results)} jobs: {count['FINISHED']} run ({fits['trained']} trained a model, "
-        f"{fits['cache']} sampled a cached one), {count['REUSED']} reused (finished before), "
-        f"{count['FAILED']} failed."
-    )
-
-
-def print_leaderboards(boards) -> None:
-    from bench.report.render import to_markdown
-
-    typer.echo(to_markdown(boards))
 
 
 def main() -> None:

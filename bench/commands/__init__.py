@@ -1,1 +1,3 @@
-"""The work of side commands (`genbench samples export`, ...); bench/cli.py only parses."""
+"""Each command's work, one module per command (bench/cli.py only parses): a function taking
+typed arguments, whose imports that load torch stay inside it, after the refusals that need
+no torch."""

@@ -9,13 +9,18 @@ the accelerator; this computes in float64, in row tiles so that 50,000 x 50,000 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.errors import UserError
 from bench.features.weights_files import CLIP_EXTRACTOR
 from bench.metrics import register_metric
-from bench.metrics.fd import ArrayLike, as_features, check_finite
+from bench.metrics.fd import as_features, check_finite
 from bench.scoring import ScoringContext, equal_size_subset
+
+if TYPE_CHECKING:
+    from bench.metrics.fd import ArrayLike
 
 SIGMA = 10.0
 SCALE = 1000.0

@@ -10,6 +10,8 @@ tests it on real images. Per-class values go to ctx.artifacts["per_class"] for t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -18,8 +20,11 @@ from bench.data import ImageDataset
 from bench.errors import UserError
 from bench.features.classifier import RECIPE, fit_classifier, measure_accuracy
 from bench.metrics import register_metric
-from bench.metrics.fd import ArrayLike, frechet_distance
+from bench.metrics.fd import frechet_distance
 from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.metrics.fd import ArrayLike
 
 CAS_SEED = 0  # CAS and its real ceiling train with this seed: same samples, same number
 

@@ -3,13 +3,17 @@ sources, A -> B -> A, in PSNR (bench.metrics.psnr)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.metrics import register_metric
 from bench.metrics.psnr import psnr_per_image
 from bench.samples import check_samples
-from bench.scoring import ScoringContext
 from bench.translation import source
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 
 @register_metric(

@@ -9,15 +9,21 @@ and breaks down on near-singular covariances.
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
 from bench.metrics import register_alias, register_metric
-from bench.scoring import ScoringContext
 
-ArrayLike = np.ndarray | torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+    from bench.scoring import ScoringContext
+
+    ArrayLike = np.ndarray | torch.Tensor
 
 
 # Multithreaded OpenBLAS Cholesky and eigensolvers collapse when the cores are shared: on a
@@ -33,9 +39,10 @@ _CHUNK_ELEMENTS = 1 << 22
 
 def to_numpy(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     """`x` as a real numeric numpy array with `ndim` dimensions (no copy when possible)."""
-    if isinstance(x, torch.Tensor):
+    loaded = sys.modules.get("torch")  # a tensor exists only once torch is loaded
+    if loaded is not None and isinstance(x, loaded.Tensor):
         x = x.detach().cpu()
-        if x.dtype in (torch.bfloat16, torch.float16):
+        if x.dtype in (loaded.bfloat16, loaded.float16):
             x = x.double()
         x = x.numpy()
     arr = np.asarray(x)

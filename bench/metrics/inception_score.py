@@ -7,12 +7,17 @@ and torch-fidelity (whose chunk boundaries, i * n // splits, are used).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.errors import UserError
 from bench.metrics import register_metric
-from bench.metrics.fd import ArrayLike, check_finite, to_numpy
-from bench.scoring import ScoringContext
+from bench.metrics.fd import check_finite, to_numpy
+
+if TYPE_CHECKING:
+    from bench.metrics.fd import ArrayLike
+    from bench.scoring import ScoringContext
 
 # Rows this close to summing to 1 (and within [0, 1]) are taken as probabilities.
 _PROB_SUM_TOL = 1e-3

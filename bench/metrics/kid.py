@@ -10,12 +10,17 @@ gives the same subsets and the same value as its `rng_seed`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.errors import UserError
 from bench.metrics import register_metric
-from bench.metrics.fd import ArrayLike, as_features, check_finite, to_numpy
-from bench.scoring import ScoringContext
+from bench.metrics.fd import as_features, check_finite, to_numpy
+
+if TYPE_CHECKING:
+    from bench.metrics.fd import ArrayLike
+    from bench.scoring import ScoringContext
 
 
 def kid_subset_indices(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.metrics import register_metric
 from bench.metrics.psnr import paired_targets
-from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 
 def mean_l1(x: np.ndarray, y: np.ndarray) -> float:

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.metrics import register_metric
-from bench.scoring import ScoringContext
 from bench.translation import source
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 
 @register_metric(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.metrics import register_metric
-from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 PSNR_CAP_DB = 100.0  # an image equal to its target: log10 of a zero error is +inf
 

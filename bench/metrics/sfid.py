@@ -5,9 +5,13 @@ weighs spatial structure that pool3's averaging discards."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench.metrics import register_metric
 from bench.metrics.fd import frechet_distance
-from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 EXTRACTOR = "inception_spatial"
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bench.metrics import register_metric
 from bench.metrics.psnr import paired_targets
-from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 # Wang et al.'s protocol, which torchmetrics' default and scikit-image's
 # structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,

@@ -4,10 +4,14 @@ held-out targets, which no translation model trained on."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench.metrics import register_metric
 from bench.metrics.fd import frechet_distance
 from bench.metrics.kid import kid
-from bench.scoring import ScoringContext
+
+if TYPE_CHECKING:
+    from bench.scoring import ScoringContext
 
 
 @register_metric(

@@ -9,13 +9,18 @@ package (score_X with normalize=True, q = 1) is the oracle in tests/test_vendi.p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.errors import UserError
 from bench.metrics import register_metric
-from bench.metrics.fd import ArrayLike, as_features, check_finite
-from bench.scoring import ScoringContext
+from bench.metrics.fd import as_features, check_finite
+
+if TYPE_CHECKING:
+    from bench.metrics.fd import ArrayLike
+    from bench.scoring import ScoringContext
 
 
 def vendi_score(features: ArrayLike) -> float:
