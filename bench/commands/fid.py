@@ -30,12 +30,6 @@ def run_fid(
     result = fid_between(
         path_a,
         path_b,
-        features=protocol.features,
-        weights=protocol.weights,
-        mode=protocol.mode,
-        batch_size=protocol.batch_size,
-        device=protocol.device,
-        dataset=protocol.dataset,
-        data_root=protocol.data_root,
+        **protocol.kwargs(),
     )
     typer.echo(json.dumps(result, indent=2) if json_out else f"FID: {result['fid']}")

@@ -3,7 +3,7 @@ dataset split, an image folder or an .npz of images."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import typer
@@ -21,6 +21,10 @@ class FeatureProtocol:
     data_root: Path | None = None
     batch_size: int = 50
     device: str = "auto"
+
+    def kwargs(self) -> dict:
+        """The protocol as the keyword arguments of bench.fid's functions."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def check_hub_weights(features: str, *inputs: str) -> None:
@@ -42,13 +46,7 @@ def write_stats(source: str, out: Path, protocol: FeatureProtocol) -> None:
     made = write_source_stats(
         source,
         out,
-        features=protocol.features,
-        weights=protocol.weights,
-        mode=protocol.mode,
-        batch_size=protocol.batch_size,
-        device=protocol.device,
-        dataset=protocol.dataset,
-        data_root=protocol.data_root,
+        **protocol.kwargs(),
     ).protocol
     mode = f" (mode {made.mode})" if made.mode else ""
     typer.echo(
