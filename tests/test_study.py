@@ -416,7 +416,9 @@ def test_exposures_do_not_tell_a_rater_which_answers_were_wrong(
                              timeout=30).status_code == 200  # fmt: skip
         t = requests.get(f"{server.url}/api/{token}/trial", timeout=30).json()
     picked = [shown[i + 1] > shown[i] for i in range(len(shown) - 1)] + [False]
-    assert sum(picked) > 5 and len(set(shown)) > 3  # the staircase moved
+    # The staircase moved: with these answers and 400 random secrets it rose 5 to 14 times
+    # (CI once drew a secret with 5, which `> 5` refused); under 3 is below one in 10,000.
+    assert sum(picked) >= 3 and len(set(shown)) > 3
     observed = expected = variance = 0.0
     for b in range(0, len(shown), 4):
         wrong, pick = ~np.array(correct[b : b + 4]), np.array(picked[b : b + 4])
