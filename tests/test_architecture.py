@@ -51,3 +51,27 @@ def test_no_upward_imports(importer, forbidden):
 def test_only_the_record_module_calls_mlflow():
     files = sorted((ROOT / "bench").rglob("*.py"))
     assert modules_importing("mlflow", files) == ["bench/record.py"]
+
+
+TEST_FOLDERS_OF_THEIR_OWN = {"benchmarks", "fixtures", "__pycache__"}
+
+
+def test_tests_mirror_the_packages():
+    """tests/ mirrors bench/'s packages (and baselines/): a test folder is named after one,
+    and a top-level test named after a module that lives only in a package is in that
+    package's test folder (tests/metrics/test_kid.py for bench/metrics/kid.py)."""
+    tests = ROOT / "tests"
+    packages = {p.parent.name for p in (ROOT / "bench").glob("*/__init__.py")} | {"baselines"}
+    folders = {p.name for p in tests.iterdir() if p.is_dir()} - TEST_FOLDERS_OF_THEIR_OWN
+    assert folders <= packages, f"test folders named after no package: {folders - packages}"
+    top_modules = {p.stem for p in (ROOT / "bench").glob("*.py")}
+    misplaced = [
+        f"tests/{t.name} -> tests/{p.parent.name}/"
+        for t in tests.glob("test_*.py")
+        for p in [
+            *ROOT.glob(f"bench/*/{t.stem.removeprefix('test_')}.py"),
+            *ROOT.glob(f"baselines/{t.stem.removeprefix('test_')}.py"),
+        ]
+        if t.stem.removeprefix("test_") not in top_modules
+    ]
+    assert not misplaced, misplaced

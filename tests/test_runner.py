@@ -202,8 +202,8 @@ def test_killed_suite_resumes_without_duplicates(tmp_path):
     )
     env = {"GENBENCH_KILL_FLAG": str(tmp_path / "flag")}
     out = tmp_path / "out"
-    # one job at a time: the job's SIGKILL kills genbench itself (tests/test_local_executor.py
-    # kills a parallel run's driver)
+    # one job at a time: the job's SIGKILL kills genbench itself
+    # (tests/executors/test_local_executor.py kills a parallel run's driver)
     first = run_cli("run", str(suite), "--out", str(out), "--jobs", "1", env=env)
     assert first.returncode == -9, first.stderr  # SIGKILL mid-suite
     second = run_cli("run", str(suite), "--out", str(out), env=env)

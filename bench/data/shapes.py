@@ -16,7 +16,7 @@ the pixel is round(255 * inside / 16) by integer arithmetic (inside: how many of
 samples lie in the shape). Orientations are 0..75 degrees in steps of 15 (all distinct
 for these shapes); cos and sin are rounded to 12 decimals, so a last-bit difference of
 another machine's libm cannot change an image; the rest is IEEE float64 arithmetic, so
-the images are the same bytes everywhere (tests/test_shapes.py pins their hash).
+the images are the same bytes everywhere (tests/data/test_shapes.py pins their hash).
 
 The class label is the shape; the factor indices of each image are in
 `meta["factors_train"]` / `meta["factors_test"]` ((n, 5) int64, columns FACTOR_NAMES,

@@ -20,7 +20,7 @@ def torch_hub_dir() -> Path:
     if "torch" in sys.modules:  # loaded already: torch.hub.set_dir may have moved it
         return Path(sys.modules["torch"].hub.get_dir())
     # Copied from torch.hub.get_dir and torch.hub._get_torch_home (torch 2.x), which would
-    # import torch; tests/test_inception.py checks they agree.
+    # import torch; tests/features/test_inception.py checks they agree.
     home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
     return Path(os.path.expanduser(home)) / "hub"
 

@@ -4,7 +4,7 @@ exp of the Shannon entropy of the eigenvalues of K / n, K the cosine-similarity 
 features (rows L2-normalized, K = X X^T). It needs no reference set: 1 for n identical
 samples, n for n mutually orthogonal ones. The non-zero eigenvalues of X X^T / n equal those
 of X^T X / n, so the smaller of the two Gram matrices is decomposed. The `vendi-score`
-package (score_X with normalize=True, q = 1) is the oracle in tests/test_vendi.py.
+package (score_X with normalize=True, q = 1) is the oracle in tests/metrics/test_vendi.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Glow: each layer's log-determinant against autograd's Jacobian, the whole flow's
 invertibility and log-determinant, actnorm's data-dependent initialization, and the
 `temperature` sampling option (the contract, determinism and checkpoints are
-tests/test_baselines.py's, which runs glow with the other families)."""
+tests/baselines/test_baselines.py's, which runs glow with the other families)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from bench.throughput import (
     sweep,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CPU = torch.device("cpu")
 

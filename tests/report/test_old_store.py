@@ -1,5 +1,5 @@
 """An MLflow store written by an older genbench still reports: the same leaderboard.csv,
-cell for cell, as the genbench that wrote it (tests/data/make_old_store.py made both with
+cell for cell, as the genbench that wrote it (tests/fixtures/make_old_store.py made both with
 genbench as it was before #27's registry change)."""
 
 import gzip
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import run_cli
 
-OLD = Path(__file__).resolve().parent / "data" / "old_store"
+OLD = Path(__file__).resolve().parents[1] / "fixtures" / "old_store"
 
 
 def test_a_store_written_before_the_registry_change_reports_the_same_leaderboard(tmp_path):

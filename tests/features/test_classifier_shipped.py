@@ -28,8 +28,8 @@ from bench.metrics.fd import frechet_distance
 from bench.metrics.kid import kid
 from bench.metrics.prdc import prdc_metrics
 
-DATA = Path(__file__).resolve().parent / "data"
-ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
 
 # The bytes every machine must load; a retrained classifier changes these on purpose only.
 SHIPPED_SHA256 = {
