@@ -208,6 +208,24 @@ def test_entry_point_scan_is_kept_per_sys_path(tmp_path, monkeypatch):
     assert [ep.name for ep in plugin_entry_points(group)] == ["thing"]
 
 
+def test_plugins_read_each_packages_metadata_once_per_path(monkeypatch):
+    """load_plugins runs before each registry lookup (thousands of times in `genbench list
+    metrics`); reading a distribution's name parses its metadata, which made `list metrics`
+    take 11 s until the outside packages' entry points were kept per sys.path."""
+    import importlib.metadata
+
+    from bench import plugins
+
+    reads = []
+    name = importlib.metadata.Distribution.name
+    monkeypatch.setattr(importlib.metadata.Distribution, "name",
+                        property(lambda d: reads.append(1) or name.fget(d)))  # fmt: skip
+    monkeypatch.syspath_prepend("/nonexistent-path-for-a-fresh-scan")
+    for _ in range(20):
+        plugins.load_plugins()
+    assert 0 < len(reads) <= len(plugins.plugin_entry_points(plugins.PLUGIN_GROUP))
+
+
 def test_columns_declare_what_they_are():
     """The report and the job read a column's kind and artifacts from its declaration, not
     from its name."""

@@ -406,18 +406,24 @@ def describe() -> list[tuple[str, str, str, list[str]]]:
     """(group name, columns with directions, summary, the suite names it runs under) for
     `genbench list metrics`; no suite names for columns a suite does not compute."""
     arrows = {"lower": "↓", "higher": "↑", "closer to 0": "→0", "closer to 1": "→1", None: ""}
+    names_of = suite_names()
     rows = []
     for name, spec in sorted(specs().items()):
         cols = ", ".join(f"{c.prefix}* {arrows[c.direction]}".strip() for c in spec.columns)
         where = " (per feature space: NAME or NAME_EXTRACTOR)" if spec.per_extractor else ""
-        rows.append((name, cols, spec.summary + where, suite_names_of(name)))
+        rows.append((name, cols, spec.summary + where, names_of.get(name, [])))
     return rows
 
 
-def suite_names_of(group: str) -> list[str]:
-    """The names a suite's `metrics:` runs group `group` under, one per feature space
+def suite_names() -> dict[str, list[str]]:
+    """Group -> the names a suite's `metrics:` runs it under, one per feature space
     (`fd_pixels`, ...) for a per-extractor group, and its aliases (`fid_inception`)."""
-    if group not in _suite_specs():
-        return []
-    names = [n for n in metric_names() if n != group and parse_metric(n)[0].name == group]
-    return names if _suite_specs()[group].per_extractor else [group, *names]
+    others: dict[str, list[str]] = {}
+    for n in metric_names():
+        group = parse_metric(n)[0].name
+        if n != group:
+            others.setdefault(group, []).append(n)
+    return {
+        group: others.get(group, []) if spec.per_extractor else [group, *others.get(group, [])]
+        for group, spec in _suite_specs().items()
+    }

