@@ -74,7 +74,10 @@ Progress = Callable[[int, dict[str, float]], None]
 class GenerativeModel(Protocol):
     def fit(
         self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress
-    ) -> Spent: ...
+    ) -> Spent:
+        """Train for budget.steps steps; with budget.steps == 0, only set the model up,
+        ready to sample untrained (genbench throughput and scripts/gpu-check rely on it)."""
+        ...
 
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         """uint8 NCHW images of the dataset's shape (or float in [0, 1], which the harness
