@@ -1,10 +1,12 @@
 """One place per concept: a metric, a reference model and an extractor each plug in with one
 registration or attribute, and every part of genbench follows."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, write_suite
+from conftest import ROOT, run_cli, write_suite
 
 from bench.data import dataset_names, load_dataset, register_dataset
 from bench.errors import UserError
@@ -260,3 +262,37 @@ def test_a_plugin_speed_column_never_ranks_and_places_in_the_sweep_are_declared(
     assert table == [fd, "intra_fd_classifier_n9", *against]
     with pytest.raises(ValueError, match="kind 'fast' of 'x_'"):
         register_metric("test_bad_kind", columns={"x_": {"direction": "lower", "kind": "fast"}})
+
+
+def test_declarations_read_through_the_disk_cache_equal_the_sources(tmp_path, monkeypatch):
+    from bench import registry
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path))
+    scan = registry.scan_file.__wrapped__
+    files = [(p, f"m{i}") for i, p in enumerate(sorted(ROOT.glob("bench/**/*.py")))]
+    first = {f: scan(*f) for f in files}  # parsed, and the cache written
+    assert len(list((tmp_path / "declarations").iterdir())) == len(files)
+    monkeypatch.setattr(registry, "_scan_source", lambda *a: pytest.fail("parsed again"))
+    assert {f: scan(*f) for f in files} == first
+    assert sum(bool(d) for d in first.values()) > 30
+    lazy = [a for d in first.values() for x in d for a in (*x.args, *x.kwargs.values())]
+    assert registry.LAZY in lazy  # non-literal arguments come back as the sentinel itself
+
+
+def test_an_edited_file_or_a_bad_cache_file_is_read_from_the_source(tmp_path, monkeypatch):
+    from bench import registry
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    scan = registry.scan_file.__wrapped__
+    source = tmp_path / "mod.py"
+    source.write_text('@register_metric("one")\ndef f(ctx):\n    """One."""\n')
+    assert [d.args for d in scan(source, "mod")] == [("one",)]
+    source.write_text('@register_metric("two", x=g)\ndef f(ctx):\n    """Two."""\n')
+    os.utime(source, ns=(1, 1))  # a new mtime: another key
+    assert [(d.args, d.kwargs) for d in scan(source, "mod")] == [(("two",), {"x": registry.LAZY})]
+    (cache_file,) = [p for p in (tmp_path / "cache" / "declarations").iterdir()
+                     if p.read_text().count("two")]  # fmt: skip
+    flag = tmp_path / "ran"
+    for bad in ("((", f"__import__('pathlib').Path({str(flag)!r}).touch()", "(1, 2)"):
+        cache_file.write_text(bad)
+        assert [d.args for d in scan(source, "mod")] == [("two",)] and not flag.exists()
