@@ -72,9 +72,7 @@ Progress = Callable[[int, dict[str, float]], None]
 
 @runtime_checkable
 class GenerativeModel(Protocol):
-    def fit(
-        self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress
-    ) -> Spent:
+    def fit(self, data: ImageDataset, budget: Budget, *, seed: int, progress: Progress) -> Spent:
         """Train for budget.steps steps; with budget.steps == 0, only set the model up,
         ready to sample untrained (genbench throughput and scripts/gpu-check rely on it)."""
         ...
