@@ -33,9 +33,9 @@ DIGIT_BOX = 20  # MNIST digits fill a 20x20 box in the middle of 28x28
 
 def sobel_edges(images: np.ndarray) -> np.ndarray:
     """Binary edge maps (0 or 255, uint8 NCHW) of uint8 NCHW images: the squared magnitude
-    of the 3x3 Sobel gradient, in int64 with the borders zero-padded, at or above
-    EDGE_THRESHOLD_SQ. Integer arithmetic only: the same bits on every machine."""
-    x = np.pad(images.astype(np.int64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    of the 3x3 Sobel gradient, in int32 (at most 2 * 1020^2) with the borders zero-padded,
+    at or above EDGE_THRESHOLD_SQ. Integer arithmetic only: the same bits on every machine."""
+    x = np.pad(images.astype(np.int32), ((0, 0), (0, 0), (1, 1), (1, 1)))
     h, w = images.shape[2:]
 
     def at(dy: int, dx: int) -> np.ndarray:
