@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bench.data import ImageDataset
 from bench.errors import UserError
-from bench.plugins import PLUGIN_GROUP, find_object, load_plugins, plugin_entry_points
+from bench.plugins import (
+    PLUGIN_GROUP,
+    find_object,
+    load_plugins,
+    own_entry_points,
+    plugin_entry_points,
+)
 from bench.registry import (
     ClassInfo,
     Registry,
@@ -150,9 +156,7 @@ def _declared(function: str) -> Callable[[], Iterator[tuple[str, str, ModelSpec]
 def _plugin_packages_of_genbench() -> Iterator[tuple[str, Path]]:
     """The modules of genbench's own `genbench.plugins` entry points (its baselines), found
     without importing them."""
-    for ep in plugin_entry_points(PLUGIN_GROUP):
-        if ep.dist is None or ep.dist.name != "genbench":
-            continue
+    for ep in own_entry_points(PLUGIN_GROUP):
         found = importlib.util.find_spec(ep.value)
         if found is None or found.origin is None:
             continue
