@@ -1,7 +1,11 @@
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 from cleanfid.fid import kernel_distance
+from threadpoolctl import threadpool_info
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 from bench.errors import UserError
@@ -147,3 +151,28 @@ def with_nan(x):
 def test_bad_input_raises_user_error(call, message):
     with pytest.raises(UserError, match=message):
         call()
+
+
+@pytest.mark.parametrize("d", [32, kid_module.FLOAT32_GRAM_MIN_DIM])
+def test_subsets_in_threads_give_the_serial_values_bit_for_bit(monkeypatch, d):
+    """With BLAS on several threads, subsets run side by side, each with one BLAS thread:
+    the values equal one thread's exactly, and inside a subset BLAS has one thread."""
+    a, b = features(16, 300, d), features(17, 350, d, shift=0.1)
+    monkeypatch.setattr(kid_module, "_blas_threads", lambda: 1)
+    serial = kid(a, b, num_subsets=12, subset_size=100)
+
+    seen = []
+    for name in ("_mmd2_centred", "_mmd2_from_kernels"):
+        original = getattr(kid_module, name)
+
+        def recording(*args, original=original):
+            blas = {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+            seen.append((threading.get_ident(), blas))
+            time.sleep(0.01)  # so that the other threads take subsets too
+            return original(*args)
+
+        monkeypatch.setattr(kid_module, name, recording)
+    monkeypatch.setattr(kid_module, "_blas_threads", lambda: 3)
+    assert kid(a, b, num_subsets=12, subset_size=100) == serial
+    assert len(seen) == 12 and all(blas == {1} for _, blas in seen)
+    assert len({thread for thread, _ in seen}) > 1
