@@ -18,6 +18,18 @@ def isolated_cache(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks train fastest on one thread (and far faster on a busy machine); the
+    count is put back after the module, so that no other test inherits it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600, **popen
 ):

@@ -13,6 +13,8 @@ from bench.data import ImageDataset, Split, load_dataset
 from bench.errors import UserError
 from bench.models import Budget, build_model, resolve_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Tiny architectures: enough to exercise every code path in well under a second per fit.
 TINY = {
     "vae": {"width": 8, "z_dim": 4, "batch_size": 16},
@@ -71,15 +73,6 @@ def roundtrip(sd: dict) -> dict:
     torch.save(sd, buf)
     buf.seek(0)
     return torch.load(buf, weights_only=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and far faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from bench.data import load_dataset
 from bench.errors import UserError
 from bench.models import Budget
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"z_dim": 4, "width": 8, "batch_size": 16, "device": "cpu"}
 
 
@@ -23,7 +25,6 @@ def params(model: VAE) -> list[torch.Tensor]:
 
 
 def test_beta_one_trains_on_the_plain_negative_elbo_bit_for_bit(monkeypatch):
-    torch.set_num_threads(1)
     default = params(trained())
     original = VAE._elbo_terms
 
@@ -36,7 +37,6 @@ def test_beta_one_trains_on_the_plain_negative_elbo_bit_for_bit(monkeypatch):
 
 
 def test_a_larger_beta_trains_other_weights_and_encode_gives_the_posterior_means():
-    torch.set_num_threads(1)
     beta1, beta4 = trained(), trained(beta=4.0)
     assert not all(torch.equal(a, b) for a, b in zip(params(beta1), params(beta4), strict=True))
     x = load_dataset("digits").test.x[:7]

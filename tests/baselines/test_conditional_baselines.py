@@ -16,6 +16,8 @@ from bench.errors import UserError
 from bench.features.classifier import load_classifier
 from bench.models import Budget, build_model, model_names, resolve_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAMILIES = ["cdcgan", "acgan", "cddpm", "cvae"]
 TINY = {
     "cdcgan": {"width": 8, "z_dim": 8, "batch_size": 16},
@@ -61,14 +63,6 @@ def roundtrip(sd: dict) -> dict:
 
 
 LABELS = torch.tensor([0, 1, 2, 0, 2], dtype=torch.int64)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ from bench.data import load_dataset
 from bench.errors import UserError
 from bench.models import Budget
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"z_dim": 8, "categories": 4, "continuous": 2, "width": 8, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_num_threads(1)
     data = load_dataset("digits")
     m = InfoGAN(data.shape, device="cpu", **TINY)
     losses = []

@@ -12,19 +12,13 @@ from test_baselines import draw, fit, make, random_images, ring_points, roundtri
 from baselines.stylegan import Mapping, modulated_conv2d
 from bench.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"width": 8, "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "batch_size": 8}
 
 
 def stylegan(data, **options):
     return make("stylegan", data, **{**TINY, **options})
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
