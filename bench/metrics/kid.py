@@ -170,7 +170,7 @@ def _each_subset(
     """mmd2 of every subset pair, in as many threads as BLAS may use, BLAS on one thread in
     each. Subsets side by side on one core each beat one at a time on all cores: their
     gathers and cube sums are one-core numpy that left the other cores idle, and one-thread
-    matmuls need no synchronisation (2 cores, n = 10,000: 6.0 s -> 4.6 s). A subset's value is
+    matmuls need no synchronisation (2 cores, n = 10,000: 5.9 s -> 4.7 s). A subset's value is
     computed the same way whatever the thread count."""
     threads = _blas_threads()
     with threadpool_limits(1, user_api="blas"):
