@@ -22,20 +22,22 @@ app = typer.Typer(
 
 
 TrackingUri = Annotated[
-    str | None, typer.Option(help="MLflow tracking URI [default: sqlite store in OUT/mlruns]")
+    str | None, typer.Option(help="MLflow tracking URI \\[default: sqlite store in OUT/mlruns]")
 ]
 
 
 @app.command()
 def run(
     suite_file: Annotated[Path, typer.Argument(help="suite YAML, e.g. suites/digits.yaml")],
-    out: Annotated[Path | None, typer.Option(help="output folder [default: reports/SUITE]")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output folder \\[default: reports/SUITE]")
+    ] = None,
     tracking_uri: TrackingUri = None,
     data_root: Annotated[Path | None, typer.Option(help="folder with mnist/cifar10 files")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")] = "auto",
     jobs: Annotated[
         int | None,
-        typer.Option(help="jobs at once, in worker processes (local) [default: physical cores]"),
+        typer.Option(help="jobs at once, in worker processes (local) \\[default: physical cores]"),
     ] = None,
     # -- scaling out (README "Scaling out"): where the jobs run -------------------------------
     executor: Annotated[
@@ -53,7 +55,7 @@ def run(
         ),
     ] = None,
     ray_address: Annotated[
-        str | None, typer.Option(help="join this Ray cluster (e.g. auto) [default: start one]")
+        str | None, typer.Option(help="join this Ray cluster (e.g. auto) \\[default: start one]")
     ] = None,
     cpus_per_job: Annotated[
         float | None, typer.Option(help="CPUs per job (ray, slurm; default 1)")
@@ -403,9 +405,9 @@ def study(
     samples: Annotated[
         list[str] | None, typer.Option(help="LABEL=PATH of an .npz or image folder; repeat it")
     ] = None,
-    dataset: Annotated[str | None, typer.Option(help="real images [default: the runs']")] = None,
+    dataset: Annotated[str | None, typer.Option(help="real images \\[default: the runs']")] = None,
     models: Annotated[
-        str | None, typer.Option(help="comma-separated labels [default: the learned models]")
+        str | None, typer.Option(help="comma-separated labels \\[default: the learned models]")
     ] = None,
     references: Annotated[
         str, typer.Option(help="without --models: one (a copier, the sanity check), all, none")

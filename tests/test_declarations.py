@@ -244,6 +244,25 @@ def test_listing_and_help_import_no_torch(tmp_path, args, expect):
     assert not imported
 
 
+@pytest.mark.parametrize(
+    "args, defaults",
+    [
+        (
+            ["run", "--help"],
+            ["reports/SUITE", "physical cores", "sqlite store in OUT/mlruns", "start one"],
+        ),
+        (["study", "--help"], ["the runs'", "the learned models"]),
+    ],
+)
+def test_help_shows_the_defaults_genbench_computes(args, defaults):
+    """Rich markup took an option's "[default: ...]" for a tag and dropped it."""
+    res, _ = probe(*args, env={"COLUMNS": "250"})
+    text = " ".join(res.stdout.split())
+    assert res.returncode == 0, res.stderr
+    for default in defaults:
+        assert f"[default: {default}]" in text
+
+
 BASE = """\
 name: bad
 datasets: [digits]
