@@ -9,6 +9,16 @@ usual lambda 1 / 0.1 with 32 noise dimensions gave 0.76 and with 16 noise dimens
 G and Q are updated together, the shared trunk only by
 the discriminator's loss.
 
+Two terms from outside InfoGAN, off by default, make Q cluster the real images too (no
+labels), so that a code value has to look like one cluster of real images:
+- lambda_real * `cluster_loss`: Q's categorical prediction confident for each real image
+  and balanced over the batch (RIM, Krause et al. 2010, as in IMSAT, Hu et al. 2017). It
+  trains Q on the trunk's features of the real batch (not the trunk: sending it into the
+  discriminator's loss too gave no better codes).
+- lambda_aug * KL(Q(c | x) || Q(c | x shifted by a pixel)): the same prediction for an
+  image moved by one pixel (`shift_one_pixel`; IMSAT's self-augmented training). It trains Q.
+The digits suite uses them (suites/digits.yaml; README "InfoGAN" for what each gives).
+
 Networks are DCGAN's (layers.py: generator, discriminator; images generated at the power
 of two >= their size and cropped); Q is a 4x4 conv on the trunk's 4x4 features, LeakyReLU,
 and a linear layer to the categorical logits and a mean and log-std per continuous code.
@@ -51,6 +61,30 @@ from bench.models import Budget, Progress, Spent, register_model
 CONTINUOUS_RANGE = (-1.0, 1.0)
 
 
+def cluster_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of q(c | x) over the batch less the entropy of the batch's mean q, in
+    nats: -log K for confident predictions spread evenly over K values, 0 for uniform ones."""
+    q = F.softmax(logits, dim=1)
+    marginal = q.mean(0)
+    h_each = -(q * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return h_each + (marginal * marginal.clamp_min(1e-12).log()).sum()
+
+
+def shift_one_pixel(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each NCHW image moved by -1, 0 or 1 pixel down and across (drawn per image), the
+    uncovered edge filled with the background value -1."""
+    n, ch, h, w = x.shape
+    padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
+    dy, dx = torch.randint(3, (2, n, 1), generator=generator, device=x.device)
+    rows = (torch.arange(h, device=x.device) + dy)[:, None, :, None]
+    cols = (torch.arange(w, device=x.device) + dx)[:, None, None, :]
+    index = (
+        torch.arange(n, device=x.device)[:, None, None, None],
+        torch.arange(ch, device=x.device)[None, :, None, None],
+    )
+    return padded[(*index, rows, cols)]
+
+
 class QHead(nn.Module):
     """Code predictions from the discriminator trunk's (ch, 4, 4) features."""
 
@@ -77,8 +111,9 @@ class InfoGAN:
     `continuous` uniform codes, recovered by a Q head on the discriminator trunk.
 
     Options: z_dim=16 (noise), categories=10, continuous=2, lambda_cat=2.0, lambda_cont=0.05
-    (weights of the mutual-information terms), width=32, batch_size=64, lr_d=2e-4,
-    lr_g=1e-3, device=None (cuda if available)."""
+    (weights of the mutual-information terms), lambda_real=0.0 and lambda_aug=0.0 (Q
+    clusters real images; module docstring), width=32, batch_size=64, lr_d=2e-4, lr_g=1e-3,
+    device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
 
@@ -92,6 +127,8 @@ class InfoGAN:
         continuous: int = 2,
         lambda_cat: float = 2.0,
         lambda_cont: float = 0.05,
+        lambda_real: float = 0.0,
+        lambda_aug: float = 0.0,
         width: int = 32,
         batch_size: int = 64,
         lr_d: float = 2e-4,
@@ -105,10 +142,20 @@ class InfoGAN:
                 f"infogan: categories must be at least 1 and continuous at least 0, "
                 f"got {categories} and {continuous}"
             )
+        lambdas = {
+            "lambda_cat": lambda_cat,
+            "lambda_cont": lambda_cont,
+            "lambda_real": lambda_real,
+            "lambda_aug": lambda_aug,
+        }
+        negative = [f"{name} {value}" for name, value in lambdas.items() if value < 0]
+        if negative:
+            raise UserError(f"infogan: loss weights must be at least 0, got {', '.join(negative)}")
         self.shape, self.kind = tuple(shape), kind
         self.device = resolve_device(device)
         self.batch_size, self.lr_d, self.lr_g = batch_size, lr_d, lr_g
         self.lambda_cat, self.lambda_cont = lambda_cat, lambda_cont
+        self.lambda_real, self.lambda_aug = lambda_real, lambda_aug
         self.config = {
             "z_dim": z_dim,
             "categories": categories,
@@ -188,7 +235,8 @@ class InfoGAN:
                 lambda s: torch.rand(s, generator=gen, device=self.device),
             )
             fake = self._generate(z, cat, cont)
-            d_real = self.D.net[-1](self._trunk(real)).flatten()
+            h_real = self._trunk(real)
+            d_real = self.D.net[-1](h_real).flatten()
             d_fake = self.D.net[-1](self._trunk(fake.detach())).flatten()
             loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
             opt_d.zero_grad(set_to_none=True)
@@ -198,6 +246,23 @@ class InfoGAN:
             loss_gan = F.softplus(-self.D.net[-1](h).flatten()).mean()
             ce, nll = self.info_loss(h, cat, cont)
             loss_g = loss_gan + self.lambda_cat * ce + self.lambda_cont * nll
+            logged = {}
+            if self.lambda_real or self.lambda_aug:
+                logits_real = self.Q(h_real.detach())[0]
+                clustered = cluster_loss(logits_real)
+                loss_g = loss_g + self.lambda_real * clustered
+                logged["loss_info_real"] = clustered.item()
+            if self.lambda_aug:
+                with torch.no_grad():
+                    h_shifted = self._trunk(shift_one_pixel(real, gen))
+                kl = F.kl_div(
+                    F.log_softmax(self.Q(h_shifted)[0], dim=1),
+                    F.log_softmax(logits_real.detach(), dim=1),
+                    reduction="batchmean",
+                    log_target=True,
+                )
+                loss_g = loss_g + self.lambda_aug * kl
+                logged["loss_info_shift"] = kl.item()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -207,6 +272,7 @@ class InfoGAN:
                 "loss_g": loss_gan.item(),
                 "loss_info_cat": ce.item(),
                 "loss_info_cont": nll.item(),
+                **logged,
             }
 
         spent = train_loop(step, budget, progress)

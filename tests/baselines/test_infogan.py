@@ -1,9 +1,11 @@
 """infogan: trains, samples with codes fixed, and round-trips its checkpoint."""
 
+import math
+
 import pytest
 import torch
 
-from baselines.infogan import InfoGAN
+from baselines.infogan import InfoGAN, cluster_loss, shift_one_pixel
 from bench.data import load_dataset
 from bench.errors import UserError
 from bench.models import Budget
@@ -55,3 +57,58 @@ def test_points_and_empty_codes_are_refused():
         InfoGAN((2,), "points", device="cpu")
     with pytest.raises(UserError, match="categories must be at least 1"):
         InfoGAN((1, 8, 8), device="cpu", categories=0)
+    with pytest.raises(UserError, match="at least 0, got lambda_aug -1"):
+        InfoGAN((1, 8, 8), device="cpu", lambda_aug=-1.0)
+
+
+def test_cluster_loss_is_minus_log_k_when_confident_and_balanced_and_zero_when_uniform():
+    confident = 50.0 * torch.eye(4).repeat(3, 1)  # 12 images, 3 per value, sure of it
+    assert cluster_loss(confident).item() == pytest.approx(-math.log(4), abs=1e-6)
+    assert cluster_loss(torch.zeros(12, 4)).item() == pytest.approx(0.0, abs=1e-6)
+    # confident but all in one value: no information either
+    assert cluster_loss(50.0 * torch.eye(4)[[1] * 12]).item() == pytest.approx(0.0, abs=1e-6)
+    # closed form on a small case: q = (0.9, 0.1) and (0.1, 0.9)
+    logits = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).log()
+    h_each = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    assert cluster_loss(logits).item() == pytest.approx(h_each - math.log(2), abs=1e-6)
+
+
+def test_shift_one_pixel_moves_each_image_by_at_most_a_pixel_and_fills_with_background():
+    x = torch.full((200, 1, 6, 6), -1.0)
+    x[:, 0, 2:4, 2:4] = torch.linspace(0.0, 1.0, 200)[:, None, None]  # away from the edge
+    moved = shift_one_pixel(x, torch.Generator().manual_seed(0))
+    seen = set()
+    for before, after in zip(x, moved, strict=True):
+        shifts = [
+            (dy, dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if torch.equal(after, torch.roll(before, (dy, dx), dims=(1, 2)))
+        ]
+        assert len(shifts) == 1
+        seen.add(shifts[0])
+    assert len(seen) == 9
+    edge = shift_one_pixel(torch.ones(50, 2, 4, 4), torch.Generator().manual_seed(1))
+    assert set(edge.unique().tolist()) <= {-1.0, 1.0}
+    assert (edge == -1.0).any() and (edge == 1.0).sum(dim=(1, 2, 3)).min() >= 2 * 9
+
+
+def fit_one_step(**options):
+    data = load_dataset("digits")
+    m = InfoGAN(data.shape, device="cpu", **TINY, **options)
+    logged = []
+    m.fit(data, Budget(1), seed=0, progress=lambda step, row: logged.append(row))
+    return m, logged[0]
+
+
+def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_q_clusters_real_images_only_when_asked_and_the_discriminator_never():
+    paper, paper_log = fit_one_step()
+    assert not {"loss_info_real", "loss_info_shift"} & set(paper_log)
+    real, real_log = fit_one_step(lambda_real=2.0, lambda_aug=8.0)
+    assert real_log["loss_info_real"] >= -math.log(4) - 1e-6 and real_log["loss_info_shift"] >= 0
+    # the terms are not in the discriminator's loss (its first update is the paper's)
+    assert same(paper.D, real.D) and not same(paper.Q, real.Q)

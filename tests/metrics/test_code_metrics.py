@@ -12,6 +12,7 @@ from bench.metrics.codes import (
     code_mi_lower_bound,
     match_codes,
     score_code_accuracy,
+    traversal_rows,
 )
 from bench.scoring import ScoringContext
 
@@ -55,9 +56,56 @@ def test_a_code_that_names_the_classes_under_a_permutation_scores_near_one():
     model = ImagesByCode(digits, perm)
     ctx = ScoringContext(digits, digits.test.x[:200], torch.device("cpu"), model=model)
     got = score_code_accuracy(ctx)
-    assert set(got) == {"code_accuracy_n200", "code_mi_lb_n200"}
+    assert set(got) == {
+        "code_accuracy_n200",
+        "code_mi_lb_n200",
+        "traversal_rows_one_class_s8",
+        "traversal_row_classes_s8",
+    }
     assert got["code_accuracy_n200"] >= 0.95
     assert 0.8 * math.log(10) < got["code_mi_lb_n200"] <= math.log(10)
+    # its traversal rows each show one test image of the code's class
+    assert got["traversal_rows_one_class_s8"] == got["traversal_row_classes_s8"] == 10
+
+
+class MorphsAlongTheSweep(ImagesByCode):
+    """Code value k gives class k while the first continuous code is below `edge`, class
+    (k + 1) % 10 above it; code values 8 and 9 both give class 9 below it."""
+
+    continuous_codes, continuous_range = 1, (-1.0, 1.0)
+
+    def __init__(self, data, edge):
+        super().__init__(data, [0, 1, 2, 3, 4, 5, 6, 7, 9, 9])
+        self.edge = edge
+
+    def sample_with_codes(self, n, *, categorical, continuous=None, generator, batch_size):
+        if continuous is not None:
+            above = continuous[:, 0] > self.edge
+            categorical = torch.where(above, (categorical + 1) % 10, categorical)
+        return super().sample_with_codes(
+            n, categorical=categorical, generator=generator, batch_size=batch_size
+        )
+
+
+@pytest.mark.parametrize(
+    ("edge", "rows", "classes"),
+    # halfway: only code 8's row is one class (9 on both sides); beyond the range: every
+    # row is one class, and 8 and 9 share class 9
+    [(0.0, 1, 1), (1.5, 10, 9)],
+)
+def test_traversal_rows_count_the_grid_rows_of_one_class_and_their_classes(edge, rows, classes):
+    digits = load_dataset("digits")
+    model = MorphsAlongTheSweep(digits, edge)
+    ctx = ScoringContext(digits, digits.test.x[:100], torch.device("cpu"), model=model)
+    got = score_code_accuracy(ctx)
+    assert got["traversal_rows_one_class_s8"] == rows
+    assert got["traversal_row_classes_s8"] == classes
+
+
+def test_traversal_rows_reads_labels_row_by_row():
+    labels = np.array([[3, 3, 3], [3, 3, 3], [1, 1, 2], [0, 0, 0]])
+    assert traversal_rows(labels) == (3, 2)
+    assert traversal_rows(np.zeros((0, 8), int)) == (0, 0)
 
 
 def test_models_without_a_categorical_code_skip_it():
