@@ -323,6 +323,10 @@ class GlowModel:
         self.redrawn = 0  # prior draws redrawn by sample() because their inverse overflowed
         self._build(seed=0)
 
+    @property
+    def sample_options(self) -> dict:
+        return {"temperature": self.temperature}
+
     def _build(self, seed: int) -> None:
         c = self.config
         with seeded(seed):

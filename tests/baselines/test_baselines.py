@@ -11,7 +11,7 @@ import torch
 
 from bench.data import ImageDataset, Split, load_dataset
 from bench.errors import UserError
-from bench.models import Budget, build_model, resolve_model
+from bench.models import Budget, build_model, model_names, resolve_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -330,6 +330,18 @@ def test_sample_options_reuse_a_trained_model(name: str, options: dict) -> None:
     other = make(name, data, **options)
     other.load_state_dict(roundtrip(trained.state_dict()))
     assert draw(other).shape == (5, 1, 8, 8)
+
+
+def test_every_swept_option_is_recorded_even_left_at_its_default() -> None:
+    """The report's sweeps read a row's option value from its suite entry, else from the
+    model's sample_options: a swept option missing there left the default row out of its
+    sweep (glow's T = 1 was)."""
+    classes = {n: resolve_model(n) for n in model_names() if ":" not in n}
+    swept = {n: cls.SWEEP_OPTIONS for n, cls in classes.items() if hasattr(cls, "SWEEP_OPTIONS")}
+    assert {"glow", "stylegan", "cddpm"} <= set(swept)
+    data = random_images((1, 8, 8))
+    for name, options in swept.items():
+        assert set(options) <= set(make(name, data).sample_options), name
 
 
 # ---------------------------------------------------------------------------- references
