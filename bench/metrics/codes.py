@@ -16,7 +16,7 @@ classifier. Code values are matched one-to-one to classes by the Hungarian algor
   one class and no two rows share one: "one digit per row"). One fixed noise draw, as the
   grid: it says what the picture shows, not an average.
 
-Models without `sample_with_codes`, or with no categorical code, skip both.
+Models without `sample_with_codes`, or with no categorical code, skip all four.
 """
 
 from __future__ import annotations
