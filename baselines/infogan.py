@@ -12,8 +12,9 @@ the discriminator's loss.
 Two terms from outside InfoGAN, off by default, make Q cluster the real images too (no
 labels), so that a code value has to look like one cluster of real images:
 - lambda_real * `cluster_loss`: Q's categorical prediction confident for each real image
-  and balanced over the batch (RIM, Krause et al. 2010, as in IMSAT, Hu et al. 2017). It
-  trains Q on the trunk's features of the real batch (not the trunk: sending it into the
+  and balanced over the batch (RIM, Krause et al. 2010, as in IMSAT, Hu et al. 2017), the
+  balance weighed by `balance` (IMSAT's mu: 4, its code's default; RIM's is 1). It trains
+  Q on the trunk's features of the real batch (not the trunk: sending it into the
   discriminator's loss too gave no better codes).
 - lambda_aug * KL(Q(c | x) || Q(c | x shifted by a pixel)): the same prediction for an
   image moved by one pixel (`shift_one_pixel`; IMSAT's self-augmented training). It trains Q.
@@ -61,13 +62,14 @@ from bench.models import Budget, Progress, Spent, register_model
 CONTINUOUS_RANGE = (-1.0, 1.0)
 
 
-def cluster_loss(logits: torch.Tensor) -> torch.Tensor:
-    """Mean entropy of q(c | x) over the batch less the entropy of the batch's mean q, in
-    nats: -log K for confident predictions spread evenly over K values, 0 for uniform ones."""
+def cluster_loss(logits: torch.Tensor, balance: float = 1.0) -> torch.Tensor:
+    """Mean entropy of q(c | x) over the batch less `balance` times the entropy of the
+    batch's mean q, in nats: -balance * log K for confident predictions spread evenly over
+    K values, 0 for uniform ones (IMSAT's H(Y|X) - mu H(Y), with mu = balance)."""
     q = F.softmax(logits, dim=1)
     marginal = q.mean(0)
     h_each = -(q * F.log_softmax(logits, dim=1)).sum(1).mean()
-    return h_each + (marginal * marginal.clamp_min(1e-12).log()).sum()
+    return h_each + balance * (marginal * marginal.clamp_min(1e-12).log()).sum()
 
 
 def shift_one_pixel(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -111,9 +113,9 @@ class InfoGAN:
     `continuous` uniform codes, recovered by a Q head on the discriminator trunk.
 
     Options: z_dim=16 (noise), categories=10, continuous=2, lambda_cat=2.0, lambda_cont=0.05
-    (weights of the mutual-information terms), lambda_real=0.0 and lambda_aug=0.0 (Q
-    clusters real images; module docstring), width=32, batch_size=64, lr_d=2e-4, lr_g=1e-3,
-    device=None (cuda if available)."""
+    (weights of the mutual-information terms), lambda_real=0.0, balance=4.0 and
+    lambda_aug=0.0 (Q clusters real images; module docstring), width=32, batch_size=64,
+    lr_d=2e-4, lr_g=1e-3, device=None (cuda if available)."""
 
     nfe = 1  # one network evaluation per sample
 
@@ -129,6 +131,7 @@ class InfoGAN:
         lambda_cont: float = 0.05,
         lambda_real: float = 0.0,
         lambda_aug: float = 0.0,
+        balance: float = 4.0,
         width: int = 32,
         batch_size: int = 64,
         lr_d: float = 2e-4,
@@ -147,6 +150,7 @@ class InfoGAN:
             "lambda_cont": lambda_cont,
             "lambda_real": lambda_real,
             "lambda_aug": lambda_aug,
+            "balance": balance,
         }
         negative = [f"{name} {value}" for name, value in lambdas.items() if value < 0]
         if negative:
@@ -155,7 +159,7 @@ class InfoGAN:
         self.device = resolve_device(device)
         self.batch_size, self.lr_d, self.lr_g = batch_size, lr_d, lr_g
         self.lambda_cat, self.lambda_cont = lambda_cat, lambda_cont
-        self.lambda_real, self.lambda_aug = lambda_real, lambda_aug
+        self.lambda_real, self.lambda_aug, self.balance = lambda_real, lambda_aug, balance
         self.config = {
             "z_dim": z_dim,
             "categories": categories,
@@ -249,7 +253,7 @@ class InfoGAN:
             logged = {}
             if self.lambda_real or self.lambda_aug:
                 logits_real = self.Q(h_real.detach())[0]
-                clustered = cluster_loss(logits_real)
+                clustered = cluster_loss(logits_real, self.balance)
                 loss_g = loss_g + self.lambda_real * clustered
                 logged["loss_info_real"] = clustered.item()
             if self.lambda_aug:

@@ -59,6 +59,8 @@ def test_points_and_empty_codes_are_refused():
         InfoGAN((1, 8, 8), device="cpu", categories=0)
     with pytest.raises(UserError, match="at least 0, got lambda_aug -1"):
         InfoGAN((1, 8, 8), device="cpu", lambda_aug=-1.0)
+    with pytest.raises(UserError, match="at least 0, got balance -2"):
+        InfoGAN((1, 8, 8), device="cpu", balance=-2.0)
 
 
 def test_cluster_loss_is_minus_log_k_when_confident_and_balanced_and_zero_when_uniform():
@@ -71,6 +73,10 @@ def test_cluster_loss_is_minus_log_k_when_confident_and_balanced_and_zero_when_u
     logits = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).log()
     h_each = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
     assert cluster_loss(logits).item() == pytest.approx(h_each - math.log(2), abs=1e-6)
+    # balance weighs only the batch's entropy (IMSAT's mu)
+    assert cluster_loss(logits, 4.0).item() == pytest.approx(h_each - 4 * math.log(2), abs=1e-6)
+    assert cluster_loss(confident, 4.0).item() == pytest.approx(-4 * math.log(4), abs=1e-6)
+    assert cluster_loss(50.0 * torch.eye(4)[[1] * 12], 4.0).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_shift_one_pixel_moves_each_image_by_at_most_a_pixel_and_fills_with_background():
@@ -109,6 +115,14 @@ def test_q_clusters_real_images_only_when_asked_and_the_discriminator_never():
     paper, paper_log = fit_one_step()
     assert not {"loss_info_real", "loss_info_shift"} & set(paper_log)
     real, real_log = fit_one_step(lambda_real=2.0, lambda_aug=8.0)
-    assert real_log["loss_info_real"] >= -math.log(4) - 1e-6 and real_log["loss_info_shift"] >= 0
+    assert real_log["loss_info_real"] >= -4 * math.log(4) - 1e-6
+    assert real_log["loss_info_shift"] >= 0
     # the terms are not in the discriminator's loss (its first update is the paper's)
     assert same(paper.D, real.D) and not same(paper.Q, real.Q)
+    # the balance (IMSAT's mu, default 4) weighs the batch's entropy: RIM's 1 weighs it less
+    rim, rim_log = fit_one_step(lambda_real=2.0, lambda_aug=8.0, balance=1.0)
+    assert -math.log(4) - 1e-6 <= rim_log["loss_info_real"]
+    assert real_log["loss_info_real"] < rim_log["loss_info_real"]
+    assert same(real.D, rim.D) and not same(real.Q, rim.Q)
+    # without the clustering term the balance has nothing to weigh
+    assert same(paper.Q, fit_one_step(balance=1.0)[0].Q)
